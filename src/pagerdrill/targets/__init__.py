@@ -1,0 +1,1 @@
+"""Targets: the stacks pagerdrill can drill (the local reference stack; compose later)."""

@@ -1,0 +1,85 @@
+"""What every target offers: the stack as a whole, and each service on its own.
+
+The fault engine drives a target through this interface only (stop, start,
+restart with environment overrides, exec, logs), so a scenario runs the same on
+the local reference stack and on a team's compose project.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+State = Literal["running", "stopped", "exited", "absent"]
+Health = Literal["healthy", "unhealthy", "unknown"]
+Phase = Literal["starting", "healthy", "stopping", "stopped", "failed", "running"]
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    name: str
+    state: State
+    health: Health
+    pid: int | None = None
+    endpoints: dict[str, str] = field(default_factory=dict)
+    env_overrides: tuple[str, ...] = ()
+    """Names (never values) of environment variables overridden by a restart."""
+
+    def to_json(self) -> dict:
+        return {
+            "name": self.name,
+            "state": self.state,
+            "health": self.health,
+            "pid": self.pid,
+            "endpoints": dict(self.endpoints),
+            "env_overrides": list(self.env_overrides),
+        }
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    service: str
+    phase: Phase
+    elapsed_s: float
+    detail: str = ""
+
+
+Progress = Callable[[ProgressEvent], None]
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+class Target(Protocol):
+    """A stack pagerdrill can drill."""
+
+    name: str
+
+    def services(self) -> list[str]: ...
+
+    def up(self, progress: Progress | None = None) -> list[ServiceStatus]: ...
+
+    def down(self, progress: Progress | None = None) -> None: ...
+
+    def status(self) -> list[ServiceStatus]: ...
+
+    def stop(self, service: str) -> None: ...
+
+    def start(self, service: str) -> None: ...
+
+    def restart(
+        self, service: str, env: Mapping[str, str] | None = None, *, reset_env: bool = False
+    ) -> None: ...
+
+    def environment(self, service: str) -> dict[str, str]: ...
+
+    def exec(self, service: str, argv: Sequence[str], timeout: float = 30.0) -> ExecResult: ...
+
+    def logs(self, service: str, tail: int = 50) -> list[str]: ...
+
+    def follow_logs(self, service: str, tail: int = 10) -> Iterator[str]: ...

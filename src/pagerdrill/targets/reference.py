@@ -1,0 +1,75 @@
+"""The bundled reference stack: which services it has, how they depend on each other.
+
+A small betting platform modelled on the seed: a password-protected Redis shared by
+cache and BullMQ queue, an HTTP api that consumes the queue, a socket.io gateway, a
+producer of settled bets and a steady smoke-traffic generator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+QUEUE_NAME = "bet_settled_queue"
+DEFAULT_ADMIN_PASSWORD = "admin-local"
+DEFAULT_REDIS_PASSWORD = "cache"
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    kind: Literal["redis", "python"]
+    description: str
+    module: str = ""
+    depends_on: tuple[str, ...] = ()
+
+
+REFERENCE_SERVICES: tuple[ServiceSpec, ...] = (
+    ServiceSpec("redis-cache", "redis", "Redis with a password; cache and BullMQ queue share it"),
+    ServiceSpec(
+        "api",
+        "python",
+        "HTTP api: sign-in, cached reads, bets; consumes bet_settled_queue",
+        "pagerdrill.refstack.api",
+        ("redis-cache",),
+    ),
+    ServiceSpec(
+        "rt",
+        "python",
+        "socket.io gateway with a per-source handshake throttler",
+        "pagerdrill.refstack.rt",
+    ),
+    ServiceSpec(
+        "game",
+        "python",
+        "adds settled-bet jobs to bet_settled_queue at a steady rate",
+        "pagerdrill.refstack.game",
+        ("redis-cache",),
+    ),
+    ServiceSpec(
+        "traffic",
+        "python",
+        "steady smoke profile: sign-ins, reads, bets, socket.io clients",
+        "pagerdrill.refstack.traffic",
+        ("api", "rt"),
+    ),
+)
+
+SERVICE_NAMES: tuple[str, ...] = tuple(s.name for s in REFERENCE_SERVICES)
+
+
+def spec(name: str) -> ServiceSpec:
+    for s in REFERENCE_SERVICES:
+        if s.name == name:
+            return s
+    raise KeyError(name)
+
+
+DEFAULT_ROLES: dict[str, dict[str, str]] = {
+    "api": {"service": "api", "admin_password_env": "ADMIN_DEFAULT_PASSWORD"},
+    "cache": {"service": "redis-cache"},
+    "queue": {"service": "redis-cache", "queue": QUEUE_NAME},
+    "rt": {"service": "rt"},
+    "producer": {"service": "game"},
+    "traffic": {"service": "traffic"},
+}

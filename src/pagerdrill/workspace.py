@@ -1,0 +1,177 @@
+"""A workspace is a folder a team keeps in git: `pagerdrill.yaml` plus scenarios,
+runbooks, readiness records, archived drills and the compose stack."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import shutil
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from pagerdrill.config import WorkspaceConfig
+from pagerdrill.errors import BadInputError, ConfigError, WorkspaceNotFound
+from pagerdrill.targets.reference import SERVICE_NAMES
+from pagerdrill.yamlfile import LineMap, load_yaml, validate
+
+CONFIG_NAME = "pagerdrill.yaml"
+STATE_DIR_NAME = ".pagerdrill"
+WORKSPACE_DIRS = ("compose", "scenarios", "runbooks", "readiness", "drills")
+
+
+@dataclass(frozen=True)
+class Workspace:
+    root: Path
+    config: WorkspaceConfig
+    lines: LineMap = field(default_factory=LineMap, compare=False, repr=False)
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / CONFIG_NAME
+
+    @property
+    def state_dir(self) -> Path:
+        """Runtime state of the local stack (pids, ports, logs); ignored by git."""
+        return self.root / STATE_DIR_NAME
+
+    def config_error(self, loc: tuple, message: str) -> ConfigError:
+        return ConfigError(self.config_path, [(self.lines.line_of(loc), message)])
+
+
+def find_workspace(explicit: Path | str | None = None, start: Path | None = None) -> Path:
+    """The workspace root: `explicit`, else $PAGERDRILL_WORKSPACE, else the nearest
+    folder at or above `start` (the current directory) holding `pagerdrill.yaml`."""
+    chosen = explicit or os.environ.get("PAGERDRILL_WORKSPACE")
+    if chosen:
+        root = Path(chosen).expanduser().resolve()
+        if not (root / CONFIG_NAME).is_file():
+            raise WorkspaceNotFound(f"{root}: no {CONFIG_NAME} here (is this a workspace?)")
+        return root
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / CONFIG_NAME).is_file():
+            return folder
+    raise WorkspaceNotFound(
+        f"no {CONFIG_NAME} in {here} or any folder above it; "
+        "run `pagerdrill init DIR` to make a workspace, or pass --workspace DIR"
+    )
+
+
+def load_workspace(root: Path) -> Workspace:
+    path = root / CONFIG_NAME
+    data, lines = load_yaml(path)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(path, [(1, "expected a mapping of keys (version, target, local ...)")])
+    config = validate(WorkspaceConfig, data, path, lines)
+    _check_consistency(config, path, lines)
+    return Workspace(root=root, config=config, lines=lines)
+
+
+def _check_consistency(config: WorkspaceConfig, path: Path, lines: LineMap) -> None:
+    """Cross-key checks pydantic cannot place on a line; all problems at once."""
+    problems: list[tuple[int | None, str]] = []
+
+    def unknown_service(loc: tuple, name: str, what: str) -> None:
+        hint = difflib.get_close_matches(name, SERVICE_NAMES, n=1)
+        message = f"{what}: unknown service '{name}'; the reference stack has " + ", ".join(
+            SERVICE_NAMES
+        )
+        if hint:
+            message += f" (did you mean '{hint[0]}'?)"
+        problems.append((lines.line_of(loc), message))
+
+    for name in config.local.services:
+        if name not in SERVICE_NAMES:
+            unknown_service(("local", "services", name), name, f"local.services.{name}")
+    if config.target == "local":
+        for role, binding in config.roles.items():
+            if binding.service not in SERVICE_NAMES:
+                unknown_service(
+                    ("roles", role, "service"), binding.service, f"roles.{role}.service"
+                )
+    if config.target == "compose" and config.compose is None:
+        problems.append(
+            (lines.line_of(("target",)), "target is 'compose' but there is no compose: section")
+        )
+    ports: dict[int, str] = {}
+    for name, svc in config.local.services.items():
+        if svc.port is None:
+            continue
+        if svc.port in ports:
+            problems.append(
+                (
+                    lines.line_of(("local", "services", name, "port")),
+                    f"local.services.{name}.port: port {svc.port} is also given to "
+                    f"{ports[svc.port]}",
+                )
+            )
+        ports[svc.port] = name
+    if problems:
+        raise ConfigError(path, problems)
+
+
+def open_workspace(explicit: Path | str | None = None) -> Workspace:
+    return load_workspace(find_workspace(explicit))
+
+
+def _template_root() -> Path:
+    """The workspace files shipped with the package (a wheel), else the source checkout's."""
+    packaged = resources.files("pagerdrill") / "_workspace"
+    if packaged.is_dir():
+        return Path(str(packaged))
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / CONFIG_NAME).is_file() and (checkout / "compose").is_dir():
+        return checkout
+    raise BadInputError("the workspace template is missing from this installation of pagerdrill")
+
+
+TEMPLATE_FILES = (
+    CONFIG_NAME,
+    "compose",
+    "runbooks/README.md",
+    "readiness/README.md",
+    "scenarios/README.md",
+    "drills/README.md",
+)
+
+
+def init_workspace(dest: Path) -> list[Path]:
+    """Scaffold a workspace at `dest`. Refuses to overwrite an existing one; writes into a
+    sibling temporary folder first so a failure leaves nothing half-made."""
+    dest = dest.expanduser().resolve()
+    if (dest / CONFIG_NAME).exists():
+        raise BadInputError(f"{dest / CONFIG_NAME} already exists; not overwriting a workspace")
+    clashes = [name for name in WORKSPACE_DIRS if (dest / name).exists()]
+    if clashes:
+        raise BadInputError(
+            f"{dest}: already has {', '.join(clashes)}; init only scaffolds a fresh workspace"
+        )
+    src = _template_root()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = dest.parent / f".{dest.name}.pagerdrill-init-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        staging.mkdir()
+        for rel in TEMPLATE_FILES:
+            source, target = src / rel, staging / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if source.is_dir():
+                shutil.copytree(
+                    source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+                )
+            else:
+                shutil.copy2(source, target)
+        if not (dest / ".gitignore").exists():
+            ignore = src / "workspace.gitignore"
+            shutil.copy2(ignore if ignore.is_file() else src / ".gitignore", staging / ".gitignore")
+        dest.mkdir(parents=True, exist_ok=True)
+        written = []
+        for entry in sorted(staging.iterdir()):
+            os.replace(entry, dest / entry.name)
+            written.append(dest / entry.name)
+        return written
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

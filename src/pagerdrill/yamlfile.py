@@ -1,0 +1,162 @@
+"""Load YAML files into strict models, with errors that name the file, the line and the key.
+
+`yaml.safe_load` semantics only. The document is composed once into nodes so that
+every key path keeps the line it came from; validation errors are mapped back to
+those lines, and unknown keys get a did-you-mean.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from pagerdrill.errors import ConfigError
+
+Loc = tuple[str | int, ...]
+M = TypeVar("M")
+
+
+class LineMap:
+    """Maps a key path (("local", "services", "api", "port")) to its 1-based line."""
+
+    def __init__(self) -> None:
+        self._lines: dict[Loc, int] = {}
+
+    def add(self, loc: Loc, line: int) -> None:
+        self._lines.setdefault(loc, line)
+
+    def line_of(self, loc: Loc) -> int | None:
+        """The line of `loc`, or of its nearest ancestor the file has."""
+        loc = tuple(loc)
+        while True:
+            if loc in self._lines:
+                return self._lines[loc]
+            if not loc:
+                return None
+            loc = loc[:-1]
+
+
+def _walk(node: yaml.Node, loc: Loc, lines: LineMap, problems: list[tuple[int | None, str]]):
+    lines.add(loc, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[Any, int] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                problems.append(
+                    (line, f"{_dotted((*loc, key))}: duplicate key (first at line {seen[key]})")
+                )
+            seen[key] = line
+            lines.add((*loc, key), line)
+            _walk(value_node, (*loc, key), lines, problems)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _walk(item, (*loc, index), lines, problems)
+
+
+def load_yaml(path: Path) -> tuple[Any, LineMap]:
+    """Parse `path` with the safe loader; return the data and its line map."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(path, [(None, "file not found")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(path, [(None, f"cannot read: {exc}")]) from None
+    return parse_yaml(text, path)
+
+
+def parse_yaml(text: str, path: Path) -> tuple[Any, LineMap]:
+    loader = None
+    try:
+        loader = yaml.SafeLoader(text)
+        node = loader.get_single_node()
+        if node is None:
+            return None, LineMap()
+        data = loader.construct_document(node)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        what = " ".join(part for part in (exc.context, exc.problem) if part)
+        raise ConfigError(path, [(line, f"not valid YAML: {what}")]) from None
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        raise ConfigError(
+            path, [(line, f"not valid YAML: character #x{exc.character:04x} is not allowed")]
+        ) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(path, [(None, f"not valid YAML: {exc}")]) from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+    lines = LineMap()
+    problems: list[tuple[int | None, str]] = []
+    _walk(node, (), lines, problems)
+    if problems:
+        raise ConfigError(path, problems)
+    return data, lines
+
+
+def _dotted(loc: Loc) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def validate(model: type[M], data: Any, path: Path, lines: LineMap) -> M:
+    """Validate `data` into the pydantic `model`; every problem is reported at once."""
+    import pydantic
+
+    try:
+        return model.model_validate(data)  # type: ignore[attr-defined]
+    except pydantic.ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
+            message = err["msg"]
+            if err["type"] == "extra_forbidden":
+                message = "unknown key"
+                suggestion = _did_you_mean(model, loc)
+                if suggestion:
+                    message += f" (did you mean '{suggestion}'?)"
+            elif err["type"] == "missing":
+                message = "required key is missing"
+            problems.append((lines.line_of(loc), f"{_dotted(loc)}: {message}"))
+        raise ConfigError(path, problems) from None
+
+
+def _did_you_mean(model: type, loc: Loc) -> str | None:
+    """Walk the model's fields along `loc` and suggest the closest known key."""
+    current: Any = model
+    for part in loc[:-1]:
+        if isinstance(part, int) or current is None:
+            current = _inner_model(current)
+            continue
+        fields = getattr(current, "model_fields", None)
+        if fields is None or part not in fields:
+            current = _inner_model(current)
+            continue
+        current = _inner_model(fields[part].annotation)
+    fields = getattr(current, "model_fields", None)
+    if not fields or not isinstance(loc[-1], str):
+        return None
+    matches = difflib.get_close_matches(loc[-1], list(fields), n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def _inner_model(annotation: Any) -> Any:
+    """The pydantic model inside an annotation like `dict[str, X]`, `X | None` or `list[X]`."""
+    if hasattr(annotation, "model_fields"):
+        return annotation
+    for arg in reversed(getattr(annotation, "__args__", ()) or ()):
+        found = _inner_model(arg)
+        if found is not None:
+            return found
+    return None

@@ -1,0 +1,35 @@
+"""Shared fixtures: workspaces in temporary folders and a real local reference stack."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from helpers import write_workspace
+from pagerdrill.targets.local import LocalTarget
+from pagerdrill.workspace import load_workspace
+
+
+@pytest.fixture
+def workspace_dir(tmp_path: Path) -> Path:
+    return write_workspace(tmp_path / "ws")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory) -> Iterator[LocalTarget]:
+    """A real reference stack, shared by the tests of one module, always taken down."""
+    root = write_workspace(tmp_path_factory.mktemp("stack") / "ws")
+    target = LocalTarget(load_workspace(root))
+    try:
+        target.up()
+        yield target
+    finally:
+        target.down()
+
+
+@pytest.fixture(autouse=True)
+def _no_user_workspace(monkeypatch):
+    """Tests never pick up a workspace from the developer's environment."""
+    monkeypatch.delenv("PAGERDRILL_WORKSPACE", raising=False)

@@ -1,0 +1,88 @@
+"""Helpers for tests: temporary workspaces, real HTTP requests, Prometheus scrapes."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from pagerdrill.targets.local import LocalTarget
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Fast, drill-friendly settings for tests: a quick producer, a low handshake limit.
+TEST_ENV = {
+    "api": {"ADMIN_DEFAULT_PASSWORD": "right-horse-battery", "SLOW_PATH_MS": 150},
+    "rt": {"HANDSHAKE_LIMIT": 10, "HANDSHAKE_WINDOW_S": 5},
+    "game": {"GAME_RATE": 20},
+    "traffic": {"TRAFFIC_RATE": 5, "TRAFFIC_SOCKETS": 2},
+}
+
+
+def write_workspace(root: Path, config: dict | None = None) -> Path:
+    """A workspace folder holding `config` (default: the test settings above)."""
+    root.mkdir(parents=True, exist_ok=True)
+    if config is None:
+        config = {
+            "version": 1,
+            "target": "local",
+            "local": {"services": {name: {"env": env} for name, env in TEST_ENV.items()}},
+        }
+    (root / "pagerdrill.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return root
+
+
+def pid_alive(pid: int) -> bool:
+    """True while `pid` exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rfind(")") + 2] != "Z"
+
+
+def http_json(url: str, body: dict | None = None, headers: dict | None = None):
+    """(status, parsed JSON body) of a real HTTP request."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, headers=headers or {})
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"null")
+
+
+def scrape(url: str) -> dict[tuple[str, tuple], float]:
+    """Every sample of a Prometheus /metrics page: (name, sorted labels) -> value."""
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text = response.read().decode()
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return out
+
+
+def metric(url: str, name: str, **labels: str) -> float:
+    return scrape(url).get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def endpoint(target: LocalTarget, service: str, kind: str = "http") -> str:
+    return next(s for s in target.status() if s.name == service).endpoints[kind]

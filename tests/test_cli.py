@@ -1,0 +1,194 @@
+"""The `pagerdrill` command as a user runs it: a real process, real exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from helpers import REPO, pid_alive
+
+PAGERDRILL = [sys.executable, "-m", "pagerdrill"]
+
+
+def run(*args: str, cwd: Path | None = None, check: bool = False) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "PAGERDRILL_WORKSPACE"}
+    return subprocess.run(
+        [*PAGERDRILL, *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        check=check,
+        timeout=120,
+    )
+
+
+def read_until(proc: subprocess.Popen, needle: str, timeout: float) -> str:
+    """The first line of `proc`'s stdout containing `needle` (or "" after `timeout`)."""
+    found: list[str] = []
+
+    def reader():
+        for line in proc.stdout:
+            if needle in line:
+                found.append(line)
+                return
+
+    thread = threading.Thread(target=reader, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return found[0] if found else ""
+
+
+def test_help_lists_the_commands():
+    result = run("--help", check=True)
+    assert "stack" in result.stdout and "init" in result.stdout
+
+
+def test_help_does_not_import_the_heavy_modules():
+    code = (
+        "import sys; sys.argv=['pagerdrill','--help']\n"
+        "from pagerdrill.cli import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('redis', 'httpx', 'pydantic', 'aiohttp', 'textual', 'bullmq',"
+        " 'socketio', 'pagerdrill.targets.local') if m in sys.modules]\n"
+        "print('HEAVY', heavy, file=sys.stderr)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert "HEAVY []" in result.stderr, result.stderr
+
+
+def test_init_scaffolds_the_same_workspace_this_repo_is(tmp_path):
+    dest = tmp_path / "team-drills"
+    result = run("init", str(dest), check=True)
+    assert "workspace created" in result.stdout
+    for name in ("compose", "scenarios", "runbooks", "readiness", "drills"):
+        assert (dest / name).is_dir()
+    assert (dest / "pagerdrill.yaml").read_text() == (REPO / "pagerdrill.yaml").read_text()
+    assert ".pagerdrill/" in (dest / ".gitignore").read_text()
+    assert sorted(p.name for p in (dest / "compose").iterdir()) == sorted(
+        p.name for p in (REPO / "compose").iterdir() if p.name != "wheels"
+    )
+
+
+def test_init_refuses_to_overwrite_a_workspace(tmp_path):
+    run("init", str(tmp_path / "ws"), check=True)
+    result = run("init", str(tmp_path / "ws"))
+    assert result.returncode == 2
+    assert "already exists; not overwriting" in result.stderr
+
+
+def test_a_malformed_workspace_file_exits_2_naming_file_and_line(tmp_path):
+    (tmp_path / "pagerdrill.yaml").write_text("version: 1\ntarget: local\nlocal:\n  services: [\n")
+    result = run("stack", "status", cwd=tmp_path)
+    assert result.returncode == 2
+    assert f"{tmp_path / 'pagerdrill.yaml'}:5: not valid YAML" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_every_problem_in_the_workspace_file_is_reported_at_once(tmp_path):
+    (tmp_path / "pagerdrill.yaml").write_text(
+        "version: 1\ntarget: locl\nlocal:\n  redis_pasword: x\n  startup_timeout_s: -1\n"
+    )
+    result = run("stack", "status", cwd=tmp_path)
+    assert result.returncode == 2
+    path = tmp_path / "pagerdrill.yaml"
+    assert f"{path}:2: target: Input should be 'local' or 'compose'" in result.stderr
+    assert f"{path}:4: local.redis_pasword: unknown key (did you mean 'redis_password'?)" in (
+        result.stderr
+    )
+    assert f"{path}:5: local.startup_timeout_s: Input should be greater than 0" in result.stderr
+
+
+def test_no_workspace_is_a_clear_error(tmp_path):
+    result = run("stack", "status", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "no pagerdrill.yaml" in result.stderr and "pagerdrill init" in result.stderr
+
+
+def test_a_bad_env_override_is_bad_input(tmp_path):
+    run("init", str(tmp_path / "ws"), check=True)
+    result = run("stack", "restart", "api", "--env", "NOEQUALS", cwd=tmp_path / "ws")
+    assert result.returncode == 2
+    assert "expected KEY=VALUE" in result.stderr
+
+
+@pytest.mark.stack
+def test_the_readme_flow_up_status_stop_start_restart_exec_logs_down(tmp_path):
+    ws = tmp_path / "ws"
+    run("init", str(ws), check=True)
+    try:
+        up = run("stack", "up", cwd=ws)
+        assert up.returncode == 0, up.stderr
+        assert up.stdout.count("healthy") >= 5
+        assert "redis://:***@127.0.0.1" in up.stdout  # the password is never printed
+
+        doc = json.loads(run("stack", "status", "--json", cwd=ws, check=True).stdout)
+        services = {s["name"]: s for s in doc["services"]}
+        assert {s["health"] for s in services.values()} == {"healthy"}
+        assert services["redis-cache"]["endpoints"]["redis"].startswith("redis://:cache@127.0.0.1:")
+        pids = [s["pid"] for s in services.values()]
+
+        assert run("stack", "stop", "api", cwd=ws).returncode == 0
+        doc = json.loads(run("stack", "status", "--json", cwd=ws, check=True).stdout)
+        assert {s["name"]: s["state"] for s in doc["services"]}["api"] == "stopped"
+        assert run("stack", "start", "api", cwd=ws).returncode == 0
+
+        restart = run("stack", "restart", "api", "--env", "ADMIN_DEFAULT_PASSWORD=oops", cwd=ws)
+        assert restart.returncode == 0, restart.stderr
+        table = run("stack", "status", cwd=ws, check=True).stdout
+        assert "ADMIN_DEFAULT_PASSWORD" in table and "oops" not in table
+
+        dbsize = run(
+            "stack",
+            "exec",
+            "redis-cache",
+            "redis-cli",
+            "-a",
+            "cache",
+            "--no-auth-warning",
+            "DBSIZE",
+            cwd=ws,
+        )
+        assert dbsize.returncode == 0 and dbsize.stdout.strip().isdigit()
+
+        time.sleep(0.5)
+        logs = run("stack", "logs", "api", "-n", "3", cwd=ws, check=True).stdout.splitlines()
+        assert len(logs) == 3 and all(json.loads(line)["service"] == "api" for line in logs)
+
+        # -f prints lines written after it started: make one with a known trace id
+        follow = subprocess.Popen(
+            [*PAGERDRILL, "stack", "logs", "api", "-f", "-n", "0"],
+            cwd=ws,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            time.sleep(1.0)
+            trace = f"follow-{os.getpid()}"
+            urllib.request.urlopen(
+                urllib.request.Request(
+                    f"{services['api']['endpoints']['http']}/api/markets/1",
+                    headers={"X-Trace-Id": trace},
+                ),
+                timeout=5,
+            ).read()
+            seen = read_until(follow, trace, timeout=10)
+        finally:
+            follow.terminate()
+            follow.wait(5)
+        assert json.loads(seen)["trace_id"] == trace
+
+        down = run("stack", "down", cwd=ws)
+        assert down.returncode == 0
+        assert not [pid for pid in pids if pid_alive(pid)]
+        assert "not up" in run("stack", "status", cwd=ws, check=True).stdout
+    finally:
+        run("stack", "down", cwd=ws)

