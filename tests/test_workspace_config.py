@@ -116,3 +116,12 @@ def test_redis_urls_lose_their_password_when_printed():
     assert redact_url("see rediss://user:s3cr3t@h:1 and http://h/x") == (
         "see rediss://user:***@h:1 and http://h/x"
     )
+
+
+def test_schema_and_consistency_problems_are_reported_together_in_file_order(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        load_workspace(
+            write(tmp_path, "local:\n  services:\n    apu: {}\n  redis_pasword: x\nversion: 3\n")
+        )
+    assert [line for line, _ in caught.value.problems] == [3, 4, 5]
+    assert "unknown service 'apu'" in caught.value.problems[0][1]

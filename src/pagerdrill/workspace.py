@@ -65,13 +65,23 @@ def load_workspace(root: Path) -> Workspace:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(path, [(1, "expected a mapping of keys (version, target, local ...)")])
-    config = validate(WorkspaceConfig, data, path, lines)
-    _check_consistency(config, path, lines)
+    problems = _consistency_problems(data, lines)
+    try:
+        config = validate(WorkspaceConfig, data, path, lines)
+    except ConfigError as err:
+        problems = err.problems + problems
+    if problems:  # every problem at once, in file order
+        raise ConfigError(path, sorted(problems, key=lambda p: (p[0] is None, p[0] or 0)))
     return Workspace(root=root, config=config, lines=lines)
 
 
-def _check_consistency(config: WorkspaceConfig, path: Path, lines: LineMap) -> None:
-    """Cross-key checks pydantic cannot place on a line; all problems at once."""
+def _mapping(value: object) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _consistency_problems(data: dict, lines: LineMap) -> list[tuple[int | None, str]]:
+    """Cross-key checks the schema cannot express. They read the raw document (type
+    errors are the schema's to report) so they run even when the schema fails."""
     problems: list[tuple[int | None, str]] = []
 
     def unknown_service(loc: tuple, name: str, what: str) -> None:
@@ -83,34 +93,34 @@ def _check_consistency(config: WorkspaceConfig, path: Path, lines: LineMap) -> N
             message += f" (did you mean '{hint[0]}'?)"
         problems.append((lines.line_of(loc), message))
 
-    for name in config.local.services:
-        if name not in SERVICE_NAMES:
+    services = _mapping(_mapping(data.get("local")).get("services"))
+    for name in services:
+        if isinstance(name, str) and name not in SERVICE_NAMES:
             unknown_service(("local", "services", name), name, f"local.services.{name}")
-    if config.target == "local":
-        for role, binding in config.roles.items():
-            if binding.service not in SERVICE_NAMES:
-                unknown_service(
-                    ("roles", role, "service"), binding.service, f"roles.{role}.service"
-                )
-    if config.target == "compose" and config.compose is None:
+    target = data.get("target", "local")
+    if target == "local":
+        for role, binding in _mapping(data.get("roles")).items():
+            service = _mapping(binding).get("service")
+            if isinstance(service, str) and service and service not in SERVICE_NAMES:
+                unknown_service(("roles", role, "service"), service, f"roles.{role}.service")
+    if target == "compose" and data.get("compose") is None:
         problems.append(
             (lines.line_of(("target",)), "target is 'compose' but there is no compose: section")
         )
     ports: dict[int, str] = {}
-    for name, svc in config.local.services.items():
-        if svc.port is None:
+    for name, svc in services.items():
+        port = _mapping(svc).get("port")
+        if not isinstance(port, int) or isinstance(port, bool):
             continue
-        if svc.port in ports:
+        if port in ports:
             problems.append(
                 (
                     lines.line_of(("local", "services", name, "port")),
-                    f"local.services.{name}.port: port {svc.port} is also given to "
-                    f"{ports[svc.port]}",
+                    f"local.services.{name}.port: port {port} is also given to {ports[port]}",
                 )
             )
-        ports[svc.port] = name
-    if problems:
-        raise ConfigError(path, problems)
+        ports[port] = name
+    return problems
 
 
 def open_workspace(explicit: Path | str | None = None) -> Workspace:
