@@ -71,8 +71,20 @@ def scrape(url: str) -> dict[tuple[str, tuple], float]:
     return out
 
 
-def metric(url: str, name: str, **labels: str) -> float:
-    return scrape(url).get((name, tuple(sorted(labels.items()))), 0.0)
+_MISSING = object()
+
+
+def metric(url: str, name: str, default: float | object = _MISSING, **labels: str) -> float:
+    """One sample's value. A series that is not there fails the test (a renamed metric
+    must not read as zero) unless a `default` is given: a labelled counter appears only
+    once something has counted."""
+    samples = scrape(url)
+    key = (name, tuple(sorted(labels.items())))
+    if key in samples:
+        return samples[key]
+    if default is _MISSING:
+        raise AssertionError(f"{url} has no sample {name}{labels or ''}")
+    return default  # type: ignore[return-value]
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:

@@ -127,7 +127,7 @@ def test_the_readme_flow_up_status_stop_start_restart_exec_logs_down(tmp_path):
     try:
         up = run("stack", "up", cwd=ws)
         assert up.returncode == 0, up.stderr
-        assert up.stdout.count("healthy") >= 5
+        assert up.stdout.count("✓") == 5
         assert "redis://:***@127.0.0.1" in up.stdout  # the password is never printed
 
         doc = json.loads(run("stack", "status", "--json", cwd=ws, check=True).stdout)
@@ -192,3 +192,11 @@ def test_the_readme_flow_up_status_stop_start_restart_exec_logs_down(tmp_path):
         assert "not up" in run("stack", "status", cwd=ws, check=True).stdout
     finally:
         run("stack", "down", cwd=ws)
+
+
+def test_init_keeps_a_teams_gitignore_and_adds_the_state_folder(tmp_path):
+    dest = tmp_path / "repo"
+    dest.mkdir()
+    (dest / ".gitignore").write_text("node_modules/\n")
+    run("init", str(dest), check=True)
+    assert (dest / ".gitignore").read_text() == "node_modules/\n.pagerdrill/\n"

@@ -73,16 +73,17 @@ def test_flushdb_on_the_cache_makes_the_next_reads_slower_and_counts_cache_misse
         assert status == 200
         return time.perf_counter() - started
 
-    for market in (1, 2, 3):
+    markets = (51, 52, 53)  # traffic reads 1-20 only, so it cannot re-warm these
+    for market in markets:
         timed_read(market)  # warm
-    warm = [timed_read(market) for market in (1, 2, 3)]
+    warm = [timed_read(market) for market in markets]
     assert max(warm) < slow_path_s / 2, warm
 
     misses_before = metric(metrics, "cache_misses_total")
     result = stack.exec("redis-cache", ["redis-cli", "-a", "cache", "--no-auth-warning", "FLUSHDB"])
     assert result.returncode == 0 and result.stdout.strip() == "OK"
 
-    cold = [timed_read(market) for market in (1, 2, 3)]
+    cold = [timed_read(market) for market in markets]
     assert min(cold) >= slow_path_s, cold
     assert metric(metrics, "cache_misses_total") >= misses_before + 3
 
@@ -112,7 +113,7 @@ def test_rt_rejects_handshakes_over_its_per_source_limit_and_counts_them(stack):
     rt = endpoint(stack, "rt")
     metrics = f"{rt}/metrics"
     limit = TEST_ENV["rt"]["HANDSHAKE_LIMIT"]
-    rejected_before = metric(metrics, "rt_handshakes_rejected_total", reason="throttled")
+    rejected_before = metric(metrics, "rt_handshakes_rejected_total", 0.0, reason="throttled")
     accepted_before = metric(metrics, "rt_handshakes_accepted_total")
 
     async def storm(n: int) -> tuple[int, int]:
@@ -170,8 +171,11 @@ def test_a_restart_with_a_wrong_admin_password_shows_as_auth_failures_until_reve
         f"{endpoint(stack, 'api')}/auth/sign-in", {"username": "admin", "password": RIGHT_PASSWORD}
     )
     assert status == 200
-    time.sleep(2.0)
-    assert metric(api_metrics(), "auth_failures_total") == 0  # a fresh process, no failures
+    sign_ins = metric(api_metrics(), "sign_ins_total")
+    wait_for(
+        lambda: metric(api_metrics(), "sign_ins_total") > sign_ins, 10, "traffic to sign in again"
+    )
+    assert metric(api_metrics(), "auth_failures_total") == 0  # back to zero after the revert
 
 
 def test_services_write_json_log_lines_with_trace_ids(stack):
@@ -186,7 +190,16 @@ def test_services_write_json_log_lines_with_trace_ids(stack):
 def test_traffic_reports_client_side_error_rate_and_latency_percentiles(stack):
     metrics = f"{endpoint(stack, 'traffic')}/metrics"
     wait_for(lambda: metric(metrics, "traffic_window_requests") > 5, 10, "traffic to flow")
-    assert 0.0 <= metric(metrics, "traffic_error_rate") <= 1.0
     p50 = metric(metrics, "traffic_latency_seconds", quantile="0.5")
     p95 = metric(metrics, "traffic_latency_seconds", quantile="0.95")
-    assert 0 < p50 <= p95
+    p99 = metric(metrics, "traffic_latency_seconds", quantile="0.99")
+    assert 0 < p50 <= p95 <= p99
+    errors_before = metric(metrics, "traffic_requests_total", 0.0, route="market", outcome="error")
+    stack.stop("api")
+    try:
+        wait_for(lambda: metric(metrics, "traffic_error_rate") > 0.0, 10, "errors to show")
+    finally:
+        stack.start("api")
+    assert metric(metrics, "traffic_requests_total", route="market", outcome="error") > (
+        errors_before
+    )

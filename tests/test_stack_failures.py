@@ -3,15 +3,18 @@ log lines; a failed `up` leaves nothing running."""
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
-from helpers import TEST_ENV, pid_alive, write_workspace
+from helpers import TEST_ENV, endpoint, http_json, pid_alive, write_workspace
 from pagerdrill.errors import BadInputError, ConfigError, StackError
 from pagerdrill.targets.local import LocalTarget, find_redis_server
+from pagerdrill.targets.reference import SERVICE_NAMES
 from pagerdrill.workspace import load_workspace
 
 pytestmark = pytest.mark.stack
@@ -25,7 +28,7 @@ def config_with(**services) -> dict:
 
 
 def spawned_pids(target: LocalTarget) -> list[int]:
-    return list(target._children)
+    return list(target.spawned)
 
 
 def assert_nothing_left(target: LocalTarget, pids: list[int]) -> None:
@@ -112,9 +115,10 @@ def test_status_and_down_work_from_another_process(workspace_dir):
         )
         assert status.stdout.count('"healthy"') == 5
         subprocess.run([*cli, "down", "-w", str(workspace_dir)], check=True, capture_output=True)
+        assert not [pid for pid in pids if pid_alive(pid)]
+        assert not target.state_path.exists()
     finally:
         target.down()
-    assert not [pid for pid in pids if pid_alive(pid)]
 
 
 def test_unknown_service_names_are_bad_input(workspace_dir):
@@ -134,3 +138,143 @@ def test_config_errors_carry_the_file_and_line(tmp_path):
     assert str(caught.value) == (
         f"{root / 'pagerdrill.yaml'}:5: local.services.api.prot: unknown key (did you mean 'port'?)"
     )
+
+
+def test_down_never_signals_a_process_it_did_not_start(tmp_path):
+    """A state file naming someone else's pid (a reused pid, a hand edit) must not get
+    that process killed: only a pid whose kernel start time matches is ours."""
+    bystander = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        root = write_workspace(tmp_path / "ws", config_with())
+        target = LocalTarget(load_workspace(root))
+        target._ensure_state_dir()
+        target.state_path.write_text(
+            json.dumps(
+                {
+                    "version": 1,
+                    "services": {
+                        "api": {
+                            "pid": bystander.pid,
+                            "start_ticks": 1,
+                            "port": 40001,
+                            "overrides": {},
+                            "status": "running",
+                        },
+                        "rt": {"pid": bystander.pid, "port": 40002, "status": "running"},
+                    },
+                }
+            )
+        )
+        assert {s.name: s.state for s in target.status()}["api"] == "exited"
+        target.down()
+        time.sleep(0.2)
+        assert bystander.poll() is None, "down signalled a process it never started"
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "[]",
+        "null",
+        '{"services": {"api": {"pid": 1, "port": 5}}}',
+        '{"services": {"db": {}}}',
+        '{"services": {"api": {"overrides": {}}}}',
+        "{not json",
+    ],
+)
+def test_a_malformed_state_file_is_a_clear_error_not_a_traceback(tmp_path, content):
+    target = LocalTarget(load_workspace(write_workspace(tmp_path / "ws", config_with())))
+    target._ensure_state_dir()
+    target.state_path.write_text(content)
+    with pytest.raises(StackError, match="is not a state file pagerdrill wrote"):
+        target.status()
+    with pytest.raises(StackError, match="stop any stack processes by hand and remove it"):
+        target.down()
+
+
+def test_every_service_exits_cleanly_on_sigterm_not_by_sigkill(workspace_dir):
+    target = LocalTarget(load_workspace(workspace_dir))
+    target.up()
+    time.sleep(1.0)  # let game and traffic get busy with Redis and the api
+    target.down()
+    assert target.exit_codes == dict.fromkeys(SERVICE_NAMES, 0)
+
+
+def test_starting_a_service_whose_dependency_is_stopped_fails_fast_naming_it(workspace_dir):
+    target = LocalTarget(load_workspace(workspace_dir))
+    target.up()
+    try:
+        target.stop("api")
+        target.stop("redis-cache")
+        started = time.monotonic()
+        with pytest.raises(StackError) as caught:
+            target.start("api")
+        assert time.monotonic() - started < 2.0  # not the startup timeout
+        assert str(caught.value) == (
+            "api: needs redis-cache, which is not running; start it first "
+            "(`pagerdrill stack start redis-cache`)"
+        )
+        assert {s.name: s.state for s in target.status()}["api"] == "stopped"
+    finally:
+        target.down()
+
+
+def test_another_process_on_a_services_port_never_passes_for_it(tmp_path):
+    """Two workspaces asking for the same fixed port: the second api cannot listen, and
+    the first one answering /healthz must not make it look healthy."""
+    port = _unused_port()
+    first = LocalTarget(
+        load_workspace(write_workspace(tmp_path / "a", config_with(api={"port": port})))
+    )
+    second = LocalTarget(
+        load_workspace(write_workspace(tmp_path / "b", config_with(api={"port": port})))
+    )
+    first.up()
+    try:
+        with pytest.raises(StackError) as caught:
+            second.up()
+        assert caught.value.service == "api"
+        assert any("address already in use" in line for line in caught.value.log_tail)
+        assert all(s.state == "absent" for s in second.status())
+        assert {s.name: s.health for s in first.status()}["api"] == "healthy"
+    finally:
+        second.down()
+        first.down()
+
+
+def test_overriding_what_the_target_decides_is_refused(workspace_dir):
+    target = LocalTarget(load_workspace(workspace_dir))
+    with pytest.raises(BadInputError, match="api: PORT cannot be overridden"):
+        target.restart("api", {"PORT": "9999"})
+
+
+def test_passwords_with_url_characters_and_a_caller_environment_do_not_leak_in(
+    tmp_path, monkeypatch
+):
+    """The Redis password is URL-encoded where it goes into REDIS_URL, and a variable
+    exported in the shell that runs `stack up` does not reach the services."""
+    monkeypatch.setenv("ADMIN_DEFAULT_PASSWORD", "from-the-callers-shell")
+    config = config_with()
+    config["local"]["redis_password"] = "s3cr/et#1 @x"
+    target = LocalTarget(load_workspace(write_workspace(tmp_path / "ws", config)))
+    target.up()
+    try:
+        assert {s.health for s in target.status()} == {"healthy"}
+        api = endpoint(target, "api")
+        status, _ = http_json(
+            f"{api}/auth/sign-in",
+            {"username": "admin", "password": TEST_ENV["api"]["ADMIN_DEFAULT_PASSWORD"]},
+        )
+        assert status == 200
+        assert "from-the-callers-shell" not in target.environment("api").values()
+    finally:
+        target.down()
+
+
+def _unused_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

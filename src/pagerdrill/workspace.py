@@ -174,9 +174,20 @@ def init_workspace(dest: Path) -> list[Path]:
                 )
             else:
                 shutil.copy2(source, target)
-        if not (dest / ".gitignore").exists():
-            ignore = src / "workspace.gitignore"
-            shutil.copy2(ignore if ignore.is_file() else src / ".gitignore", staging / ".gitignore")
+        ignore = src / "workspace.gitignore"
+        ignore = ignore if ignore.is_file() else src / ".gitignore"
+        existing = dest / ".gitignore"
+        if existing.is_file():  # the team's own: keep it, and add what pagerdrill needs
+            lines = existing.read_text().splitlines()
+            needed = [
+                line
+                for line in ignore.read_text().splitlines()
+                if line and not line.startswith("#") and line not in lines
+            ]
+            merged = "\n".join([*lines, *needed]) + "\n"
+            (staging / ".gitignore").write_text(merged)
+        else:
+            shutil.copy2(ignore, staging / ".gitignore")
         dest.mkdir(parents=True, exist_ok=True)
         written = []
         for entry in sorted(staging.iterdir()):

@@ -81,6 +81,13 @@ def fatal(message: str) -> None:
     raise SystemExit(1)
 
 
+def health(ok: bool, **fields: Any) -> web.Response:
+    """The /healthz answer. It names the process (pid) so a supervisor can tell its own
+    service from another process answering on the same port."""
+    body = {"status": "ok" if ok else "unhealthy", "pid": os.getpid(), **fields}
+    return web.json_response(body, status=200 if ok else 503)
+
+
 def metrics_handler(registry: CollectorRegistry):
     async def handler(_request: web.Request) -> web.Response:
         body = generate_latest(registry)

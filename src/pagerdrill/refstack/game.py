@@ -1,9 +1,12 @@
 """Reference `game`: adds settled-bet jobs to the BullMQ queue at a steady rate.
 
 With `api` (the consumer) stopped, the queue grows by GAME_RATE jobs a second;
-when it comes back, the backlog drains.
+when it comes back, the backlog drains. When Redis is away, each add gives up after
+ADD_TIMEOUT_S and counts as an error, and /healthz turns unhealthy until adds succeed
+again: a producer that cannot produce must be visible in a drill.
 
-Settings (environment): PORT, HOST, REDIS_URL, QUEUE_NAME, GAME_RATE (jobs/s, 5).
+Settings (environment): PORT, HOST, REDIS_URL, QUEUE_NAME, GAME_RATE (jobs/s, 5),
+ADD_TIMEOUT_S (2).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from pagerdrill.refstack.common import (
     JsonLog,
     env_number,
     env_str,
+    health,
     metrics_handler,
     new_trace_id,
     run,
@@ -29,6 +33,7 @@ from pagerdrill.refstack.common import (
 from pagerdrill.targets.reference import QUEUE_NAME
 
 SERVICE = env_str("SERVICE_NAME", "game")
+STALE_AFTER_S = 5.0
 
 log = JsonLog(SERVICE)
 registry = CollectorRegistry()
@@ -44,12 +49,41 @@ class Producer:
     def __init__(self) -> None:
         self.queue_name = env_str("QUEUE_NAME", QUEUE_NAME)
         self.rate = env_number("GAME_RATE", 5.0)
+        self.add_timeout = env_number("ADD_TIMEOUT_S", 2.0, minimum=0.1)
         self.queue = Queue(
             self.queue_name, {"connection": env_str("REDIS_URL", "redis://:cache@127.0.0.1:6379")}
         )
         self.task: asyncio.Task | None = None
         self.last_error: str | None = None
+        self.last_success = time.monotonic()
         RATE.set(self.rate)
+
+    async def add_one(self, seq: int) -> None:
+        data = {
+            "bet_id": f"{int(time.time() * 1000)}-{seq}",
+            "market_id": random.randint(1, 20),
+            "outcome": random.choice(("won", "lost")),
+            "payout": round(random.uniform(1, 250), 2),
+        }
+        try:
+            await asyncio.wait_for(
+                self.queue.add(
+                    "bet_settled", data, {"removeOnComplete": 1000, "removeOnFail": 5000}
+                ),
+                self.add_timeout,
+            )
+        except Exception as exc:  # CancelledError is not an Exception: shutdown goes through
+            ERRORS.labels(self.queue_name).inc()
+            reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            if self.last_error != reason:  # once per distinct error, not per job
+                log.error(f"cannot add job to {self.queue_name}: {reason}", new_trace_id())
+            self.last_error = reason
+            return
+        PRODUCED.labels(self.queue_name).inc()
+        self.last_success = time.monotonic()
+        if self.last_error is not None:
+            log.info(f"adding jobs to {self.queue_name} again")
+            self.last_error = None
 
     async def produce(self) -> None:
         if self.rate <= 0:
@@ -57,26 +91,7 @@ class Producer:
         interval = 1.0 / self.rate
         next_at = time.monotonic()
         for seq in itertools.count(1):
-            bet_id = f"{int(time.time() * 1000)}-{seq}"
-            data = {
-                "bet_id": bet_id,
-                "market_id": random.randint(1, 20),
-                "outcome": random.choice(("won", "lost")),
-                "payout": round(random.uniform(1, 250), 2),
-            }
-            try:
-                await self.queue.add(
-                    "bet_settled",
-                    data,
-                    {"removeOnComplete": 1000, "removeOnFail": 5000},
-                )
-                PRODUCED.labels(self.queue_name).inc()
-                self.last_error = None
-            except Exception as exc:
-                ERRORS.labels(self.queue_name).inc()
-                if self.last_error != repr(exc):  # once per distinct error, not per job
-                    log.error(f"cannot add job to {self.queue_name}: {exc!r}", new_trace_id())
-                self.last_error = repr(exc)
+            await self.add_one(seq)
             next_at += interval
             delay = next_at - time.monotonic()
             if delay < -1.0:  # fell far behind (Redis away): do not burst to catch up
@@ -87,15 +102,21 @@ class Producer:
         self.task = asyncio.create_task(self.produce())
 
     async def stop(self) -> None:
+        # stop producing before closing the queue under it
         if self.task is not None:
             self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
         await self.queue.close()
 
     async def healthz(self, _request: web.Request) -> web.Response:
-        running = self.task is not None and not self.task.done()
-        if not running and self.rate > 0:
-            return web.json_response({"status": "unhealthy", "problem": "producer stopped"}, 503)
-        return web.json_response({"status": "ok", "rate": self.rate, "last_error": self.last_error})
+        if self.rate <= 0:
+            return health(True, rate=self.rate)
+        problems = []
+        if self.task is None or self.task.done():
+            problems.append("producer stopped")
+        if time.monotonic() - self.last_success > STALE_AFTER_S:
+            problems.append(f"no job added for {STALE_AFTER_S:g} s: {self.last_error}")
+        return health(not problems, rate=self.rate, problems=problems)
 
 
 async def main() -> None:

@@ -17,7 +17,15 @@ import socketio
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, ProcessCollector
 
-from pagerdrill.refstack.common import JsonLog, env_number, env_str, metrics_handler, run, serve
+from pagerdrill.refstack.common import (
+    JsonLog,
+    env_number,
+    env_str,
+    health,
+    metrics_handler,
+    run,
+    serve,
+)
 
 SERVICE = env_str("SERVICE_NAME", "rt")
 
@@ -110,7 +118,7 @@ def make_app() -> web.Application:
         return {"ok": True, "echo": data}
 
     async def healthz(_request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
+        return health(True, limit=throttler.limit, window_s=throttler.window_s)
 
     app = web.Application()
     sio.attach(app)

@@ -15,12 +15,14 @@ import http.client
 import importlib.util
 import json
 import os
+import random
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -96,13 +98,39 @@ def _process_start_ticks(pid: int) -> int | None:
     return int(fields[19])
 
 
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def _free_port(taken: set[int]) -> int:
-    while True:
+    """A free port below the kernel's ephemeral range, so that no outgoing connection
+    can take a stopped service's port before it starts again."""
+    high = _ephemeral_low() - 1
+    low = max(1024, high - 12000)
+    for _ in range(200):
+        port = random.randint(low, high)
+        if port in taken:
+            continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind((LOOPBACK, 0))
-            port = sock.getsockname()[1]
-        if port not in taken:
-            return port
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((LOOPBACK, port))
+            except OSError:
+                continue
+        return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:  # crowded: any port
+        sock.bind((LOOPBACK, 0))
+        return sock.getsockname()[1]
+
+
+# Only these pass from the caller's environment to a service: a setting the workspace
+# does not make must not leak in from whoever ran `stack up`.
+PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "PYTHONPATH")
+# What the target itself decides for a service; an override would make it lose track.
+RESERVED_ENV = frozenset({"PORT", "HOST", "SERVICE_NAME"})
 
 
 def _tail(path: Path, lines: int) -> list[str]:
@@ -139,6 +167,13 @@ class LocalTarget:
         self.log_dir = self.state_dir / "logs"
         # processes this object spawned: polled (and so reaped) instead of read from /proc
         self._children: dict[int, subprocess.Popen] = {}
+        self._exit_codes: dict[int, int] = {}
+        #: how each service's last process ended when this object stopped or lost it
+        #: (0: it exited cleanly on SIGTERM; -9: it had to be killed)
+        self.exit_codes: dict[str, int | None] = {}
+        self._last_health: dict[str, str] = {}
+        #: every pid this object has started, in order
+        self.spawned: list[int] = []
 
     # ----------------------------------------------------------------- state
 
@@ -148,14 +183,36 @@ class LocalTarget:
         except FileNotFoundError:
             return {"version": STATE_VERSION, "services": {}}
         except (OSError, ValueError) as exc:
-            raise StackError(
-                "stack", f"cannot read {self.state_path} ({exc}); remove it if no stack runs"
-            ) from None
+            raise self._bad_state(str(exc)) from None
+        if not isinstance(state, dict) or not isinstance(state.get("services", {}), dict):
+            raise self._bad_state("expected an object with a 'services' object")
         state.setdefault("services", {})
+        for name, entry in state["services"].items():
+            if name not in SERVICE_NAMES or not isinstance(entry, dict):
+                raise self._bad_state(f"unexpected entry {name!r}")
+            for key, lowest in (("port", 1), ("pid", 2), ("start_ticks", 0)):
+                value = entry.get(key)
+                if value is not None and (not isinstance(value, int) or value < lowest):
+                    raise self._bad_state(f"{name}.{key} is {value!r}")
+            if not entry.get("port") or not isinstance(entry.get("overrides", {}), dict):
+                raise self._bad_state(f"{name} has no port or malformed overrides")
         return state
 
+    def _bad_state(self, why: str) -> StackError:
+        return StackError(
+            "stack",
+            f"{self.state_path} is not a state file pagerdrill wrote ({why}); "
+            "stop any stack processes by hand and remove it",
+        )
+
+    def _ensure_state_dir(self) -> None:
+        """Private to its owner: the state names passwords, the logs may too."""
+        self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if self.state_dir.stat().st_mode & 0o077:
+            self.state_dir.chmod(0o700)
+
     def _write_state(self, state: dict[str, Any]) -> None:
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._ensure_state_dir()
         tmp = self.state_path.with_suffix(f".tmp.{os.getpid()}")
         with tmp.open("w") as fh:
             json.dump(state, fh, indent=2, sort_keys=True)
@@ -165,7 +222,7 @@ class LocalTarget:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._ensure_state_dir()
         with (self.state_dir / "stack.lock").open("a") as fh:
             deadline = time.monotonic() + LOCK_WAIT_S
             while True:
@@ -207,7 +264,7 @@ class LocalTarget:
         return f"http://{LOOPBACK}:{self._port(state, service)}"
 
     def _redis_url(self, state: dict[str, Any]) -> str:
-        password = self.config.redis_password
+        password = urllib.parse.quote(self.config.redis_password, safe="")
         return f"redis://:{password}@{LOOPBACK}:{self._port(state, 'redis-cache')}/0"
 
     def endpoints(self, state: dict[str, Any], service: str) -> dict[str, str]:
@@ -277,24 +334,27 @@ class LocalTarget:
     # ------------------------------------------------------------- processes
 
     def _alive(self, pid: int | None, start_ticks: int | None) -> bool:
-        if not pid:
+        """Is `pid` still the process we started? Only a matching kernel start time
+        says so: a pid alone may since have been reused by anything on the machine."""
+        if not pid or pid <= 1:
             return False
         child = self._children.get(pid)
         if child is not None:
-            return child.poll() is None
-        ticks = _process_start_ticks(pid)
-        if ticks is None:
+            code = child.poll()
+            if code is None:
+                return True  # not reaped yet, so the pid cannot have been reused
+            self._exit_codes[pid] = code
+            del self._children[pid]
             return False
-        return start_ticks is None or ticks == start_ticks
+        return start_ticks is not None and _process_start_ticks(pid) == start_ticks
 
     def _exit_code(self, pid: int) -> int | None:
-        child = self._children.get(pid)
-        return child.poll() if child is not None else None
+        return self._exit_codes.get(pid)
 
     def _spawn(self, state: dict[str, Any], service: str) -> None:
         entry = state["services"][service]
         argv = self._argv(state, service)
-        env = dict(os.environ)
+        env = {k: v for k, v in os.environ.items() if k in PASSED_ENV or k.startswith("LC_")}
         env.update(self._base_env(state, service))
         env.update(entry.get("overrides", {}))
         env["PYTHONUNBUFFERED"] = "1"
@@ -310,6 +370,7 @@ class LocalTarget:
                 start_new_session=True,  # its own process group: stop reaches its children
             )
         self._children[proc.pid] = proc
+        self.spawned.append(proc.pid)
         entry.update(
             pid=proc.pid,
             start_ticks=_process_start_ticks(proc.pid),
@@ -319,15 +380,20 @@ class LocalTarget:
         self._write_state(state)
 
     def _terminate(self, service: str, pid: int, start_ticks: int | None) -> None:
+        """SIGTERM, then SIGKILL after a grace period, to the process we started (and its
+        process group, which it leads) and to nothing else."""
         if not self._alive(pid, start_ticks):
             return
         for sig, grace in ((signal.SIGTERM, STOP_GRACE_S), (signal.SIGKILL, STOP_GRACE_S)):
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, sig)
+                if os.getpgid(pid) == pid:
+                    os.killpg(pid, sig)
+                else:
+                    os.kill(pid, sig)
             deadline = time.monotonic() + grace
             while time.monotonic() < deadline:
                 if not self._alive(pid, start_ticks):
-                    self._children.pop(pid, None)
+                    self.exit_codes[service] = self._exit_codes.pop(pid, None)
                     return
                 time.sleep(POLL_S / 2)
         raise StackError(service, f"process {pid} did not exit after SIGKILL")
@@ -343,35 +409,58 @@ class LocalTarget:
     # ---------------------------------------------------------------- health
 
     def _healthy(self, state: dict[str, Any], service: str, timeout: float = 0.5) -> bool:
+        """Healthy means *our* process answers: the reply must carry the pid we started,
+        or another process squatting on the port would pass for the service."""
         entry = state["services"][service]
         port = entry["port"]
         if self._spec(service).kind == "redis":
-            return self._redis_ping(port, timeout)
+            return self._redis_pid(port, timeout) == entry.get("pid")
         conn = http.client.HTTPConnection(LOOPBACK, port, timeout=timeout)
         try:
             conn.request("GET", "/healthz")
-            return conn.getresponse().status == 200
-        except (OSError, http.client.HTTPException):
+            response = conn.getresponse()
+            body = response.read(4096).decode("utf-8", errors="replace")
+        except (OSError, http.client.HTTPException) as exc:
+            self._last_health[service] = f"no answer on port {port}: {exc}"
             return False
         finally:
             conn.close()
+        self._last_health[service] = f"HTTP {response.status} {body.strip()}"
+        try:
+            pid = json.loads(body).get("pid")
+        except (ValueError, AttributeError):
+            pid = None
+        return response.status == 200 and pid == entry.get("pid")
 
-    def _redis_ping(self, port: int, timeout: float) -> bool:
-        """PING with AUTH over a raw socket: the cheapest honest health check."""
+    def _redis_pid(self, port: int, timeout: float) -> int | None:
+        """AUTH + INFO server over a raw socket: proves the server is up, accepts our
+        password and is the process we started (its process_id)."""
         password = self.config.redis_password.encode()
-        cmd = b"*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n*1\r\n$4\r\nPING\r\n" % (len(password), password)
+        cmd = (
+            b"*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n" % (len(password), password)
+            + b"*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n"
+        )
+        reply = b""
         try:
             with socket.create_connection((LOOPBACK, port), timeout=timeout) as sock:
                 sock.sendall(cmd)
-                reply = b""
-                while reply.count(b"\r\n") < 2:
-                    chunk = sock.recv(256)
+                while True:
+                    chunk = sock.recv(4096)
                     if not chunk:
                         break
                     reply += chunk
+                    if reply.startswith(b"-") or (
+                        b"process_id:" in reply and reply.endswith(b"\r\n")
+                    ):
+                        break
         except OSError:
-            return False
-        return reply == b"+OK\r\n+PONG\r\n"
+            return None
+        if not reply.startswith(b"+OK\r\n"):
+            return None
+        for line in reply.split(b"\r\n"):
+            if line.startswith(b"process_id:"):
+                return int(line.split(b":", 1)[1])
+        return None
 
     def _wait_healthy(
         self,
@@ -383,9 +472,18 @@ class LocalTarget:
         """Start `services` in dependency order, each once its dependencies are healthy,
         and wait until all are healthy. Raises StackError naming the first that fails."""
         wanted = list(services)
-        # dependencies outside `wanted` are taken as they are, as `docker compose start`
-        # does: a service whose dependency is down fails its own health check instead
         healthy: set[str] = {name for name in SERVICE_NAMES if name not in wanted}
+        for name in wanted:  # a dependency left out must already run: fail fast, by name
+            for dep in self._spec(name).depends_on:
+                dep_entry = state["services"].get(dep, {})
+                if dep not in wanted and not self._alive(
+                    dep_entry.get("pid"), dep_entry.get("start_ticks")
+                ):
+                    raise StackError(
+                        name,
+                        f"needs {dep}, which is not running; start it first "
+                        f"(`pagerdrill stack start {dep}`)",
+                    )
         spawned_at: dict[str, float] = {}
         timeout = self.config.startup_timeout_s
         while True:
@@ -414,10 +512,12 @@ class LocalTarget:
                     _emit(progress, name, "healthy", t0)
                 elif time.monotonic() - since > timeout:
                     _emit(progress, name, "failed", t0)
+                    last = self._last_health.get(name, "no answer")
                     raise StackError(
                         name,
-                        f"did not become healthy within {timeout:g} s "
-                        f"(pid {entry['pid']} still running)",
+                        f"did not become healthy within {timeout:g} s; last health check: "
+                        f"{last}. Its process (pid {entry['pid']}) is left running for you "
+                        f"to inspect; `pagerdrill stack stop {name}` stops it",
                         _tail(self.log_path(name), LOG_TAIL),
                     )
             if all(name in healthy for name in wanted):
@@ -535,6 +635,12 @@ class LocalTarget:
         progress: Progress | None = None,
     ) -> None:
         """Stop and start `service`. `env` adds overrides that stay until `reset_env`."""
+        reserved = RESERVED_ENV & set(env or {})
+        if reserved:
+            raise BadInputError(
+                f"{service}: {', '.join(sorted(reserved))} cannot be overridden; "
+                "pagerdrill sets it to find the service"
+            )
         t0 = time.monotonic()
         with self._locked():
             state = self._require_up(service)
@@ -571,10 +677,11 @@ class LocalTarget:
             )
         except FileNotFoundError:
             raise BadInputError(f"{service}: command not found: {argv[0]}") from None
+        except OSError as exc:
+            raise BadInputError(f"{service}: cannot run {argv[0]}: {exc.strerror}") from None
         except subprocess.TimeoutExpired:
-            raise StackError(
-                service, f"`{' '.join(argv)}` did not finish in {timeout:g} s"
-            ) from None
+            # the command line may hold a password (redis-cli -a): name the program only
+            raise StackError(service, f"{argv[0]} did not finish in {timeout:g} s") from None
         return ExecResult(proc.returncode, proc.stdout, proc.stderr)
 
     def logs(self, service: str, tail: int = 50) -> list[str]:
