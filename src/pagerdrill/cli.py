@@ -38,12 +38,15 @@ WorkspaceOption = Annotated[
     typer.Option(
         "--workspace",
         "-w",
+        metavar="DIR",
         help="Workspace folder (default: the nearest one holding pagerdrill.yaml).",
         envvar="PAGERDRILL_WORKSPACE",
         show_default=False,
     ),
 ]
-ServiceArg = Annotated[str, typer.Argument(help="Service name, e.g. api, rt, redis-cache.")]
+ServiceArg = Annotated[
+    str, typer.Argument(metavar="SERVICE", help="Service name, e.g. api, rt, redis-cache.")
+]
 
 
 def _version(value: bool) -> None:
@@ -188,7 +191,10 @@ def stack_logs(
         except KeyboardInterrupt:
             pass
         return
-    for line in target.logs(service, tail=lines):
+    output = target.logs(service, tail=lines)
+    if not output and not target.log_path(service).exists():
+        _console(stderr=True).print(f"[dim]{service} has no log yet: it has not run here[/]")
+    for line in output:
         typer.echo(line)
 
 
@@ -223,7 +229,7 @@ def stack_restart(
     workspace: WorkspaceOption = None,
     env: Annotated[
         list[str] | None,
-        typer.Option("--env", "-e", help="KEY=VALUE override; stays until --reset-env."),
+        typer.Option("--env", "-e", metavar="KEY=VALUE", help="Override; stays until --reset-env."),
     ] = None,
     reset_env: Annotated[
         bool, typer.Option("--reset-env", help="Drop earlier overrides first.")

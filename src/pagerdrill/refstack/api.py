@@ -30,10 +30,10 @@ from pagerdrill.refstack.common import (
     env_number,
     env_str,
     health,
-    metrics_handler,
     new_trace_id,
     run,
     serve,
+    service_app,
 )
 from pagerdrill.targets.reference import DEFAULT_ADMIN_PASSWORD, QUEUE_NAME
 
@@ -233,9 +233,7 @@ async def observe(request: web.Request, handler):
 
 
 def make_app(api: Api) -> web.Application:
-    app = web.Application(middlewares=[observe])
-    app.router.add_get("/healthz", api.healthz)
-    app.router.add_get("/metrics", metrics_handler(registry))
+    app = service_app(api.healthz, registry, middlewares=(observe,))
     app.router.add_post("/auth/sign-in", api.sign_in)
     app.router.add_get("/api/markets/{market_id}", api.market)
     app.router.add_post("/api/bets", api.place_bet)

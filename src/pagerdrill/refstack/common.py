@@ -96,6 +96,18 @@ def metrics_handler(registry: CollectorRegistry):
     return handler
 
 
+def service_app(
+    healthz: Callable[[web.Request], Awaitable[web.Response]],
+    registry: CollectorRegistry,
+    middlewares: tuple = (),
+) -> web.Application:
+    """An aiohttp app with the two routes every reference service has."""
+    app = web.Application(middlewares=list(middlewares))
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics_handler(registry))
+    return app
+
+
 async def serve(
     app: web.Application,
     log: JsonLog,

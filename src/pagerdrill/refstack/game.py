@@ -25,10 +25,10 @@ from pagerdrill.refstack.common import (
     env_number,
     env_str,
     health,
-    metrics_handler,
     new_trace_id,
     run,
     serve,
+    service_app,
 )
 from pagerdrill.targets.reference import QUEUE_NAME
 
@@ -121,9 +121,7 @@ class Producer:
 
 async def main() -> None:
     producer = Producer()
-    app = web.Application()
-    app.router.add_get("/healthz", producer.healthz)
-    app.router.add_get("/metrics", metrics_handler(registry))
+    app = service_app(producer.healthz, registry)
     await serve(app, log, on_start=producer.start, on_stop=producer.stop)
 
 

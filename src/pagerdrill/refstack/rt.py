@@ -22,9 +22,9 @@ from pagerdrill.refstack.common import (
     env_number,
     env_str,
     health,
-    metrics_handler,
     run,
     serve,
+    service_app,
 )
 
 SERVICE = env_str("SERVICE_NAME", "rt")
@@ -120,10 +120,8 @@ def make_app() -> web.Application:
     async def healthz(_request: web.Request) -> web.Response:
         return health(True, limit=throttler.limit, window_s=throttler.window_s)
 
-    app = web.Application()
+    app = service_app(healthz, registry)
     sio.attach(app)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/metrics", metrics_handler(registry))
     return app
 
 

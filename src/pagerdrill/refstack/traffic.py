@@ -31,10 +31,10 @@ from pagerdrill.refstack.common import (
     env_number,
     env_str,
     health,
-    metrics_handler,
     new_trace_id,
     run,
     serve,
+    service_app,
 )
 from pagerdrill.targets.reference import DEFAULT_ADMIN_PASSWORD
 
@@ -255,9 +255,7 @@ class Traffic:
 
 async def main() -> None:
     traffic = Traffic()
-    app = web.Application()
-    app.router.add_get("/healthz", traffic.healthz)
-    app.router.add_get("/metrics", metrics_handler(registry))
+    app = service_app(traffic.healthz, registry)
     await serve(app, log, on_start=traffic.start, on_stop=traffic.stop)
 
 

@@ -306,10 +306,7 @@ class LocalTarget:
 
     def environment(self, service: str) -> dict[str, str]:
         """The environment `service` runs (or would run) with, overrides included."""
-        self._spec(service)
-        state = self._read_state()
-        if service not in state["services"]:
-            raise StackError(service, "the stack is not up (run `pagerdrill stack up`)")
+        state = self._require_up(service)
         return self._base_env(state, service) | state["services"][service].get("overrides", {})
 
     def _argv(self, state: dict[str, Any], service: str) -> list[str]:

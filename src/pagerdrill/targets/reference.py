@@ -63,13 +63,3 @@ def spec(name: str) -> ServiceSpec:
         if s.name == name:
             return s
     raise KeyError(name)
-
-
-DEFAULT_ROLES: dict[str, dict[str, str]] = {
-    "api": {"service": "api", "admin_password_env": "ADMIN_DEFAULT_PASSWORD"},
-    "cache": {"service": "redis-cache"},
-    "queue": {"service": "redis-cache", "queue": QUEUE_NAME},
-    "rt": {"service": "rt"},
-    "producer": {"service": "game"},
-    "traffic": {"service": "traffic"},
-}
