@@ -200,3 +200,21 @@ def test_init_keeps_a_teams_gitignore_and_adds_the_state_folder(tmp_path):
     (dest / ".gitignore").write_text("node_modules/\n")
     run("init", str(dest), check=True)
     assert (dest / ".gitignore").read_text() == "node_modules/\n.pagerdrill/\n"
+
+
+def test_a_configured_redis_binary_that_is_missing_exits_2_and_starts_nothing(tmp_path):
+    ws = tmp_path / "ws"
+    run("init", str(ws), check=True)
+    config = ws / "pagerdrill.yaml"
+    config.write_text(
+        config.read_text().replace(
+            "  redis_password: cache",
+            f"  redis_server: {tmp_path}/no/redis-server\n  redis_password: cache",
+        )
+    )
+    result = run("stack", "up", cwd=ws)
+    assert result.returncode == 2
+    assert f"local.redis_server: {tmp_path}/no/redis-server is not an executable file" in (
+        result.stderr
+    )
+    assert "not up" in run("stack", "status", cwd=ws, check=True).stdout
