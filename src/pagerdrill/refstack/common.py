@@ -12,7 +12,7 @@ import os
 import secrets
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from aiohttp import web
@@ -139,11 +139,11 @@ async def serve(
     if on_stop is not None:
         try:
             await asyncio.wait_for(on_stop(), timeout=2.0)
-        except (TimeoutError, Exception) as exc:  # a slow dependency must not block exit
+        except Exception as exc:  # a slow dependency (TimeoutError too) must not block exit
             log.warning(f"shutdown hook did not finish cleanly: {exc!r}")
     await runner.cleanup()
 
 
-def run(main: Callable[[], Awaitable[None]]) -> None:
+def run(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())
