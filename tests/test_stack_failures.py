@@ -27,10 +27,6 @@ def config_with(**services) -> dict:
     return {"version": 1, "target": "local", "local": {"services": env}}
 
 
-def spawned_pids(target: LocalTarget) -> list[int]:
-    return list(target.spawned)
-
-
 def assert_nothing_left(target: LocalTarget, pids: list[int]) -> None:
     assert pids, "the test expected some services to have been started"
     assert not [pid for pid in pids if pid_alive(pid)]
@@ -51,7 +47,7 @@ def test_a_port_already_taken_names_the_service_and_shows_its_log(tmp_path):
     assert err.service == "api"
     assert "exited during start with exit code 1" in str(err)
     assert any(f"127.0.0.1:{port}: address already in use" in line for line in err.log_tail)
-    assert_nothing_left(target, spawned_pids(target))
+    assert_nothing_left(target, target.spawned)
 
 
 def test_a_service_that_exits_at_start_is_named_with_its_last_log_lines(tmp_path):
@@ -62,7 +58,7 @@ def test_a_service_that_exits_at_start_is_named_with_its_last_log_lines(tmp_path
     assert caught.value.service == "game"
     assert any("GAME_RATE='fast': expected a number" in line for line in caught.value.log_tail)
     assert "last log lines of game" in str(caught.value)
-    assert_nothing_left(target, spawned_pids(target))
+    assert_nothing_left(target, target.spawned)
 
 
 def test_a_missing_redis_binary_is_a_clear_error():

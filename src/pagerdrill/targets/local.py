@@ -128,7 +128,7 @@ def _free_port(taken: set[int]) -> int:
 
 # Only these pass from the caller's environment to a service: a setting the workspace
 # does not make must not leak in from whoever ran `stack up`.
-PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "PYTHONPATH")
+PASSED_ENV = ("PATH", "HOME", "LANG", "TZ", "TMPDIR", "PYTHONPATH")  # and every LC_*
 # What the target itself decides for a service; an override would make it lose track.
 RESERVED_ENV = frozenset({"PORT", "HOST", "SERVICE_NAME"})
 
@@ -165,15 +165,18 @@ class LocalTarget:
         self.state_dir = workspace.state_dir
         self.state_path = self.state_dir / "stack.json"
         self.log_dir = self.state_dir / "logs"
-        # processes this object spawned: polled (and so reaped) instead of read from /proc
+        # every process this object started, in order: polled (and so reaped) while it
+        # runs; afterwards its Popen keeps the exit code
         self._children: dict[int, subprocess.Popen] = {}
-        self._exit_codes: dict[int, int] = {}
-        #: how each service's last process ended when this object stopped or lost it
+        #: how each service's last process ended when this object stopped it
         #: (0: it exited cleanly on SIGTERM; -9: it had to be killed)
         self.exit_codes: dict[str, int | None] = {}
         self._last_health: dict[str, str] = {}
-        #: every pid this object has started, in order
-        self.spawned: list[int] = []
+
+    @property
+    def spawned(self) -> list[int]:
+        """Every pid this object has started, in order."""
+        return list(self._children)
 
     # ----------------------------------------------------------------- state
 
@@ -336,17 +339,14 @@ class LocalTarget:
         if not pid or pid <= 1:
             return False
         child = self._children.get(pid)
-        if child is not None:
-            code = child.poll()
-            if code is None:
-                return True  # not reaped yet, so the pid cannot have been reused
-            self._exit_codes[pid] = code
-            del self._children[pid]
-            return False
+        if child is not None and child.poll() is None:
+            return True  # not reaped yet, so the pid cannot have been reused
+        # an exited child's pid may belong to someone else now: only the start time tells
         return start_ticks is not None and _process_start_ticks(pid) == start_ticks
 
     def _exit_code(self, pid: int) -> int | None:
-        return self._exit_codes.get(pid)
+        child = self._children.get(pid)
+        return child.poll() if child is not None else None
 
     def _spawn(self, state: dict[str, Any], service: str) -> None:
         entry = state["services"][service]
@@ -367,7 +367,6 @@ class LocalTarget:
                 start_new_session=True,  # its own process group: stop reaches its children
             )
         self._children[proc.pid] = proc
-        self.spawned.append(proc.pid)
         entry.update(
             pid=proc.pid,
             start_ticks=_process_start_ticks(proc.pid),
@@ -390,7 +389,7 @@ class LocalTarget:
             deadline = time.monotonic() + grace
             while time.monotonic() < deadline:
                 if not self._alive(pid, start_ticks):
-                    self.exit_codes[service] = self._exit_codes.pop(pid, None)
+                    self.exit_codes[service] = self._exit_code(pid)
                     return
                 time.sleep(POLL_S / 2)
         raise StackError(service, f"process {pid} did not exit after SIGKILL")
@@ -411,7 +410,8 @@ class LocalTarget:
         entry = state["services"][service]
         port = entry["port"]
         if self._spec(service).kind == "redis":
-            return self._redis_pid(port, timeout) == entry.get("pid")
+            pid, self._last_health[service] = self._redis_pid(port, timeout)
+            return pid == entry.get("pid")
         conn = http.client.HTTPConnection(LOOPBACK, port, timeout=timeout)
         try:
             conn.request("GET", "/healthz")
@@ -429,9 +429,10 @@ class LocalTarget:
             pid = None
         return response.status == 200 and pid == entry.get("pid")
 
-    def _redis_pid(self, port: int, timeout: float) -> int | None:
+    def _redis_pid(self, port: int, timeout: float) -> tuple[int | None, str]:
         """AUTH + INFO server over a raw socket: proves the server is up, accepts our
-        password and is the process we started (its process_id)."""
+        password and is the process we started (its process_id). Returns the pid (or
+        None) and what was seen, for error messages."""
         password = self.config.redis_password.encode()
         cmd = (
             b"*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n" % (len(password), password)
@@ -450,14 +451,16 @@ class LocalTarget:
                         b"process_id:" in reply and reply.endswith(b"\r\n")
                     ):
                         break
-        except OSError:
-            return None
+        except OSError as exc:
+            return None, f"no answer on port {port}: {exc}"
         if not reply.startswith(b"+OK\r\n"):
-            return None
+            first = reply.split(b"\r\n", 1)[0].decode(errors="replace")
+            return None, f"AUTH refused: {first or 'connection closed'}"
         for line in reply.split(b"\r\n"):
             if line.startswith(b"process_id:"):
-                return int(line.split(b":", 1)[1])
-        return None
+                pid = int(line.split(b":", 1)[1])
+                return pid, f"redis process_id {pid}"
+        return None, "INFO server had no process_id"
 
     def _wait_healthy(
         self,
