@@ -218,6 +218,20 @@ def test_starting_a_service_whose_dependency_is_stopped_fails_fast_naming_it(wor
         target.down()
 
 
+def test_a_restart_refused_for_a_stopped_dependency_leaves_the_service_running(workspace_dir):
+    target = LocalTarget(load_workspace(workspace_dir))
+    target.up()
+    try:
+        api_pid = {s.name: s.pid for s in target.status()}["api"]
+        target.stop("redis-cache")
+        with pytest.raises(StackError, match="api: needs redis-cache, which is not running"):
+            target.restart("api", {"ADMIN_DEFAULT_PASSWORD": "x"})
+        api = next(s for s in target.status() if s.name == "api")
+        assert (api.state, api.pid, api.env_overrides) == ("running", api_pid, ())
+    finally:
+        target.down()
+
+
 def test_another_process_on_a_services_port_never_passes_for_it(tmp_path):
     """Two workspaces asking for the same fixed port: the second api cannot listen, and
     the first one answering /healthz must not make it look healthy."""

@@ -462,6 +462,21 @@ class LocalTarget:
                 return pid, f"redis process_id {pid}"
         return None, "INFO server had no process_id"
 
+    def _check_dependencies(self, state: dict[str, Any], wanted: Sequence[str]) -> None:
+        """A dependency not being started alongside must already run: fail fast, by name,
+        before anything is touched."""
+        for name in wanted:
+            for dep in self._spec(name).depends_on:
+                entry = state["services"].get(dep, {})
+                if dep not in wanted and not self._alive(
+                    entry.get("pid"), entry.get("start_ticks")
+                ):
+                    raise StackError(
+                        name,
+                        f"needs {dep}, which is not running; start it first "
+                        f"(`pagerdrill stack start {dep}`)",
+                    )
+
     def _wait_healthy(
         self,
         state: dict[str, Any],
@@ -473,17 +488,7 @@ class LocalTarget:
         and wait until all are healthy. Raises StackError naming the first that fails."""
         wanted = list(services)
         healthy: set[str] = {name for name in SERVICE_NAMES if name not in wanted}
-        for name in wanted:  # a dependency left out must already run: fail fast, by name
-            for dep in self._spec(name).depends_on:
-                dep_entry = state["services"].get(dep, {})
-                if dep not in wanted and not self._alive(
-                    dep_entry.get("pid"), dep_entry.get("start_ticks")
-                ):
-                    raise StackError(
-                        name,
-                        f"needs {dep}, which is not running; start it first "
-                        f"(`pagerdrill stack start {dep}`)",
-                    )
+        self._check_dependencies(state, wanted)
         spawned_at: dict[str, float] = {}
         timeout = self.config.startup_timeout_s
         while True:
@@ -644,6 +649,7 @@ class LocalTarget:
         t0 = time.monotonic()
         with self._locked():
             state = self._require_up(service)
+            self._check_dependencies(state, [service])  # before stopping what runs now
             entry = state["services"][service]
             overrides = {} if reset_env else dict(entry.get("overrides", {}))
             overrides.update(env or {})
