@@ -57,7 +57,7 @@ def test_help_does_not_import_the_heavy_modules():
         "import sys; sys.argv=['pagerdrill','--help']\n"
         "from pagerdrill.cli import main\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "heavy = [m for m in ('redis', 'httpx', 'pydantic', 'aiohttp', 'textual', 'bullmq',"
+        "heavy = [m for m in ('redis', 'httpx', 'pydantic', 'aiohttp', 'textual', 'bullmq', 'rich',"
         " 'socketio', 'pagerdrill.targets.local') if m in sys.modules]\n"
         "print('HEAVY', heavy, file=sys.stderr)\n"
     )
