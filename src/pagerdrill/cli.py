@@ -281,6 +281,423 @@ def init(
     console.print(f"Next: cd {directory} && pagerdrill stack up")
 
 
+# ------------------------------------------------------------------ scenarios
+
+scenarios_app = typer.Typer(
+    help="The drill scenarios of the workspace (scenarios/*.yaml).",
+    short_help="List, show and validate drill scenarios.",
+    no_args_is_help=True,
+)
+app.add_typer(scenarios_app, name="scenarios")
+
+
+def _workspace_or_none(workspace: Path | None):
+    from pagerdrill.errors import WorkspaceNotFound
+    from pagerdrill.workspace import open_workspace
+
+    try:
+        return open_workspace(workspace)
+    except WorkspaceNotFound:
+        if workspace is not None:
+            raise
+        return None
+
+
+@scenarios_app.command("list")
+def scenarios_list(
+    workspace: WorkspaceOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
+) -> None:
+    """Every scenario in the workspace, with its severity and the roles it needs."""
+    import json
+
+    from pagerdrill.errors import ConfigError
+    from pagerdrill.scenario import load_scenario, scenario_files
+    from pagerdrill.workspace import open_workspace
+
+    ws = open_workspace(workspace)
+    rows: list[dict] = []
+    for path in scenario_files(ws.root):
+        try:
+            sc = load_scenario(path)
+        except ConfigError as exc:
+            rows.append({"name": path.stem, "error": str(exc).splitlines()[0]})
+            continue
+        m = sc.model
+        rows.append(
+            {
+                "name": sc.name,
+                "title": m.title,
+                "severity": m.severity,
+                "roles": list(m.roles),
+                "faults": [f.kind for f in m.faults],
+            }
+        )
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("NAME", "SEVERITY", "TITLE", "ROLES", "FAULTS"):
+        table.add_column(column)
+    for r in rows:
+        if "error" in r:
+            table.add_row(r["name"], "[red]invalid[/]", r["error"], "", "")
+        else:
+            table.add_row(
+                r["name"], r["severity"], r["title"], ", ".join(r["roles"]), ", ".join(r["faults"])
+            )
+    _console().print(table)
+
+
+@scenarios_app.command("show")
+def scenarios_show(
+    name: Annotated[str, typer.Argument(help="Scenario name (file stem) or path.")],
+    workspace: WorkspaceOption = None,
+    reveal: Annotated[
+        bool, typer.Option("--reveal", help="Also show the root cause and the answer key.")
+    ] = False,
+) -> None:
+    """What a scenario breaks, how it shows, and how it recovers. The root cause and the
+    answer key stay hidden unless --reveal (someone may drill it)."""
+    from pagerdrill.scenario import find_scenario, load_scenario
+    from pagerdrill.workspace import open_workspace
+
+    ws = open_workspace(workspace)
+    sc = load_scenario(find_scenario(ws.root, name))
+    m = sc.model
+    c = _console()
+    c.print(f"[bold]{m.title}[/]  ({sc.name}, {m.severity})")
+    c.print(f"[dim]{sc.path}[/]\n")
+    c.print("[bold]Symptom[/] (what the engineer is told)")
+    c.print(f"  {m.symptom.strip()}\n")
+    c.print(f"[bold]Roles[/]   {', '.join(m.roles)}")
+    if sc.params:
+        c.print("[bold]Params[/]  " + ", ".join(f"{k}={v}" for k, v in sc.params.items()))
+    c.print(f"[bold]Quiet[/]   {m.quiet.min_s:g}-{m.quiet.max_s:g} s before the fault")
+    c.print("[bold]Faults[/]")
+    for f in m.faults:
+        extra = ", ".join(f"{k}={v}" for k, v in f.params.items())
+        timing = f"at +{f.at_s:g} s" + (f" for {f.duration_s:g} s" if f.duration_s else "")
+        c.print(f"  {f.id}: {f.kind} on {f.role} {timing}" + (f" ({extra})" if extra else ""))
+    c.print("[bold]Probes[/]")
+    for p in m.probes:
+        what = p.metric or p.path or ""
+        c.print(f"  {p.name}: {p.kind} on {p.role} {what}".rstrip())
+    c.print("[bold]Alerts[/]")
+    for a in m.alerts:
+        c.print(f"  {a.name}: {a.expr} for {a.for_s:g} s" + (" (pages)" if a.page else ""))
+    c.print(f"[bold]Recovery[/] {' and '.join(m.recovery.all)} for {m.recovery.for_s:g} s")
+    if m.decision:
+        c.print(f"[bold]Decision[/] {m.decision.prompt}")
+    if m.mitigations:
+        c.print("[bold]Mitigations[/] " + ", ".join(x.id for x in m.mitigations))
+    if reveal:
+        c.print(f"\n[bold]Root cause[/]\n  {m.root_cause.strip()}")
+        right = [h.text for h in m.hypotheses.choices if h.correct]
+        c.print(f"[bold]Right hypothesis[/] {'; '.join(right)}")
+        c.print(
+            f"[bold]Answer key[/] hypothesis={m.answer.hypothesis} decision={m.answer.decision} "
+            f"mitigations={', '.join(m.answer.mitigations) or 'none'}"
+        )
+    else:
+        c.print("\n[dim](root cause hidden; --reveal shows it)[/]")
+
+
+@scenarios_app.command("validate")
+def scenarios_validate(
+    files: Annotated[
+        list[Path] | None, typer.Argument(help="Scenario files (default: all in the workspace).")
+    ] = None,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Check scenarios: schema, fault kinds and their parameters, expressions, and (in a
+    workspace) that every role is bound. Every problem, with file and line."""
+    from pagerdrill.engine import role_bindings
+    from pagerdrill.errors import ConfigError
+    from pagerdrill.scenario import load_scenario, scenario_files
+
+    ws = _workspace_or_none(workspace)
+    roles = role_bindings(ws) if ws is not None else None
+    paths = list(files or [])
+    if not paths:
+        if ws is None:
+            from pagerdrill.errors import BadInputError
+
+            raise BadInputError("no files given and no workspace found")
+        paths = scenario_files(ws.root)
+    failed = 0
+    console, errors = _console(), _console(stderr=True)
+    for path in paths:
+        try:
+            sc = load_scenario(path, roles=roles)
+        except ConfigError as exc:
+            failed += 1
+            from rich.markup import escape
+
+            errors.print(f"[red]✗[/] {escape(str(exc))}", soft_wrap=True)
+            continue
+        console.print(f"[green]✓[/] {path}  ({sc.name}, {sc.model.severity})")
+    if failed:
+        raise typer.Exit(2)
+
+
+# ------------------------------------------------------------------ drills
+
+
+def _event_printer():
+    """Progress of a headless drill, one line per event that matters, on stderr."""
+    console = _console(stderr=True)
+
+    def clock(event: dict) -> str:
+        at = event.get("drill_s")
+        return f"T+{int(at // 60):02d}:{at % 60:04.1f}" if isinstance(at, int | float) else " " * 9
+
+    def show(event: dict) -> None:
+        t = event["type"]
+        text = None
+        if t == "state":
+            text = f"[bold]{event['to']}[/]" + (
+                f" (quiet {event['quiet_s']:g} s)" if "quiet_s" in event else ""
+            )
+            if event.get("reason"):
+                text += f": {event['reason']}"
+        elif t == "fault.injected":
+            text = f"[red]fault[/] {event['fault']} injected ({event['inject_ms']:g} ms)"
+        elif t == "fault.reverted":
+            text = f"fault {event['fault']} reverted ({event['by']})"
+        elif t in ("fault.failed", "fault.revert_failed", "mitigation.failed"):
+            text = f"[red]{t}[/] {event.get('fault') or event.get('mitigation')}: {event['error']}"
+        elif t == "alert.firing":
+            text = f"[red]ALERT[/] {event['alert']}: {event['summary']}"
+        elif t == "alert.resolved":
+            text = f"alert {event['alert']} resolved"
+        elif t == "page":
+            text = f"[bold red]PAGE[/] {event['severity']} {event['summary']}"
+        elif t == "step.done":
+            late = " [yellow](over target)[/]" if event["over"] else ""
+            text = f"step {event['step']} done{late}"
+        elif t in ("note", "hint"):
+            text = f"{t}: {event['text']}"
+        elif t == "hypothesis":
+            mark = "[green]right[/]" if event["correct"] else "[red]wrong[/]"
+            text = f"hypothesis ({mark}): {event['text']}"
+        elif t == "decision":
+            text = f"decision: {event['choice']}"
+        elif t == "mitigation":
+            text = f"mitigation: {event['title']}"
+        elif t == "recovery.verified":
+            text = "[green]recovery verified[/] by the probes"
+        elif t == "script.refused":
+            text = f"[yellow]script action {event['index']} refused[/]: {event['reason']}"
+        if text:
+            from rich.markup import escape
+
+            console.print(f"  [dim]{clock(event)}[/] {text if '[' in text else escape(text)}")
+
+    return show
+
+
+def _fmt_s(value) -> str:
+    if value is None:
+        return "-"
+    return f"{int(value // 60)}:{value % 60:04.1f}"
+
+
+def _print_summary(summary: dict) -> None:
+    from rich.table import Table
+
+    c = _console()
+    verdict = summary["outcome"]
+    if verdict == "closed" and summary["recovery_verified"]:
+        head = "[green]closed, recovery verified[/]"
+    elif verdict == "closed":
+        head = "[yellow]closed without verified recovery[/]"
+    else:
+        head = f"[red]{verdict}[/]" + (
+            f": {summary['abort_reason']}" if summary.get("abort_reason") else ""
+        )
+    c.print(f"\n[bold]{summary['title']}[/] ({summary['severity']}), {summary['engineer']}: {head}")
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("FROM THE PAGE", "TIME", "TARGET", ""):
+        table.add_column(column)
+    for step in summary["steps"]:
+        mark = "[green]✓[/]" if step["met"] else ("[red]✗[/]" if step["done_s"] else "[dim]-[/]")
+        table.add_row(step["title"], _fmt_s(step["done_s"]), _fmt_s(step["target_s"]), mark)
+    h = summary["hypothesis"]
+    met = (
+        h["correct_s"] is not None and h["target_s"] is not None and h["correct_s"] <= h["target_s"]
+    )
+    table.add_row(
+        "Symptom → right hypothesis",
+        _fmt_s(h["correct_s"]),
+        _fmt_s(h["target_s"]),
+        "[green]✓[/]" if met else "[red]✗[/]",
+    )
+    table.add_row("Mitigated", _fmt_s(summary["time_to_mitigate_s"]), "", "")
+    table.add_row("Recovery verified", _fmt_s(summary["time_to_recovery_s"]), "", "")
+    c.print(table)
+    first = "right" if h["first_correct"] else ("wrong" if h["attempts"] else "none")
+    c.print(
+        f"hypotheses: {h['attempts']} (first {first}); hints used: {summary['hints_used']}; "
+        f"alert fired: {'yes' if summary['alert_fired'] else 'no'}"
+    )
+    c.print(f"journal: {summary['journal']}")
+
+
+@app.command("run", short_help="Run a drill headless (scripted or autopilot).")
+def run(
+    scenario: Annotated[str, typer.Argument(help="Scenario name or file.")],
+    engineer: Annotated[str, typer.Option("--engineer", "-e", help="Who is drilling.")],
+    headless: Annotated[
+        bool, typer.Option("--headless", help="No TUI: actions come from --script/--autopilot.")
+    ] = False,
+    script: Annotated[
+        Path | None, typer.Option("--script", metavar="FILE", help="Timed engineer actions.")
+    ] = None,
+    autopilot: Annotated[
+        bool, typer.Option("--autopilot", help="Play the scenario's own answer key.")
+    ] = False,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", metavar="KEY=VALUE", help="Override a scenario parameter."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print what would be injected; touch nothing.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document at the end.")] = False,
+    keep_stack: Annotated[
+        bool, typer.Option("--keep-stack", help="Leave a stack this run started running.")
+    ] = False,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed of the quiet delay.")] = None,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Run a drill with no TUI: the stack is broken, the alert pages, and a script (or the
+    scenario's answer key) plays the engineer. Ctrl-C or SIGTERM aborts and reverts.
+    Exit code 0 only when the drill closed with recovery verified by the probes."""
+    import json
+    import random
+    import signal
+    import threading
+
+    from pagerdrill.checklist import load_checklist
+    from pagerdrill.engine import DrillEngine, role_bindings
+    from pagerdrill.errors import BadInputError
+    from pagerdrill.headless import Player, check_script, load_script, run_drill
+    from pagerdrill.headless import autopilot as autopilot_script
+    from pagerdrill.journal import read_journal
+    from pagerdrill.scenario import find_scenario, load_scenario, parse_param
+    from pagerdrill.summary import exit_code, summarize
+
+    if not headless:
+        raise BadInputError(
+            "`pagerdrill run` needs --headless (the interactive drill is `pagerdrill drill`)"
+        )
+    if (script is None) == (not autopilot) and not dry_run:
+        raise BadInputError("give one of --script FILE or --autopilot")
+    target = _target(workspace)
+    ws = target.workspace
+    overrides = dict(parse_param(p) for p in (param or []))
+    sc = load_scenario(find_scenario(ws.root, scenario), overrides, roles=role_bindings(ws))
+    checklist, _ = load_checklist(ws.root)
+    actions = load_script(script) if script else autopilot_script(sc, checklist)
+    if script:
+        check_script(actions, sc, checklist, script)
+    engine = DrillEngine(
+        sc,
+        ws,
+        target,
+        engineer,
+        checklist,
+        observers=() if as_json else (_event_printer(),),
+        rng=random.Random(seed),
+    )
+    if dry_run:
+        plan = engine.plan()
+        if as_json:
+            typer.echo(json.dumps(plan, indent=2))
+            return
+        c = _console()
+        c.print(f"[bold]{plan['title']}[/] ({plan['scenario']}, {plan['severity']}) — dry run")
+        c.print("roles: " + ", ".join(f"{r} → {s}" for r, s in plan["roles"].items()))
+        c.print(f"quiet: {plan['quiet_s'][0]:g}-{plan['quiet_s'][1]:g} s, then:")
+        for f in plan["faults"]:
+            timing = f"+{f['at_s']:g} s" + (
+                f", for {f['duration_s']:g} s" if f["duration_s"] else ""
+            )
+            c.print(f"  {f['id']} ({timing}): {f['does']}")
+        c.print("alerts: " + "; ".join(plan["alerts"]))
+        c.print("recovery: " + " and ".join(plan["recovery"]))
+        c.print("[dim]nothing was touched[/]")
+        return
+    started_stack = False
+    if not target.is_up():
+        _console(stderr=True).print("starting the stack:")
+        target.up(progress=_progress_printer() if not as_json else None)
+        started_stack = True
+    interrupt = threading.Event()
+
+    def on_signal(signum, _frame):
+        interrupt.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        if not as_json:
+            _console(stderr=True).print(
+                f"drill {engine.drill_id}: {sc.model.title} ({sc.model.severity}), "
+                f"engineer {engineer}"
+            )
+        run_drill(engine, Player(actions), interrupt)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        if started_stack and not keep_stack:
+            target.down()
+    summary = summarize(read_journal(engine.journal_path))
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+    else:
+        _print_summary(summary)
+    code = exit_code(summary)
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command("recover", short_help="Revert the faults of drills that did not close.")
+def recover_cmd(
+    workspace: WorkspaceOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
+) -> None:
+    """Finish drills that stopped without closing (a crash, kill -9): revert their faults
+    from the journal's undo records and close their journals. A drill still running is
+    left alone."""
+    import json
+
+    from pagerdrill.recover import recover
+
+    target = _target(workspace)
+    results = recover(target.workspace, target)
+    if as_json:
+        typer.echo(json.dumps([r.to_json() for r in results], indent=2))
+    else:
+        c = _console()
+        if not results:
+            c.print("nothing to recover: every drill journal is closed")
+        for r in results:
+            c.print(f"[bold]{r.drill}[/]")
+            for what in r.reverted:
+                c.print(f"  [green]✓[/] reverted {what}")
+            for what, error in r.failed:
+                c.print(f"  [red]✗[/] {what}: {error}")
+            if r.nothing_to_do:
+                c.print("  nothing was left to revert; journal closed")
+        if results and target.is_up():
+            _status_table(target.status())
+    if any(r.failed for r in results):
+        raise typer.Exit(1)
+
+
 def main() -> None:
     from pagerdrill.errors import PagerdrillError
 

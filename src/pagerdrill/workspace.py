@@ -143,7 +143,8 @@ TEMPLATE_FILES = (
     "compose",
     "runbooks/README.md",
     "readiness/README.md",
-    "scenarios/README.md",
+    "scenarios",
+    "checklist.yaml",
     "drills/README.md",
 )
 

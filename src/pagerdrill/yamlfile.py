@@ -48,7 +48,7 @@ def _walk(node: yaml.Node, loc: Loc, lines: LineMap, problems: list[tuple[int | 
             line = key_node.start_mark.line + 1
             if key in seen:
                 problems.append(
-                    (line, f"{_dotted((*loc, key))}: duplicate key (first at line {seen[key]})")
+                    (line, f"{dotted((*loc, key))}: duplicate key (first at line {seen[key]})")
                 )
             seen[key] = line
             lines.add((*loc, key), line)
@@ -100,7 +100,7 @@ def parse_yaml(text: str, path: Path) -> tuple[Any, LineMap]:
     return data, lines
 
 
-def _dotted(loc: Loc) -> str:
+def dotted(loc: Loc) -> str:
     out = ""
     for part in loc:
         if isinstance(part, int):
@@ -112,12 +112,24 @@ def _dotted(loc: Loc) -> str:
 
 def validate(model: type[M], data: Any, path: Path, lines: LineMap) -> M:
     """Validate `data` into the pydantic `model`; every problem is reported at once."""
+    value, problems = check(model, data, lines)
+    if problems:
+        raise ConfigError(path, problems)
+    return value  # type: ignore[return-value]
+
+
+def check(
+    model: type[M], data: Any, lines: LineMap, prefix: Loc = ()
+) -> tuple[M | None, list[tuple[int | None, str]]]:
+    """Validate `data` (found at `prefix` in the file) into `model`.
+
+    Returns the model, or None and every problem as (line, message)."""
     import pydantic
 
     try:
-        return model.model_validate(data)  # type: ignore[attr-defined]
+        return model.model_validate(data), []  # type: ignore[attr-defined]
     except pydantic.ValidationError as exc:
-        problems = []
+        problems: list[tuple[int | None, str]] = []
         for err in exc.errors():
             loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
             message = err["msg"]
@@ -128,8 +140,9 @@ def validate(model: type[M], data: Any, path: Path, lines: LineMap) -> M:
                     message += f" (did you mean '{suggestion}'?)"
             elif err["type"] == "missing":
                 message = "required key is missing"
-            problems.append((lines.line_of(loc), f"{_dotted(loc)}: {message}"))
-        raise ConfigError(path, problems) from None
+            full = (*prefix, *loc)
+            problems.append((lines.line_of(full), f"{dotted(full)}: {message}"))
+        return None, problems
 
 
 def _did_you_mean(model: type, loc: Loc) -> str | None:

@@ -9,6 +9,14 @@ Settings (environment):
   SLOW_PATH_MS             cost of an uncached market read (120)
   WORKER_CONCURRENCY       BullMQ jobs in flight (16)
   JOB_WORK_MS              time spent settling one job (2)
+  FAULT_TOKEN              enables the fault-injection route for holders of this token;
+                           unset or empty: the route does not exist
+
+Fault injection (the seed's pilot drill, "inject a 500 on a non-critical route"):
+PUT /_pagerdrill/faults/{name} with {"route": "/api/promotions", "status": 500,
+"ratio": 1.0, "latency_ms": 0} and the header X-Fault-Token makes that route fail
+(or slow down); DELETE removes it; GET lists them. Faults live in memory only, so a
+restart of the api clears them.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import random
 import secrets
 import time
 
@@ -79,6 +88,8 @@ class Api:
             self.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0
         )
         self.worker: Worker | None = None
+        self.fault_token = env_str("FAULT_TOKEN", "")
+        self.faults: dict[str, dict] = {}
 
     # ------------------------------------------------------------- tokens
 
@@ -162,6 +173,57 @@ class Api:
         BETS.inc()
         return web.json_response(bet, status=201)
 
+    async def promotions(self, _request: web.Request) -> web.Response:
+        """The promo banner: nice to have, nobody loses money when it fails."""
+        return web.json_response(
+            {"promotions": [{"id": 1, "title": "Boosted odds on Match 7", "boost": 0.1}]}
+        )
+
+    # ------------------------------------------------------ fault injection
+
+    def _fault_allowed(self, request: web.Request) -> None:
+        if not self.fault_token:
+            raise web.HTTPNotFound()
+        given = request.headers.get("X-Fault-Token", "")
+        if not hmac.compare_digest(given, self.fault_token):
+            raise web.HTTPForbidden(text='{"error": "bad fault token"}')
+
+    async def put_fault(self, request: web.Request) -> web.Response:
+        self._fault_allowed(request)
+        body = await _json_body(request)
+        try:
+            route = str(body["route"])
+            status = int(body.get("status", 500))
+            ratio = float(body.get("ratio", 1.0))
+            latency_ms = float(body.get("latency_ms", 0))
+        except (KeyError, TypeError, ValueError):
+            return web.json_response({"error": "route (and numbers) required"}, status=400)
+        fault = {"route": route, "status": status, "ratio": ratio, "latency_ms": latency_ms}
+        if not (0.0 <= ratio <= 1.0 and 100 <= status <= 599 and latency_ms >= 0):
+            return web.json_response({"error": "ratio in 0..1, status in 100..599"}, status=400)
+        name = request.match_info["name"]
+        self.faults[name] = fault
+        log.warning(f"fault injected on {fault['route']}", request["trace_id"], fault=name, **fault)
+        return web.json_response({"name": name, **fault})
+
+    async def delete_fault(self, request: web.Request) -> web.Response:
+        self._fault_allowed(request)
+        name = request.match_info["name"]
+        if self.faults.pop(name, None) is None:
+            return web.json_response({"error": "no such fault"}, status=404)
+        log.info("fault removed", request["trace_id"], fault=name)
+        return web.json_response({"removed": name})
+
+    async def list_faults(self, request: web.Request) -> web.Response:
+        self._fault_allowed(request)
+        return web.json_response(self.faults)
+
+    def fault_for(self, route: str) -> dict | None:
+        for fault in self.faults.values():
+            if fault["route"] == route:
+                return fault
+        return None
+
     # -------------------------------------------------------------- queue
 
     async def settle(self, job, _token) -> dict:
@@ -197,7 +259,31 @@ async def _json_body(request: web.Request) -> dict:
     return body
 
 
-@web.middleware
+def observe_with(api: Api):
+    @web.middleware
+    async def middleware(request: web.Request, handler):
+        return await observe(request, _faulty(api, handler))
+
+    return middleware
+
+
+def _faulty(api: Api, handler):
+    """Wrap `handler` with the injected fault of its route, if any."""
+
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        resource = request.match_info.route.resource
+        fault = api.fault_for(resource.canonical) if resource is not None and api.faults else None
+        if fault is None:
+            return await handler(request)
+        if fault["latency_ms"] > 0:
+            await asyncio.sleep(fault["latency_ms"] / 1000)
+        if random.random() < fault["ratio"]:
+            return web.json_response({"error": "injected fault"}, status=fault["status"])
+        return await handler(request)
+
+    return wrapped
+
+
 async def observe(request: web.Request, handler):
     """Trace id, request metrics and one JSON log line per request."""
     trace_id = request.headers.get("X-Trace-Id") or new_trace_id()
@@ -233,8 +319,12 @@ async def observe(request: web.Request, handler):
 
 
 def make_app(api: Api) -> web.Application:
-    app = service_app(api.healthz, registry, middlewares=(observe,))
+    app = service_app(api.healthz, registry, middlewares=(observe_with(api),))
     app.router.add_post("/auth/sign-in", api.sign_in)
+    app.router.add_get("/api/promotions", api.promotions)
+    app.router.add_put("/_pagerdrill/faults/{name}", api.put_fault)
+    app.router.add_delete("/_pagerdrill/faults/{name}", api.delete_fault)
+    app.router.add_get("/_pagerdrill/faults", api.list_faults)
     app.router.add_get("/api/markets/{market_id}", api.market)
     app.router.add_post("/api/bets", api.place_bet)
     return app

@@ -5,8 +5,12 @@ when it comes back, the backlog drains. When Redis is away, each add gives up af
 ADD_TIMEOUT_S and counts as an error, and /healthz turns unhealthy until adds succeed
 again: a producer that cannot produce must be visible in a drill.
 
+A share of the jobs (DELAYED_SHARE) settle bets on markets that close later: they
+are added with a delay of DELAYED_S seconds and wait in the queue's delayed set
+until then. A FLUSHDB of the shared Redis loses them, as the seed warns.
+
 Settings (environment): PORT, HOST, REDIS_URL, QUEUE_NAME, GAME_RATE (jobs/s, 5),
-ADD_TIMEOUT_S (2).
+ADD_TIMEOUT_S (2), DELAYED_SHARE (0.2), DELAYED_S (60).
 """
 
 from __future__ import annotations
@@ -50,6 +54,8 @@ class Producer:
         self.queue_name = env_str("QUEUE_NAME", QUEUE_NAME)
         self.rate = env_number("GAME_RATE", 5.0)
         self.add_timeout = env_number("ADD_TIMEOUT_S", 2.0, minimum=0.1)
+        self.delayed_share = min(1.0, env_number("DELAYED_SHARE", 0.2))
+        self.delay_ms = int(env_number("DELAYED_S", 60.0) * 1000)
         self.queue = Queue(
             self.queue_name, {"connection": env_str("REDIS_URL", "redis://:cache@127.0.0.1:6379")}
         )
@@ -65,11 +71,12 @@ class Producer:
             "outcome": random.choice(("won", "lost")),
             "payout": round(random.uniform(1, 250), 2),
         }
+        opts: dict = {"removeOnComplete": 1000, "removeOnFail": 5000}
+        if self.delay_ms > 0 and random.random() < self.delayed_share:
+            opts["delay"] = self.delay_ms
         try:
             await asyncio.wait_for(
-                self.queue.add(
-                    "bet_settled", data, {"removeOnComplete": 1000, "removeOnFail": 5000}
-                ),
+                self.queue.add("bet_settled", data, opts),
                 self.add_timeout,
             )
         except Exception as exc:  # CancelledError is not an Exception: shutdown goes through

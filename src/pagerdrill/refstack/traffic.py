@@ -1,7 +1,7 @@
 """Reference `traffic`: the steady smoke profile, and what its clients saw.
 
 Every 1/TRAFFIC_RATE seconds one request goes out (mostly cached market reads, some
-bets, a few sign-ins); TRAFFIC_SOCKETS socket.io clients stay connected to `rt`.
+promotions and bets, a few sign-ins); TRAFFIC_SOCKETS socket.io clients stay connected to `rt`.
 Requests are fired on schedule, not after the previous one returns, so a slow api
 shows as latency rather than as less traffic. /metrics reports client-side outcome
 counts, a latency histogram, and the error rate and latency percentiles over the
@@ -170,6 +170,9 @@ class Traffic:
     async def read_market(self) -> None:
         await self._request("market", "GET", f"{self.api}/api/markets/{random.randint(1, 20)}")
 
+    async def promotions(self) -> None:
+        await self._request("promotions", "GET", f"{self.api}/api/promotions")
+
     async def place_bet(self) -> None:
         if self.token is None:
             await self.sign_in()
@@ -195,7 +198,12 @@ class Traffic:
     async def http_loop(self) -> None:
         if self.rate <= 0:  # sockets only: idle, but alive
             await asyncio.Event().wait()
-        actions = (self.read_market,) * 7 + (self.place_bet,) * 2 + (self.sign_in,)
+        actions = (
+            (self.read_market,) * 6
+            + (self.promotions,) * 2
+            + (self.place_bet,) * 2
+            + (self.sign_in,)
+        )
         interval = 1.0 / self.rate
         next_at = time.monotonic()
         while True:

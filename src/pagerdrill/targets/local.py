@@ -16,6 +16,7 @@ import importlib.util
 import json
 import os
 import random
+import secrets
 import shutil
 import signal
 import socket
@@ -294,6 +295,8 @@ class LocalTarget:
         }
         if "redis-cache" in state["services"]:
             env["REDIS_URL"] = self._redis_url(state)
+        if service == "api":
+            env["FAULT_TOKEN"] = state.get("fault_token", "")
         if service == "traffic":
             api_env = self.config.services.get("api")
             env["API_URL"] = self._url(state, "api")
@@ -545,6 +548,8 @@ class LocalTarget:
                     entry["port"] = fixed.get(name) or _free_port(taken)
                     taken.add(entry["port"])
             state.setdefault("created_at", dt.datetime.now(dt.UTC).isoformat())
+            # the api's fault-injection route answers only to holders of this token
+            state.setdefault("fault_token", secrets.token_hex(16))
             self._write_state(state)
             to_start = [
                 name
@@ -585,33 +590,46 @@ class LocalTarget:
 
     def status(self) -> list[ServiceStatus]:
         state = self._read_state()
-        out = []
-        for name in SERVICE_NAMES:
-            entry = state["services"].get(name)
-            overrides = tuple(sorted(entry.get("overrides", {}))) if entry else ()
-            pid = entry.get("pid") if entry else None
-            st: State
-            health: Health = "unknown"
-            if not entry:
-                st = "absent"
-            elif self._alive(pid, entry.get("start_ticks")):
-                st = "running"
-                health = "healthy" if self._healthy(state, name) else "unhealthy"
-            elif entry.get("status") == "running":
-                st, pid, health = "exited", None, "unhealthy"
-            else:
-                st, pid = "stopped", None
-            out.append(
-                ServiceStatus(
-                    name=name,
-                    state=st,
-                    health=health,
-                    pid=pid,
-                    endpoints=self.endpoints(state, name),
-                    env_overrides=overrides,
-                )
-            )
-        return out
+        return [self._status_of(state, name) for name in SERVICE_NAMES]
+
+    def service_status(self, service: str) -> ServiceStatus:
+        """The status of one service (one health check, not the whole stack's)."""
+        self._spec(service)
+        return self._status_of(self._read_state(), service)
+
+    def _status_of(self, state: dict[str, Any], name: str) -> ServiceStatus:
+        entry = state["services"].get(name)
+        overrides = tuple(sorted(entry.get("overrides", {}))) if entry else ()
+        pid = entry.get("pid") if entry else None
+        st: State
+        health: Health = "unknown"
+        if not entry:
+            st = "absent"
+        elif self._alive(pid, entry.get("start_ticks")):
+            st = "running"
+            health = "healthy" if self._healthy(state, name) else "unhealthy"
+        elif entry.get("status") == "running":
+            st, pid, health = "exited", None, "unhealthy"
+        else:
+            st, pid = "stopped", None
+        return ServiceStatus(
+            name=name,
+            state=st,
+            health=health,
+            pid=pid,
+            endpoints=self.endpoints(state, name),
+            env_overrides=overrides,
+        )
+
+    def service_endpoints(self, service: str) -> dict[str, str]:
+        """Where `service` listens (http, health, metrics, socketio, redis URLs)."""
+        self._spec(service)
+        return self.endpoints(self._read_state(), service)
+
+    def overrides(self, service: str) -> dict[str, str]:
+        """Environment overrides `service` runs with now (set by restart --env)."""
+        state = self._require_up(service)
+        return dict(state["services"][service].get("overrides", {}))
 
     def _require_up(self, service: str) -> dict[str, Any]:
         self._spec(service)

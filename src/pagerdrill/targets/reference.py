@@ -63,3 +63,15 @@ def spec(name: str) -> ServiceSpec:
         if s.name == name:
             return s
     raise KeyError(name)
+
+
+# What the scenarios' roles mean on the reference stack; a workspace's own
+# `roles:` bindings override these.
+REFERENCE_ROLES: dict[str, dict[str, str]] = {
+    "api": {"service": "api", "admin_password_env": "ADMIN_DEFAULT_PASSWORD"},
+    "cache": {"service": "redis-cache"},
+    "queue": {"service": "redis-cache", "queue": QUEUE_NAME},
+    "rt": {"service": "rt"},
+    "producer": {"service": "game"},
+    "traffic": {"service": "traffic"},
+}

@@ -1,0 +1,207 @@
+"""Headless drills: a script of timed engineer actions instead of a person at a TUI.
+
+A script is YAML:
+
+    version: 1
+    actions:
+      - {at: 2, do: ack}                   # 2 s after the page (drill clock)
+      - {after: 1, do: step, step: dashboards}
+      - {do: note, text: queue depth climbing}
+      - {do: hypothesis, choice: consumer-down}   # or text: "..."
+      - {do: decision, choice: backlog}
+      - {do: mitigate, mitigation: start-api}
+      - {wait: recovered}                  # until the probes verify recovery
+      - {do: resolve}
+
+`at` is seconds on the drill clock; `after` is seconds after the previous action
+(the default, 0). `--autopilot` builds such a script from the scenario's answer
+key, which makes every scenario a self-test.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from pagerdrill.checklist import Checklist
+from pagerdrill.engine import ACTIONS, Action, ActionRefused, DrillEngine
+from pagerdrill.errors import BadInputError, ConfigError
+from pagerdrill.scenario import Scenario
+from pagerdrill.yamlfile import load_yaml, validate
+
+Verb = Literal[
+    "ack", "step", "note", "hypothesis", "decision", "mitigate", "hint", "resolve",
+    "pause", "resume", "abort",
+]  # fmt: skip
+assert set(Verb.__args__) == set(ACTIONS)  # type: ignore[attr-defined]
+
+
+class ScriptAction(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    at: float | None = Field(default=None, ge=0)
+    after: float | None = Field(default=None, ge=0)
+    wait: Literal["recovered"] | None = None
+    do: Verb | None = None
+    step: str | None = None
+    text: str | None = None
+    choice: str | None = None
+    mitigation: str | None = None
+    source: str | None = None
+    by: str | None = None
+
+    @model_validator(mode="after")
+    def _one_thing(self) -> ScriptAction:
+        if (self.do is None) == (self.wait is None):
+            raise ValueError("each entry has either `do` or `wait`")
+        if self.at is not None and self.after is not None:
+            raise ValueError("use `at` or `after`, not both")
+        return self
+
+    def action(self) -> Action:
+        assert self.do is not None
+        return Action(
+            self.do,
+            step=self.step,
+            text=self.text,
+            choice=self.choice,
+            mitigation=self.mitigation,
+            source=self.source,
+            by=self.by,
+        )
+
+
+class Script(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: Literal[1] = 1
+    actions: list[ScriptAction] = Field(min_length=1)
+
+
+def load_script(path: Path) -> list[ScriptAction]:
+    data, lines = load_yaml(path)
+    if not isinstance(data, dict):
+        raise ConfigError(path, [(1, "expected a mapping with `actions:`")])
+    return validate(Script, data, path, lines).actions
+
+
+def check_script(
+    actions: list[ScriptAction], scenario: Scenario, checklist: Checklist, path: Path
+) -> None:
+    """Names in the script (steps, choices, mitigations) exist, before the drill starts."""
+    m = scenario.model
+    problems = []
+    steps = {s.id for s in checklist.steps}
+    hyps = {c.id for c in m.hypotheses.choices}
+    decisions = {c.id for c in m.decision.choices} if m.decision else set()
+    mits = {x.id for x in m.mitigations}
+    for i, a in enumerate(actions):
+        where = f"actions[{i}]"
+        if a.do == "step" and a.step not in steps:
+            problems.append(f"{where}: no checklist step '{a.step}' ({', '.join(sorted(steps))})")
+        if a.do == "hypothesis" and a.choice is not None and a.choice not in hyps:
+            problems.append(f"{where}: no hypothesis choice '{a.choice}'")
+        if a.do == "decision" and a.choice not in decisions:
+            problems.append(f"{where}: no decision choice '{a.choice}'")
+        if a.do == "mitigate" and a.mitigation not in mits:
+            problems.append(f"{where}: no mitigation '{a.mitigation}' ({', '.join(sorted(mits))})")
+    if problems:
+        raise ConfigError(path, [(None, p) for p in problems])
+
+
+def autopilot(scenario: Scenario, checklist: Checklist, pace_s: float = 0.5) -> list[ScriptAction]:
+    """The scenario's answer key as a script: every checklist step, the notes, the right
+    hypothesis and decision, the mitigations, then resolve once recovery is verified."""
+    answer = scenario.model.answer
+    out = [ScriptAction(after=pace_s, do="ack", text="ack (autopilot)")]
+    for step in checklist.steps:
+        if step.id != "acknowledge":
+            out.append(ScriptAction(after=pace_s, do="step", step=step.id))
+    for note in answer.notes:
+        out.append(ScriptAction(after=pace_s, do="note", text=note))
+    out.append(ScriptAction(after=pace_s, do="hypothesis", choice=answer.hypothesis))
+    if answer.decision:
+        out.append(ScriptAction(after=pace_s, do="decision", choice=answer.decision))
+    for mitigation in answer.mitigations:
+        out.append(ScriptAction(after=pace_s, do="mitigate", mitigation=mitigation))
+    out.append(ScriptAction(wait="recovered"))
+    out.append(ScriptAction(after=pace_s, do="resolve", text="recovered (autopilot)"))
+    return out
+
+
+class Player:
+    """Plays a script against an engine, from the page on."""
+
+    def __init__(self, actions: list[ScriptAction], clock: Callable[[], float] = time.monotonic):
+        self.actions = list(actions)
+        self.clock = clock
+        self.index = 0
+        self.last_at: float | None = None
+        self.refused: list[tuple[int, str]] = []
+
+    @property
+    def finished(self) -> bool:
+        return self.index >= len(self.actions)
+
+    def play(self, engine: DrillEngine) -> None:
+        """Perform every action whose time has come."""
+        while not engine.done and not self.finished and engine.page_mono is not None:
+            a = self.actions[self.index]
+            now = self.clock()
+            if a.wait == "recovered":
+                if not engine.recovered:
+                    return
+            elif a.at is not None:
+                if (engine.drill_s(now) or 0.0) < a.at:
+                    return
+            else:
+                since = self.last_at if self.last_at is not None else engine.page_mono
+                if engine.paused or now - since < (a.after or 0.0):
+                    return
+            self.index += 1
+            self.last_at = now
+            if a.do is None:
+                continue
+            try:
+                engine.act(a.action())
+            except (ActionRefused, BadInputError) as exc:
+                self.refused.append((self.index - 1, str(exc)))
+                engine.record("script.refused", index=self.index - 1, action=a.do, reason=str(exc))
+
+
+def run_drill(
+    engine: DrillEngine,
+    player: Player,
+    interrupt: threading.Event,
+    *,
+    poll_s: float = 0.05,
+) -> None:
+    """Start the engine and drive it until it closes or aborts. An interrupt (Ctrl-C,
+    SIGTERM) or an error aborts it, and the abort reverts every fault."""
+    engine.start()
+    interval = engine.model.interval_s
+    try:
+        next_tick = engine.clock()
+        while not engine.done:
+            if interrupt.is_set():
+                engine.abort("interrupted (Ctrl-C or SIGTERM)")
+                break
+            now = engine.clock()
+            if now >= next_tick:
+                engine.tick()
+                next_tick += interval
+                if next_tick < now:  # a slow cycle: skip, do not burst
+                    next_tick = now + interval
+            player.play(engine)
+            interrupt.wait(max(0.0, min(poll_s, next_tick - engine.clock())))
+    except BaseException as exc:
+        engine.abort(f"error: {exc!r}")
+        raise
+    finally:
+        if not engine.done:
+            engine.abort("the runner stopped")

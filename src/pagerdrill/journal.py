@@ -1,0 +1,235 @@
+"""The drill journal: one JSON object per line, appended, flushed and fsynced before
+the engine acts on it, so a `kill -9` loses nothing the engine did.
+
+Every line carries the schema version (`v`), a sequence number, the UTC wall time
+for people (`ts`) and seconds since the drill started on the monotonic clock (`t`)
+for durations. The first event (`drill.started`) holds a copy of the scenario,
+the tool version and the host. Reports, review and readiness read journals; none
+keeps its own copy of the truth.
+
+Reading is forgiving: a line cut short by a crash, a hand-edited line, or a newer
+schema are reported as problems with their line numbers, and every valid event is
+still returned.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pagerdrill.errors import PagerdrillError
+
+SCHEMA_VERSION = 1
+TERMINAL = ("drill.closed", "drill.aborted")
+
+
+def utc_now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class JournalError(PagerdrillError):
+    """The journal cannot be written: the drill must not touch the stack."""
+
+
+class JournalWriter:
+    """Appends events to one journal file. Thread-safe; each append is durable when
+    it returns."""
+
+    def __init__(
+        self, path: Path, drill_id: str, *, start_mono: float | None = None, first_seq: int = 0
+    ):
+        self.path = path
+        self.drill_id = drill_id
+        self.start_mono = time.monotonic() if start_mono is None else start_mono
+        self._seq = first_seq
+        self._lock = threading.Lock()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise JournalError(f"cannot open the drill journal {path}: {exc.strerror}") from exc
+        self._terminate_partial_line()
+        self._sync_dir()
+
+    def _terminate_partial_line(self) -> None:
+        """A journal reopened after a crash may end mid-line: start on a fresh line."""
+        size = os.fstat(self._fd).st_size
+        if size:
+            with self.path.open("rb") as fh:
+                fh.seek(size - 1)
+                if fh.read(1) != b"\n":
+                    os.write(self._fd, b"\n")
+
+    def _sync_dir(self) -> None:
+        try:
+            dfd = os.open(self.path.parent, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+    def append(self, type_: str, **data: Any) -> dict:
+        with self._lock:
+            event = {
+                "v": SCHEMA_VERSION,
+                "seq": self._seq,
+                "ts": utc_now(),
+                "t": round(time.monotonic() - self.start_mono, 4),
+                "type": type_,
+                "drill": self.drill_id,
+                **data,
+            }
+            line = json.dumps(event, separators=(",", ":"), default=str) + "\n"
+            try:
+                os.write(self._fd, line.encode())
+                os.fsync(self._fd)
+            except OSError as exc:
+                raise JournalError(f"cannot write the drill journal {self.path}: {exc}") from exc
+            self._seq += 1
+            return event
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
+
+
+@dataclass
+class JournalRead:
+    path: Path
+    events: list[dict] = field(default_factory=list)
+    problems: list[tuple[int, str]] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        """The drill reached an end (closed or aborted) and nothing was unreadable."""
+        return self.finished and not self.problems
+
+    @property
+    def finished(self) -> bool:
+        return any(e.get("type") in TERMINAL for e in self.events)
+
+    @property
+    def started(self) -> dict | None:
+        return next((e for e in self.events if e.get("type") == "drill.started"), None)
+
+    @property
+    def drill_id(self) -> str:
+        started = self.started
+        if started and isinstance(started.get("drill"), str):
+            return started["drill"]
+        return self.path.stem
+
+
+def read_journal(path: Path) -> JournalRead:
+    """Every valid event of `path`, and a problem per line that is not one."""
+    out = JournalRead(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        out.problems.append((0, f"cannot read: {exc.strerror or exc}"))
+        return out
+    lines = raw.split(b"\n")
+    last = len(lines)
+    if lines and lines[-1] == b"":
+        lines.pop()
+        last = len(lines)
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            event = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            cut = number == last and not raw.endswith(b"\n")
+            out.problems.append(
+                (number, "cut short (the drill stopped mid-write)" if cut else "not valid JSON")
+            )
+            continue
+        if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+            out.problems.append((number, "not a journal event (no `type`)"))
+            continue
+        version = event.get("v")
+        if not isinstance(version, int) or version > SCHEMA_VERSION:
+            out.problems.append(
+                (number, f"schema version {version!r}; this pagerdrill reads {SCHEMA_VERSION}")
+            )
+            continue
+        out.events.append(event)
+    return out
+
+
+def journal_files(drills_dir: Path) -> list[Path]:
+    if not drills_dir.is_dir():
+        return []
+    return sorted(p for p in drills_dir.glob("*.jsonl") if p.is_file())
+
+
+# ------------------------------------------------------------------ the lock
+
+
+class DrillBusyError(PagerdrillError):
+    """Another drill runs on the same stack."""
+
+
+class DrillLock:
+    """One drill per stack. An flock, so the kernel releases it when the holder dies
+    (a crashed drill never leaves it stuck); the file says who holds it."""
+
+    def __init__(self, state_dir: Path):
+        self.path = state_dir / "drill.lock"
+        self._fd: int | None = None
+
+    def holder(self) -> dict | None:
+        try:
+            return json.loads(self.path.read_text() or "null")
+        except (OSError, ValueError):
+            return None
+
+    def acquire(self, info: dict) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise DrillBusyError(_busy_message(self.holder())) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps(info).encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    @contextmanager
+    def held(self, info: dict) -> Iterator[None]:
+        self.acquire(info)
+        try:
+            yield
+        finally:
+            self.release()
+
+
+def _busy_message(holder: dict | None) -> str:
+    if not holder:
+        return "another drill is running on this stack; one drill per stack at a time"
+    return (
+        f"drill {holder.get('drill')} ({holder.get('scenario')}, engineer "
+        f"{holder.get('engineer')}) is running on this stack since {holder.get('since')} "
+        f"(pid {holder.get('pid')}); one drill per stack at a time"
+    )

@@ -1,0 +1,125 @@
+"""`pagerdrill recover`: finish drills that did not close (a crash, `kill -9`).
+
+For each journal under `drills/` without a closing event, every fault whose undo
+record is in the journal and that was not reverted is reverted from that record
+alone, the newest first, and so is every environment change a mitigation made.
+What it did goes to the same journal, which then ends with `drill.aborted`.
+A drill that still runs (its process holds the stack's drill lock) is left alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pagerdrill.faults import FaultContext, fault_class
+from pagerdrill.journal import DrillLock, JournalWriter, journal_files, read_journal
+from pagerdrill.roles import RoleResolver
+from pagerdrill.workspace import Workspace
+
+
+@dataclass
+class Recovered:
+    journal: Path
+    drill: str
+    reverted: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    nothing_to_do: bool = False
+
+    def to_json(self) -> dict:
+        return {
+            "journal": str(self.journal),
+            "drill": self.drill,
+            "reverted": self.reverted,
+            "failed": [{"what": w, "error": e} for w, e in self.failed],
+        }
+
+
+def pending_undo(events: list[dict]) -> list[dict]:
+    """Undo records (faults and mitigations) not yet reverted, the newest first."""
+    done_faults = {e.get("fault") for e in events if e.get("type") == "fault.reverted"}
+    done_mits = {e.get("mitigation") for e in events if e.get("type") == "mitigation.reverted"}
+    pending = [
+        e
+        for e in events
+        if (e.get("type") == "fault.undo" and e.get("fault") not in done_faults)
+        or (e.get("type") == "mitigation.undo" and e.get("mitigation") not in done_mits)
+    ]
+    return sorted(pending, key=lambda e: e.get("seq", 0), reverse=True)
+
+
+def recover(workspace: Workspace, target: Any, drills_dir: Path | None = None) -> list[Recovered]:
+    from pagerdrill.engine import role_bindings
+    from pagerdrill.faults.builtin import restore_env
+
+    lock = DrillLock(workspace.state_dir)
+    drills_dir = drills_dir or workspace.root / "drills"
+    results: list[Recovered] = []
+    with lock.held(
+        {
+            "drill": "recover",
+            "pid": __import__("os").getpid(),
+            "engineer": "-",
+            "scenario": "recover",
+            "since": "-",
+        }
+    ):
+        ctx = FaultContext(target=target, roles=RoleResolver(role_bindings(workspace), target))
+        for path in journal_files(drills_dir):
+            read = read_journal(path)
+            if read.finished or not read.events:
+                continue
+            result = Recovered(path, read.drill_id)
+            last_seq = max((e.get("seq", 0) for e in read.events), default=0)
+            journal = JournalWriter(path, read.drill_id, first_seq=last_seq + 1)
+            try:
+                journal.append(
+                    "recover.started", problems=[f"line {n}: {m}" for n, m in read.problems]
+                )
+                for undo_event in pending_undo(read.events):
+                    _revert_one(undo_event, ctx, target, journal, result, restore_env)
+                result.nothing_to_do = not (result.reverted or result.failed)
+                journal.append(
+                    "drill.aborted",
+                    reason="the drill stopped without closing; finished by pagerdrill recover",
+                    recovered=True,
+                    revert_failed=[w for w, _ in result.failed],
+                )
+            finally:
+                journal.close()
+            results.append(result)
+    return results
+
+
+def _revert_one(
+    undo_event: dict,
+    ctx: FaultContext,
+    target: Any,
+    journal: JournalWriter,
+    result: Recovered,
+    restore_env,
+) -> None:
+    if undo_event["type"] == "mitigation.undo":
+        what = undo_event["mitigation"]
+        try:
+            detail = restore_env(target, undo_event["undo"])
+        except Exception as exc:
+            result.failed.append((what, str(exc)))
+            journal.append("mitigation.revert_failed", mitigation=what, error=str(exc))
+            return
+        result.reverted.append(what)
+        journal.append("mitigation.reverted", mitigation=what, by="recover", detail=detail)
+        return
+    what = undo_event["fault"]
+    try:
+        cls = fault_class(undo_event["kind"])
+        params = cls.Params.model_validate(undo_event.get("params") or {})
+        fault = cls(what, undo_event["role"], params, ctx)
+        detail = fault.revert(undo_event["undo"])
+    except Exception as exc:
+        result.failed.append((what, str(exc)))
+        journal.append("fault.revert_failed", fault=what, by="recover", error=str(exc))
+        return
+    result.reverted.append(what)
+    journal.append("fault.reverted", fault=what, by="recover", detail=detail)
