@@ -114,7 +114,7 @@ def check_script(
         raise ConfigError(path, [(None, p) for p in problems])
 
 
-def autopilot(scenario: Scenario, checklist: Checklist, pace_s: float = 0.5) -> list[ScriptAction]:
+def autopilot(scenario: Scenario, checklist: Checklist, pace_s: float = 0.25) -> list[ScriptAction]:
     """The scenario's answer key as a script: every checklist step, the notes, the right
     hypothesis and decision, the mitigations, then resolve once recovery is verified."""
     answer = scenario.model.answer

@@ -1,0 +1,130 @@
+"""Each scenario run headless with --autopilot on the real reference stack produces the
+observable the seed describes, asserted from the journal; the alert fires and recovery
+is verified by the probes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from drilling import FAST, assert_stack_clean, cli, samples, scenario
+from pagerdrill.journal import read_journal
+
+pytestmark = pytest.mark.stack
+
+
+def autopilot(stack, name: str, *params: str) -> tuple[dict, list[dict]]:
+    root = stack.workspace.root
+    done = cli(
+        "run", scenario(name), "--headless", "--engineer", "ci", "--autopilot", "--json",
+        *FAST, *params, "-w", str(root),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr + done.stdout
+    summary = json.loads(done.stdout)
+    read = read_journal(Path(summary["journal"]))
+    assert read.complete, read.problems
+    return summary, read.events
+
+
+def assert_paged_and_recovered(summary: dict, evs: list[dict]) -> None:
+    types = [e["type"] for e in evs]
+    assert summary["outcome"] == "closed"
+    assert summary["alert_fired"] and summary["paged"]
+    assert summary["recovery_verified"]
+    assert summary["hypothesis"]["correct"]
+    # the order the seed's drill runs in, from the journal
+    order = ["fault.undo", "fault.injected", "alert.firing", "page", "ack", "hypothesis",
+             "recovery.verified", "drill.closed"]  # fmt: skip
+    positions = [types.index(t) for t in order]
+    assert positions == sorted(positions), list(zip(order, positions, strict=True))
+
+
+def test_bullmq_backpressure_queue_grows_while_api_is_down_and_drains_after(stack):
+    summary, evs = autopilot(stack, "bullmq-backpressure", "-p", "outage_s=120")
+    assert_paged_and_recovered(summary, evs)
+    before = samples(evs, "queue", "waiting")[:3]
+    during = samples(evs, "queue", "waiting", after="fault.injected")
+    assert max(before) < 10
+    assert max(during) > 50  # accumulated while the consumer was away
+    assert during[-1] < 10  # and drained once it came back
+    api_up = samples(evs, "api", "up", after="fault.injected")
+    assert 0 in api_up and api_up[-1] == 1
+    mitigation = next(e for e in evs if e["type"] == "mitigation")
+    assert mitigation["mitigation"] == "start-api"
+    assert_stack_clean(stack)
+
+
+def test_redis_flush_makes_reads_slow_and_misses_jump_and_loses_waiting_jobs(stack):
+    summary, evs = autopilot(stack, "redis-cache-flush")
+    assert_paged_and_recovered(summary, evs)
+    before_misses = samples(evs, "misses", "rate")
+    injected = next(e["seq"] for e in evs if e["type"] == "fault.injected")
+    pre = [e["values"] for e in evs if e["type"] == "probe.sample" and e["seq"] < injected]
+    post = [e["values"] for e in evs if e["type"] == "probe.sample" and e["seq"] > injected]
+    assert max(v["misses"]["rate"] or 0 for v in pre) < 0.5
+    assert max(v["misses"]["rate"] or 0 for v in post) > 0.5
+    assert before_misses  # sampled throughout
+    # the uncached path: the first read after the flush is slow (SLOW_PATH_MS=150)
+    assert max(v["read"]["latency_ms"] or 0 for v in pre) < 100
+    assert max(v["read"]["latency_ms"] or 0 for v in post[:3]) >= 140
+    # delayed settlements waited in the same Redis: FLUSHDB lost them
+    delayed_before = pre[-1]["queue"]["delayed"]
+    delayed_after = post[0]["queue"]["delayed"]
+    assert delayed_before >= 5
+    assert delayed_after < delayed_before / 2
+    flush = next(e for e in evs if e["type"] == "fault.undo")
+    assert flush["undo"]["irreversible"]
+    assert_stack_clean(stack)
+
+
+def test_ws_storm_makes_rt_reject_handshakes_until_the_source_is_blocked(stack):
+    summary, evs = autopilot(stack, "ws-handshake-storm")
+    assert_paged_and_recovered(summary, evs)
+    throttled = samples(evs, "throttled", "rate", after="fault.injected")
+    assert max(t or 0 for t in throttled) > 5
+    blocked = samples(evs, "blocked", "rate", after="mitigation")
+    assert max(b or 0 for b in blocked) > 0  # the storm went on, refused as blocked
+    waves = [e for e in evs if e["type"] == "fault.progress"]
+    assert waves and all(w["wave"]["attempted"] <= 200 for w in waves)
+    mitigation = next(e for e in evs if e["type"] == "mitigation")
+    assert mitigation["detail"]["values"] == {"BLOCKED_SOURCES": "203.0.113.7"}
+    # the block list was a drill-time change: put back at close
+    assert any(e["type"] == "mitigation.reverted" for e in evs)
+    assert_stack_clean(stack)
+
+
+def test_bad_admin_password_makes_auth_failures_climb_and_revert_brings_them_to_zero(stack):
+    summary, evs = autopilot(stack, "signin-failure-spike")
+    assert_paged_and_recovered(summary, evs)
+    pre = samples(evs, "auth", "rate")[:3]
+    during = samples(evs, "auth", "rate", after="fault.injected")
+    assert all((r or 0) == 0 for r in pre)
+    assert max(r or 0 for r in during) > 0.2
+    after_revert = samples(evs, "auth", "rate", after="fault.reverted")
+    assert after_revert[-1] == 0
+    undo = next(e for e in evs if e["type"] == "fault.undo")
+    assert undo["undo"]["previous"] == {"ADMIN_DEFAULT_PASSWORD": None}
+    assert stack.overrides("api") == {}
+    assert_stack_clean(stack)
+
+
+def test_injected_500s_show_in_the_error_rate_and_stop_when_the_flag_is_off(stack):
+    summary, evs = autopilot(stack, "api-500-injection")
+    assert_paged_and_recovered(summary, evs)
+    errors = samples(evs, "errors", "rate", after="fault.injected")
+    assert max(e or 0 for e in errors) > 0.1
+    assert samples(evs, "errors", "rate", after="recovery.verified")[-1:] in ([], [0.0])
+    from drilling import api_faults
+
+    assert api_faults(stack) == {}
+    assert_stack_clean(stack)
+    # the journal itself: one JSON object per line, versioned, in sequence
+    assert [e["seq"] for e in evs] == list(range(len(evs)))
+    assert {e["v"] for e in evs} == {1}
+    started = evs[0]
+    assert started["type"] == "drill.started"
+    assert started["scenario"]["name"] == "api-500-injection"
+    assert "faults:" in started["scenario"]["text"]  # a copy of the scenario itself
+    assert started["tool"]["name"] == "pagerdrill"
