@@ -628,7 +628,8 @@ def run(
             )
             c.print(f"  {f['id']} ({timing}): {f['does']}")
         c.print("alerts: " + "; ".join(plan["alerts"]))
-        c.print("recovery: " + " and ".join(plan["recovery"]))
+        *criteria, hold = plan["recovery"]
+        c.print(f"recovery: {' and '.join(criteria)}, {hold}")
         c.print("[dim]nothing was touched[/]")
         return
     started_stack = False

@@ -161,8 +161,10 @@ class Player:
                     return
             else:
                 since = self.last_at if self.last_at is not None else engine.page_mono
-                if engine.paused or now - since < (a.after or 0.0):
+                if now - since < (a.after or 0.0):
                     return
+            if engine.paused and a.do not in ("resume", "abort"):
+                return  # a paused clock holds the engineer's actions, not the coach's
             self.index += 1
             self.last_at = now
             if a.do is None:
