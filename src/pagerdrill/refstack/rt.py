@@ -64,6 +64,7 @@ class Throttler:
         if len(self._windows) > 10_000:  # forget idle sources
             cutoff = now - self.window_s
             self._windows = {k: v for k, v in self._windows.items() if v[0] >= cutoff}
+            self._last_warning = {k: v for k, v in self._last_warning.items() if v >= now - 1.0}
         return None
 
     def should_log(self, source: str, now: float) -> bool:
