@@ -5,10 +5,12 @@ record is in the journal and that was not reverted is reverted from that record
 alone, the newest first, and so is every environment change a mitigation made.
 What it did goes to the same journal, which then ends with `drill.aborted`.
 A drill that still runs (its process holds the stack's drill lock) is left alone.
+When a revert fails, the journal stays open so that the next `recover` tries again.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,7 +61,7 @@ def recover(workspace: Workspace, target: Any, drills_dir: Path | None = None) -
     with lock.held(
         {
             "drill": "recover",
-            "pid": __import__("os").getpid(),
+            "pid": os.getpid(),
             "engineer": "-",
             "scenario": "recover",
             "since": "-",
@@ -77,15 +79,16 @@ def recover(workspace: Workspace, target: Any, drills_dir: Path | None = None) -
                 journal.append(
                     "recover.started", problems=[f"line {n}: {m}" for n, m in read.problems]
                 )
-                for undo_event in pending_undo(read.events):
-                    _revert_one(undo_event, ctx, target, journal, result, restore_env)
+                reason = "the drill stopped without closing; finished by pagerdrill recover"
+                if not target.is_up():
+                    # nothing runs, so nothing is broken: `stack up` starts clean
+                    reason += " (the stack was down: nothing to revert)"
+                else:
+                    for undo_event in pending_undo(read.events):
+                        _revert_one(undo_event, ctx, target, journal, result, restore_env)
                 result.nothing_to_do = not (result.reverted or result.failed)
-                journal.append(
-                    "drill.aborted",
-                    reason="the drill stopped without closing; finished by pagerdrill recover",
-                    recovered=True,
-                    revert_failed=[w for w, _ in result.failed],
-                )
+                if not result.failed:  # a failed revert leaves the drill open for a retry
+                    journal.append("drill.aborted", reason=reason, recovered=True)
             finally:
                 journal.close()
             results.append(result)

@@ -1,0 +1,49 @@
+"""`recover` from the journal alone, without a running stack."""
+
+from __future__ import annotations
+
+from helpers import write_workspace
+from pagerdrill.journal import JournalWriter, read_journal
+from pagerdrill.recover import pending_undo, recover
+from pagerdrill.targets.local import LocalTarget
+from pagerdrill.workspace import load_workspace
+
+
+def crashed_journal(root, drill="d1"):
+    journal = JournalWriter(root / "drills" / f"{drill}.jsonl", drill)
+    journal.append("drill.started", scenario={"name": "x"})
+    journal.append("fault.undo", fault="f1", kind="stop-service", role="api", params={},
+                   undo={"service": "api", "was": "running"})  # fmt: skip
+    journal.append("fault.injected", fault="f1")
+    journal.close()
+    # a crash mid-write: half a line at the end
+    with (root / "drills" / f"{drill}.jsonl").open("a") as fh:
+        fh.write('{"v":1,"seq":3,"type":"probe.sam')
+    return root / "drills" / f"{drill}.jsonl"
+
+
+def test_recover_closes_a_crashed_drill_when_the_stack_is_down(tmp_path):
+    root = write_workspace(tmp_path / "ws")
+    path = crashed_journal(root)
+    ws = load_workspace(root)
+    results = recover(ws, LocalTarget(ws))
+    assert [r.drill for r in results] == ["d1"]
+    assert results[0].reverted == [] and results[0].failed == []
+    read = read_journal(path)
+    assert read.finished
+    last = read.events[-1]
+    assert last["type"] == "drill.aborted" and "stack was down" in last["reason"]
+    assert [n for n, _ in read.problems] == [4]  # the cut line is kept and reported
+    assert read.events[-1]["seq"] > read.events[-3]["seq"]
+    assert recover(ws, LocalTarget(ws)) == []  # nothing left the second time
+
+
+def test_pending_undo_is_newest_first_and_skips_what_was_reverted():
+    events = [
+        {"seq": 1, "type": "fault.undo", "fault": "a"},
+        {"seq": 2, "type": "fault.undo", "fault": "b"},
+        {"seq": 3, "type": "mitigation.undo", "mitigation": "m"},
+        {"seq": 4, "type": "fault.undo", "fault": "c"},
+        {"seq": 5, "type": "fault.reverted", "fault": "b"},
+    ]
+    assert [e.get("fault") or e.get("mitigation") for e in pending_undo(events)] == ["c", "m", "a"]
