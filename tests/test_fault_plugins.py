@@ -8,7 +8,7 @@ import pagerdrill.faults as faults
 from pagerdrill.errors import BadInputError, ConfigError
 from pagerdrill.scenario import parse_scenario
 
-PLUGIN = '''
+PLUGIN = """
 from pagerdrill.faults import Fault, FaultParams
 
 
@@ -28,7 +28,7 @@ class Noop(Fault):
 
     def revert(self, undo):
         return {}
-'''
+"""
 
 ENTRY_POINTS = """[pagerdrill.faults]
 noop = noop_fault:Noop

@@ -7,8 +7,9 @@ Nothing else parses: no calls to other functions, no attribute access beyond one
 level, no subscripts.
 
 A probe that has no value yet (it failed, or has not sampled) makes every
-comparison it takes part in false, so a rule neither fires nor counts as
-recovered on missing data.
+comparison it takes part in unknown: neither the comparison nor its negation
+holds, so a rule neither fires nor counts as recovered on missing data. `and` is
+false when any part is false, `or` true when any part is true, whatever the rest.
 """
 
 from __future__ import annotations
@@ -64,10 +65,7 @@ class Expr:
 
     def evaluate(self, samples: Samples) -> Any:
         """The value, or MISSING when a probe it needs has no value."""
-        try:
-            return self._fn(samples)
-        except ZeroDivisionError:
-            return MISSING
+        return self._fn(samples)
 
     def holds(self, samples: Samples) -> bool:
         value = self.evaluate(samples)
@@ -79,12 +77,21 @@ def parse(source: str, fields: Mapping[str, frozenset[str]] | None = None) -> Ex
     fields are refused here rather than at run time."""
     if not isinstance(source, str) or not source.strip():
         raise ExprError("an expression is required")
+    if len(source) > 2000:
+        raise ExprError("the expression is too long (2000 characters at most)")
     try:
         tree = ast.parse(source.strip(), mode="eval")
+    except (RecursionError, MemoryError):
+        raise ExprError("the expression is nested too deeply") from None
+    except (UnicodeError, ValueError) as exc:  # lone surrogates, NUL characters
+        raise ExprError(f"not a valid expression: {exc}") from None
     except SyntaxError as exc:
         raise ExprError(f"not a valid expression: {exc.msg} (at column {exc.offset})") from None
     refs: set[tuple[str, str]] = set()
-    fn = _compile(tree.body, refs, fields)
+    try:
+        fn = _compile(tree.body, refs, fields)
+    except RecursionError:
+        raise ExprError("the expression is nested too deeply") from None
     return Expr(source.strip(), frozenset(refs), fn)
 
 
@@ -124,8 +131,8 @@ def _compile(node: ast.AST, refs: set, fields) -> Callable[[Samples], Any]:
     if isinstance(node, ast.BoolOp):
         parts = [_compile(v, refs, fields) for v in node.values]
         if isinstance(node.op, ast.And):
-            return lambda s: all(_truthy(p(s)) for p in parts)
-        return lambda s: any(_truthy(p(s)) for p in parts)
+            return lambda s: _and([p(s) for p in parts])
+        return lambda s: _or([p(s) for p in parts])
     if isinstance(node, ast.UnaryOp):
         inner = _compile(node.operand, refs, fields)
         if isinstance(node.op, ast.Not):
@@ -158,6 +165,20 @@ def _truthy(value: Any) -> bool:
     return value is not MISSING and bool(value)
 
 
+def _and(values: list[Any]) -> Any:
+    """False if any part is false, else missing if any is missing, else true."""
+    if any(v is not MISSING and not v for v in values):
+        return False
+    return MISSING if any(v is MISSING for v in values) else True
+
+
+def _or(values: list[Any]) -> Any:
+    """True if any part is true, else missing if any is missing, else false."""
+    if any(v is not MISSING and v for v in values):
+        return True
+    return MISSING if any(v is MISSING for v in values) else False
+
+
 def _not(value: Any) -> Any:
     return MISSING if value is MISSING else not value
 
@@ -167,13 +188,13 @@ def _arith(op: Callable[..., Any], *values: Any) -> Any:
         return MISSING
     try:
         return op(*values)
-    except TypeError:
+    except (TypeError, ZeroDivisionError):  # "3" + 1, x / 0: no value
         return MISSING
 
 
 def _compare(ops: list[Callable[[Any, Any], bool]], values: list[Any]) -> Any:
     if any(v is MISSING for v in values):
-        return False
+        return MISSING  # neither true nor false: `not` of it does not hold either
     try:
         return all(op(a, b) for op, a, b in zip(ops, values, values[1:], strict=False))
     except TypeError:  # "3" > 2: a string against a number never holds

@@ -52,8 +52,8 @@ class JournalWriter:
         self.start_mono = time.monotonic() if start_mono is None else start_mono
         self._seq = first_seq
         self._lock = threading.Lock()
-        path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
             self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         except OSError as exc:
             raise JournalError(f"cannot open the drill journal {path}: {exc.strerror}") from exc
@@ -88,8 +88,8 @@ class JournalWriter:
                 "t": round(time.monotonic() - self.start_mono, 4),
                 "type": type_,
                 "drill": self.drill_id,
-                **data,
             }
+            event |= {k: v for k, v in data.items() if k not in event}
             line = json.dumps(event, separators=(",", ":"), default=str) + "\n"
             try:
                 os.write(self._fd, line.encode())
@@ -151,7 +151,7 @@ def read_journal(path: Path) -> JournalRead:
             continue
         try:
             event = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (ValueError, RecursionError):  # JSON and UTF-8 errors are ValueErrors
             cut = number == last and not raw.endswith(b"\n")
             out.problems.append(
                 (number, "cut short (the drill stopped mid-write)" if cut else "not valid JSON")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -244,18 +245,37 @@ class Scenario:
 Problems = list[tuple[int | None, str]]
 
 
-def parse_param(text: str) -> tuple[str, Scalar]:
-    """`KEY=VALUE` from the command line; VALUE is read as a YAML scalar (5, 0.5, true)."""
+def parse_param(text: str) -> tuple[str, str]:
+    """`KEY=VALUE` from the command line. The value stays text until the scenario says
+    what the parameter is (see `coerce_param`)."""
     key, sep, raw = text.partition("=")
-    if not sep or not key:
+    if not sep or not key.strip():
         raise BadInputError(f"--param {text!r}: expected KEY=VALUE")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        value = raw
-    if not isinstance(value, int | float | str | bool):
-        value = raw
-    return key.strip(), value
+    return key.strip(), raw
+
+
+def coerce_param(key: str, raw: Scalar, default: Scalar, path: Path) -> Scalar:
+    """A --param value as the type of the parameter's default."""
+    if not isinstance(raw, str) or isinstance(default, str):
+        value: Any = raw
+    else:
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+    kinds = {bool: "true or false", int: "a number", float: "a number", str: "text"}
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int | float):
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, str)
+    if not ok:
+        raise BadInputError(
+            f"{path}: --param {key}={raw}: expected {kinds[type(default)]} "
+            f"like the default ({default})"
+        )
+    return value
 
 
 def _substitute(data: Any, params: dict[str, Scalar], loc: Loc, lines, problems) -> Any:
@@ -281,7 +301,7 @@ def _substitute(data: Any, params: dict[str, Scalar], loc: Loc, lines, problems)
 def parse_scenario(
     text: str,
     path: Path,
-    overrides: dict[str, Scalar] | None = None,
+    overrides: Mapping[str, Scalar] | None = None,
     roles: dict | None = None,
 ) -> Scenario:
     """Parse and check a scenario. With `roles` (the workspace's bindings), every role
@@ -299,20 +319,13 @@ def parse_scenario(
         if key not in declared:
             known = ", ".join(sorted(declared)) or "none"
             raise BadInputError(f"{path}: --param {key}: no such parameter (parameters: {known})")
-        default = declared[key]
-        if isinstance(default, bool) != isinstance(value, bool) or (
-            isinstance(default, int | float) and not isinstance(value, int | float)
-        ):
-            raise BadInputError(
-                f"{path}: --param {key}={value}: expected a {type(default).__name__} "
-                f"like the default ({default})"
-            )
-        params[key] = value
+        params[key] = coerce_param(key, value, declared[key], path)
     resolved = {k: _substitute(v, params, (k,), lines, problems) for k, v in data.items()}
     resolved["params"] = data.get("params", {})
     model, found = check(ScenarioModel, resolved, lines)
     problems += found
-    if model is None:
+    if model is None:  # the faults can still be checked, so report them too
+        problems += _raw_fault_problems(resolved.get("faults"), lines)
         raise ConfigError(path, _sorted(problems))
     exprs: dict[str, Expr] = {}
     problems += _consistency(model, lines, exprs, roles)
@@ -323,7 +336,7 @@ def parse_scenario(
 
 
 def load_scenario(
-    path: Path, overrides: dict[str, Scalar] | None = None, roles: dict | None = None
+    path: Path, overrides: Mapping[str, Scalar] | None = None, roles: dict | None = None
 ) -> Scenario:
     try:
         text = path.read_text(encoding="utf-8")
@@ -332,6 +345,26 @@ def load_scenario(
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(path, [(None, f"cannot read: {exc}")]) from None
     return parse_scenario(text, path, overrides, roles)
+
+
+def _raw_fault_problems(faults: Any, lines: LineMap) -> Problems:
+    """Fault kinds and their parameters, checked on data the schema refused."""
+    problems: Problems = []
+    if not isinstance(faults, list):
+        return problems
+    common = set(FaultSpec.model_fields)
+    for i, fault in enumerate(faults):
+        if not isinstance(fault, dict) or not isinstance(fault.get("kind"), str):
+            continue
+        try:
+            cls = fault_class(fault["kind"])
+        except BadInputError as exc:
+            loc: Loc = ("faults", i, "kind")
+            problems.append((lines.line_of(loc), f"{dotted(loc)}: {exc}"))
+            continue
+        params = {k: v for k, v in fault.items() if k not in common}
+        problems += check(cls.Params, params, lines, ("faults", i))[1]
+    return problems
 
 
 def _sorted(problems: Problems) -> Problems:
@@ -472,6 +505,6 @@ def grade_hypothesis(model: ScenarioModel, choice: str | None, text: str | None)
         return False
     lowered = text.lower()
     return all(
-        any(re.search(rf"\b{re.escape(word.lower())}\b", lowered) for word in group)
+        any(re.search(rf"(?<!\w){re.escape(word.lower())}(?!\w)", lowered) for word in group)
         for group in model.hypotheses.keywords
     )

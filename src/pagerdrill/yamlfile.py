@@ -39,23 +39,40 @@ class LineMap:
             loc = loc[:-1]
 
 
-def _walk(node: yaml.Node, loc: Loc, lines: LineMap, problems: list[tuple[int | None, str]]):
+def _walk(
+    node: yaml.Node,
+    loc: Loc,
+    lines: LineMap,
+    problems: list[tuple[int | None, str]],
+    ancestors: set[int] | None = None,
+    seen: set[int] | None = None,
+):
+    ancestors = set() if ancestors is None else ancestors
+    seen = set() if seen is None else seen
     lines.add(loc, node.start_mark.line + 1)
+    if id(node) in ancestors:
+        problems.append((node.start_mark.line + 1, f"{dotted(loc)}: an alias refers to itself"))
+        return
+    if id(node) in seen:  # an alias of a node already walked: its lines are known
+        return
+    seen.add(id(node))
+    ancestors.add(id(node))
     if isinstance(node, yaml.MappingNode):
-        seen: dict[Any, int] = {}
+        keys: dict[Any, int] = {}
         for key_node, value_node in node.value:
             key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node)
             line = key_node.start_mark.line + 1
-            if key in seen:
+            if key in keys:
                 problems.append(
-                    (line, f"{dotted((*loc, key))}: duplicate key (first at line {seen[key]})")
+                    (line, f"{dotted((*loc, key))}: duplicate key (first at line {keys[key]})")
                 )
-            seen[key] = line
+            keys[key] = line
             lines.add((*loc, key), line)
-            _walk(value_node, (*loc, key), lines, problems)
+            _walk(value_node, (*loc, key), lines, problems, ancestors, seen)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            _walk(item, (*loc, index), lines, problems)
+            _walk(item, (*loc, index), lines, problems, ancestors, seen)
+    ancestors.discard(id(node))
 
 
 def load_yaml(path: Path) -> tuple[Any, LineMap]:
@@ -89,12 +106,17 @@ def parse_yaml(text: str, path: Path) -> tuple[Any, LineMap]:
         ) from None
     except yaml.YAMLError as exc:
         raise ConfigError(path, [(None, f"not valid YAML: {exc}")]) from None
+    except RecursionError:
+        raise ConfigError(path, [(None, "not valid YAML: nested too deeply")]) from None
     finally:
         if loader is not None:
             loader.dispose()
     lines = LineMap()
     problems: list[tuple[int | None, str]] = []
-    _walk(node, (), lines, problems)
+    try:
+        _walk(node, (), lines, problems)
+    except RecursionError:
+        raise ConfigError(path, [(None, "nested too deeply")]) from None
     if problems:
         raise ConfigError(path, problems)
     return data, lines
@@ -131,7 +153,7 @@ def check(
     except pydantic.ValidationError as exc:
         problems: list[tuple[int | None, str]] = []
         for err in exc.errors():
-            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
+            loc = _data_loc(data, err["loc"])
             message = err["msg"]
             if err["type"] == "extra_forbidden":
                 message = "unknown key"
@@ -145,8 +167,33 @@ def check(
         return None, problems
 
 
+def _data_loc(data: Any, loc: tuple) -> Loc:
+    """The path of an error in the data: pydantic adds steps of its own to the path
+    (union members, validator names such as `function-after[...]`); keep the steps that
+    lead through the data."""
+    out: list[str | int] = []
+    current = data
+    for part in loc:
+        in_dict = isinstance(current, dict) and part in current
+        in_list = isinstance(current, list) and isinstance(part, int) and part < len(current)
+        if in_dict or in_list:
+            out.append(part)
+            current = current[part]
+        elif isinstance(part, str) and ("[" in part or part in _TAGS):
+            continue  # a step of pydantic's own
+        else:
+            out.append(part)  # a key that is missing or unknown: the end of the path
+            current = None
+    return tuple(out)
+
+
+_TAGS = {"str", "int", "float", "bool", "list", "dict", "none", "literal", "tuple"}
+
+
 def _did_you_mean(model: type, loc: Loc) -> str | None:
     """Walk the model's fields along `loc` and suggest the closest known key."""
+    if not loc:
+        return None
     current: Any = model
     for part in loc[:-1]:
         if isinstance(part, int) or current is None:
