@@ -29,7 +29,7 @@ from pagerdrill.errors import BadInputError, ConfigError
 from pagerdrill.expr import PRIMARY, Expr, ExprError
 from pagerdrill.expr import parse as parse_expr
 from pagerdrill.faults import fault_class
-from pagerdrill.yamlfile import LineMap, Loc, check, dotted, parse_yaml
+from pagerdrill.yamlfile import LineMap, Loc, check, dotted, parse_yaml, read_text
 
 Severity = Literal["P0", "P1", "P2", "P3"]
 Ident = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=40)]
@@ -338,13 +338,7 @@ def parse_scenario(
 def load_scenario(
     path: Path, overrides: Mapping[str, Scalar] | None = None, roles: dict | None = None
 ) -> Scenario:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(path, [(None, "file not found")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(path, [(None, f"cannot read: {exc}")]) from None
-    return parse_scenario(text, path, overrides, roles)
+    return parse_scenario(read_text(path), path, overrides, roles)
 
 
 def _raw_fault_problems(faults: Any, lines: LineMap) -> Problems:

@@ -75,15 +75,19 @@ def _walk(
     ancestors.discard(id(node))
 
 
-def load_yaml(path: Path) -> tuple[Any, LineMap]:
-    """Parse `path` with the safe loader; return the data and its line map."""
+def read_text(path: Path) -> str:
+    """A file's text (UTF-8), or a ConfigError naming it."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(path, [(None, "file not found")]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(path, [(None, f"cannot read: {exc}")]) from None
-    return parse_yaml(text, path)
+
+
+def load_yaml(path: Path) -> tuple[Any, LineMap]:
+    """Parse `path` with the safe loader; return the data and its line map."""
+    return parse_yaml(read_text(path), path)
 
 
 def parse_yaml(text: str, path: Path) -> tuple[Any, LineMap]:
