@@ -459,7 +459,7 @@ def _event_printer():
         text = None
         if t == "state":
             text = f"[bold]{event['to']}[/]" + (
-                f" (quiet {event['quiet_s']:g} s)" if "quiet_s" in event else ""
+                f" for {event['quiet_s']:.1f} s" if "quiet_s" in event else ""
             )
             if event.get("reason"):
                 text += f": {event['reason']}"
