@@ -699,6 +699,222 @@ def recover_cmd(
         raise typer.Exit(1)
 
 
+# ------------------------------------------------------------------ the lead's view
+
+drills_app = typer.Typer(
+    help="Drills that ran: list them, read a timeline, export it, record a review.",
+    short_help="List, show, export and review drills.",
+    no_args_is_help=True,
+)
+app.add_typer(drills_app, name="drills")
+DrillArg = Annotated[
+    str, typer.Argument(metavar="ID", help="Drill id, a unique part of it, or a journal path.")
+]
+
+
+def _timeline(workspace: Path | None, drill: str):
+    from pagerdrill.journal import read_journal
+    from pagerdrill.redact import Redactor
+    from pagerdrill.reports.drills import find_journal
+    from pagerdrill.reports.timeline import build
+    from pagerdrill.workspace import open_workspace
+
+    ws = open_workspace(workspace)
+    read = read_journal(find_journal(ws.root / "drills", drill))
+    return build(read, Redactor.from_events(read.events, ws.config))
+
+
+def _mmss(seconds) -> str:
+    if seconds is None:
+        return "-"
+    whole = round(seconds)
+    return f"{whole // 60}:{whole % 60:02d}"
+
+
+@drills_app.command("list")
+def drills_list(
+    engineer: Annotated[str | None, typer.Option("--engineer", help="Only this engineer.")] = None,
+    scenario: Annotated[str | None, typer.Option("--scenario", help="Only this scenario.")] = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", metavar="DATE", help="Started on or after (YYYY-MM-DD)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Every drill of the workspace, newest first: outcome, times, review verdict."""
+    import json
+
+    from pagerdrill.reports.drills import list_drills
+    from pagerdrill.workspace import open_workspace
+
+    ws = open_workspace(workspace)
+    rows = list_drills(
+        ws.root / "drills",
+        ws.state_dir / "drills-index.json",
+        engineer=engineer,
+        scenario=scenario,
+        since=since,
+    )
+    if as_json:
+        typer.echo(json.dumps([r.to_json() for r in rows], indent=2))
+        return
+    if not rows:
+        _console().print("no drills yet (run one: pagerdrill run SCENARIO --headless ...)")
+        return
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("DRILL", "DATE", "ENGINEER", "SCENARIO", "SEV", "OUTCOME", "ACK",
+                   "→HYPOTHESIS", "RIGHT", "RECOVERY", "REVIEW"):  # fmt: skip
+        table.add_column(column)
+    for r in rows:
+        outcome = {"closed": "[green]closed[/]", "aborted": "[yellow]aborted[/]"}.get(
+            r.outcome, "[red]crashed[/]"
+        )
+        verdict = {"pass": "[green]pass[/]", "fail": "[red]fail[/]"}.get(r.verdict or "", "-")
+        table.add_row(
+            r.drill[-4:] if len(r.drill) > 4 else r.drill,
+            (r.started or "")[:16].replace("T", " "),
+            r.engineer or "-",
+            r.scenario or "-",
+            r.severity or "-",
+            outcome + ("" if r.complete else " [dim](incomplete)[/]"),
+            _mmss(r.time_to_ack_s),
+            _mmss(r.hypothesis_s),
+            "yes" if r.hypothesis_correct else "no",
+            _mmss(r.time_to_recovery_s) if r.recovery_verified else "-",
+            verdict,
+        )
+    _console().print(table)
+    _console().print("[dim]DRILL is the end of the drill id; any unique part of it names it[/]")
+
+
+@drills_app.command("show")
+def drills_show(drill: DrillArg, workspace: WorkspaceOption = None) -> None:
+    """A drill's timeline: the engineer's steps and the system's events interleaved, the
+    times against targets, and the signals summarised."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from pagerdrill.reports.text import outcome_text
+    from pagerdrill.reports.timeline import clock, duration, signal_summary, wall
+
+    tl = _timeline(workspace, drill)
+    s = tl.summary
+    c = _console()
+    c.print(f"[bold]{escape(s.get('title') or tl.drill)}[/] ({s.get('severity')}) — "
+            f"{escape(s.get('engineer') or '?')} — {escape(outcome_text(s))}")  # fmt: skip
+    c.print(f"[dim]{tl.drill}  started {s.get('started')}  duration {duration(tl.duration_s)}[/]")
+    if not tl.complete:
+        c.print(f"[yellow]incomplete journal:[/] {escape('; '.join(tl.problems) or 'no end')}")
+    if tl.review:
+        r = tl.review
+        c.print(f"review: [bold]{r['verdict'].upper()}[/] by {escape(r['by'])}"
+                + (f" — {escape(r['comment'])}" if r.get("comment") else ""))  # fmt: skip
+    table = Table(box=None, pad_edge=False, header_style="bold", title_justify="left")
+    for column in ("UTC", "FROM PAGE", "", "WHAT"):
+        table.add_column(column)
+    style = {"engineer": "cyan", "system": "", "review": "magenta"}
+    for e in tl.entries:
+        mark = {"engineer": "👤", "review": "✎"}.get(e.who, "·")
+        text = escape(e.text)
+        if e.kind in ("page", "alert.firing"):
+            text = f"[bold red]{text}[/]"
+        elif style[e.who]:
+            text = f"[{style[e.who]}]{text}[/]"
+        table.add_row(wall(e.ts), clock(e.page_s), mark, text)
+    c.print(table)
+    c.print("\n[bold]Signals[/]")
+    for series in tl.series:
+        info = signal_summary(series, tl.page_t)
+        threshold = (
+            f", alert at {series.op} {series.threshold:g}" if series.threshold is not None else ""
+        )
+        crossed = f", crossed at {info['crossed']}" if info["crossed"] else ""
+        c.print(
+            f"  {series.label}: {info['first']} → peak {info['peak']} → {info['last']}"
+            f"{threshold}{crossed}"
+        )
+    h = s["hypothesis"]
+    c.print(
+        f"\nack {_mmss(s['time_to_ack_s'])} · right hypothesis {_mmss(h['correct_s'])} "
+        f"(target {_mmss(h['target_s'])}) · mitigated {_mmss(s['time_to_mitigate_s'])} · "
+        f"recovery {_mmss(s['time_to_recovery_s'])}"
+    )
+
+
+@drills_app.command("export")
+def drills_export(
+    drill: DrillArg,
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="slack, markdown, json or html.")
+    ] = "markdown",
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", metavar="FILE", help="Write here (default: stdout)."),
+    ] = None,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Export a drill: Slack mrkdwn to paste, Markdown, JSON (schema:
+    pagerdrill/reports/drill-export.schema.json) or a self-contained HTML report.
+    Secrets never leave: passwords, tokens and Redis URL passwords are masked."""
+    import json
+
+    from pagerdrill.errors import BadInputError
+
+    formats = ("slack", "markdown", "json", "html")
+    if fmt not in formats:
+        raise BadInputError(f"--format {fmt!r}: expected one of {', '.join(formats)}")
+    tl = _timeline(workspace, drill)
+    if fmt == "slack":
+        from pagerdrill.reports.text import slack_messages
+
+        text = "\n\n".join(slack_messages(tl)) + "\n"
+    elif fmt == "markdown":
+        from pagerdrill.reports.text import markdown
+
+        text = markdown(tl)
+    elif fmt == "json":
+        from pagerdrill.reports.text import to_json
+
+        text = json.dumps(to_json(tl), indent=2) + "\n"
+    else:
+        from pagerdrill.reports.html import render_html
+
+        text = render_html(tl)
+    if output is None:
+        sys.stdout.write(text)
+        return
+    import os
+
+    tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, output)  # never a half-written export
+    _console(stderr=True).print(f"wrote {output} ({len(text.encode()):,} bytes)")
+
+
+@drills_app.command("review")
+def drills_review(
+    drill: DrillArg,
+    by: Annotated[str, typer.Option("--by", help="Who reviews.")],
+    verdict: Annotated[str, typer.Option("--verdict", help="pass or fail.")],
+    comment: Annotated[str | None, typer.Option("--comment", help="Why.")] = None,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Record a review of a drill. It is appended to the journal (history is never
+    rewritten); a drill may be reviewed again, and the latest verdict counts."""
+    from pagerdrill.reports.drills import find_journal, review
+    from pagerdrill.workspace import open_workspace
+
+    ws = open_workspace(workspace)
+    path = find_journal(ws.root / "drills", drill)
+    event = review(path, ws.state_dir, by=by, verdict=verdict, comment=comment)
+    _console().print(
+        f"[green]✓[/] {event['drill']}: {verdict.upper()} by {by} (appended to {path})"
+    )
+
+
 def main() -> None:
     from pagerdrill.errors import PagerdrillError
 

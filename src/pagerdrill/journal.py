@@ -45,12 +45,19 @@ class JournalWriter:
     it returns."""
 
     def __init__(
-        self, path: Path, drill_id: str, *, start_mono: float | None = None, first_seq: int = 0
+        self,
+        path: Path,
+        drill_id: str,
+        *,
+        start_mono: float | None = None,
+        first_seq: int = 0,
+        t_offset: float = 0.0,
     ):
         self.path = path
         self.drill_id = drill_id
         self.start_mono = time.monotonic() if start_mono is None else start_mono
         self._seq = first_seq
+        self._t_offset = t_offset
         self._lock = threading.Lock()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -85,7 +92,7 @@ class JournalWriter:
                 "v": SCHEMA_VERSION,
                 "seq": self._seq,
                 "ts": utc_now(),
-                "t": round(time.monotonic() - self.start_mono, 4),
+                "t": round(self._t_offset + time.monotonic() - self.start_mono, 4),
                 "type": type_,
                 "drill": self.drill_id,
             }
@@ -133,8 +140,13 @@ class JournalRead:
         return self.path.stem
 
 
-def read_journal(path: Path) -> JournalRead:
-    """Every valid event of `path`, and a problem per line that is not one."""
+_SAMPLE = b'"type":"probe.sample"'
+
+
+def read_journal(path: Path, *, samples: bool = True) -> JournalRead:
+    """Every valid event of `path`, and a problem per line that is not one. Without
+    `samples`, probe samples (most of a journal) are skipped unparsed: enough for a
+    summary, several times faster."""
     out = JournalRead(path)
     try:
         raw = path.read_bytes()
@@ -146,8 +158,11 @@ def read_journal(path: Path) -> JournalRead:
     if lines and lines[-1] == b"":
         lines.pop()
         last = len(lines)
+    older = False
     for number, line in enumerate(lines, 1):
         if not line.strip():
+            continue
+        if not samples and line.endswith(b"}") and _SAMPLE in line[:200]:
             continue
         try:
             event = json.loads(line)
@@ -161,13 +176,37 @@ def read_journal(path: Path) -> JournalRead:
             out.problems.append((number, "not a journal event (no `type`)"))
             continue
         version = event.get("v")
-        if not isinstance(version, int) or version > SCHEMA_VERSION:
+        if not isinstance(version, int) or isinstance(version, bool) or version > SCHEMA_VERSION:
             out.problems.append(
                 (number, f"schema version {version!r}; this pagerdrill reads {SCHEMA_VERSION}")
             )
             continue
+        if version < SCHEMA_VERSION and not older:
+            older = True  # read as far as it goes, and say so once
+            out.problems.append(
+                (
+                    number,
+                    f"written with an older schema (version {version}); read as far as it goes",
+                )
+            )
         out.events.append(event)
     return out
+
+
+def continue_journal(read: JournalRead) -> JournalWriter:
+    """A writer that appends to a finished or crashed journal (a review, `recover`):
+    sequence numbers go on, and `t` keeps counting from the drill's start."""
+    last_seq = max((e.get("seq", 0) for e in read.events if isinstance(e.get("seq"), int)),
+                   default=-1)  # fmt: skip
+    offset = 0.0
+    started = read.started
+    try:
+        begun = dt.datetime.fromisoformat(str((started or {})["ts"]).replace("Z", "+00:00"))
+        offset = max(0.0, (dt.datetime.now(dt.UTC) - begun).total_seconds())
+    except (TypeError, KeyError, ValueError):
+        offset = max((float(e.get("t", 0.0)) for e in read.events
+                      if isinstance(e.get("t"), int | float)), default=0.0)  # fmt: skip
+    return JournalWriter(read.path, read.drill_id, first_seq=last_seq + 1, t_offset=offset)
 
 
 def journal_files(drills_dir: Path) -> list[Path]:

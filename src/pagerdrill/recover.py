@@ -16,7 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from pagerdrill.faults import FaultContext, fault_class
-from pagerdrill.journal import DrillLock, JournalWriter, journal_files, read_journal
+from pagerdrill.journal import (
+    DrillLock,
+    JournalWriter,
+    continue_journal,
+    journal_files,
+    read_journal,
+)
 from pagerdrill.roles import RoleResolver
 from pagerdrill.workspace import Workspace
 
@@ -73,8 +79,7 @@ def recover(workspace: Workspace, target: Any, drills_dir: Path | None = None) -
             if read.finished or not read.events:
                 continue
             result = Recovered(path, read.drill_id)
-            last_seq = max((e.get("seq", 0) for e in read.events), default=0)
-            journal = JournalWriter(path, read.drill_id, first_seq=last_seq + 1)
+            journal = continue_journal(read)
             try:
                 journal.append(
                     "recover.started", problems=[f"line {n}: {m}" for n, m in read.problems]

@@ -10,3 +10,99 @@ _URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*)
 def redact_url(text: str) -> str:
     """`redis://:cache@host` -> `redis://:***@host` (any scheme, anywhere in `text`)."""
     return _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
+
+
+SECRET_NAME = re.compile(r"(PASSW(OR)?D|PASS|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY|CREDENTIAL)", re.I)
+_PATTERNS = (
+    (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 ***"),
+    (
+        re.compile(
+            r"(?i)\b([A-Z0-9_]*(?:password|passwd|secret|token)[A-Z0-9_]*)(\s*[=:]\s*)"
+            r"(?!\*\*\*)([^\s,;\"'}]+)"
+        ),
+        r"\1\2***",
+    ),
+    (re.compile(r"(redis-cli\b[^\n]*?\s-a\s+)(\S+)"), r"\1***"),
+)
+MASK = "***"
+
+
+class Redactor:
+    """Removes secrets from text and data before they leave in an export: known secret
+    values (passwords from the workspace and from environment overrides, tokens)
+    wherever they appear, passwords inside URLs, and `NAME=value` pairs whose name
+    says it is a secret."""
+
+    def __init__(self, secrets: set[str] | None = None):
+        # the longest first, so a secret that contains another is masked whole
+        self.secrets = sorted({s for s in (secrets or set()) if len(s) >= 3}, key=len,
+                              reverse=True)  # fmt: skip
+
+    @classmethod
+    def from_events(cls, events: list[dict], workspace_config=None) -> Redactor:
+        secrets: set[str] = set()
+        for e in events:
+            if e.get("type") == "fault.undo":
+                params = e.get("params") or {}
+                for value in (params.get("env_from_binding") or {}).values():
+                    secrets.add(str(value))  # bound variables hold passwords
+                for name, value in (params.get("env") or {}).items():
+                    if SECRET_NAME.search(str(name)):
+                        secrets.add(str(value))
+            if e.get("type") == "mitigation":
+                for name, value in ((e.get("detail") or {}).get("values") or {}).items():
+                    if SECRET_NAME.search(str(name)):
+                        secrets.add(str(value))
+        # a scenario parameter that feeds a secret is a secret too (its default as well)
+        started = next((e for e in events if e.get("type") == "drill.started"), {})
+        text = ((started.get("scenario") or {}).get("text")) or ""
+        for name, value in ((started.get("scenario") or {}).get("params") or {}).items():
+            if str(value) in secrets or SECRET_NAME.search(str(name)):
+                secrets.add(str(value))
+                default = re.search(rf"^\s*{re.escape(str(name))}:\s*([^\s#]+)", text, re.M)
+                if default:
+                    secrets.add(default.group(1).strip("'\""))
+        if workspace_config is not None:
+            secrets |= workspace_secrets(workspace_config)
+        return cls(secrets)
+
+    def text(self, value: str) -> str:
+        for secret in self.secrets:
+            if secret in value:
+                value = value.replace(secret, MASK)
+        value = redact_url(value)
+        for pattern, replacement in _PATTERNS:
+            value = pattern.sub(replacement, value)
+        return value
+
+    def data(self, value):
+        """The same for JSON-like data, keys kept."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return {k: MASK if SECRET_NAME.search(str(k)) and isinstance(v, str) and v
+                    else self.data(v) for k, v in value.items()}  # fmt: skip
+        if isinstance(value, list | tuple):
+            return [self.data(v) for v in value]
+        return value
+
+
+def workspace_secrets(config) -> set[str]:
+    """Passwords a workspace file holds: role bindings, the local Redis, and service
+    environment values whose name says they are secret."""
+    secrets: set[str] = set()
+    local = getattr(config, "local", None)
+    if local is not None:
+        secrets.add(local.redis_password)
+        for service in local.services.values():
+            for name, value in service.env.items():
+                if SECRET_NAME.search(name):
+                    secrets.add(value)
+    for binding in getattr(config, "roles", {}).values():
+        if binding.password:
+            secrets.add(binding.password)
+        if binding.redis_url:
+            m = _URL_PASSWORD.search(binding.redis_url)
+            if m:
+                secrets.add(m["pw"])
+    return secrets

@@ -1,0 +1,1 @@
+"""Reports of drills for people and tools: timelines, exports, reviews."""

@@ -1,0 +1,174 @@
+"""The workspace's drills, for the team lead: find them, list them with their times
+and verdicts, and record reviews. Everything comes from the journals under `drills/`;
+the index under `.pagerdrill/` is only a cache of what they say (keyed by each file's
+size and modification time), rebuilt whenever a journal changes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from pagerdrill.errors import BadInputError, PagerdrillError
+from pagerdrill.journal import DrillLock, continue_journal, journal_files, read_journal
+from pagerdrill.summary import summarize
+
+INDEX_VERSION = 1
+
+
+@dataclass(frozen=True)
+class DrillRow:
+    drill: str
+    journal: str
+    engineer: str | None
+    scenario: str | None
+    severity: str | None
+    started: str | None
+    outcome: str
+    time_to_ack_s: float | None
+    hypothesis_s: float | None
+    hypothesis_correct: bool
+    time_to_recovery_s: float | None
+    recovery_verified: bool
+    verdict: str | None
+    reviewed_by: str | None
+    complete: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def row_of(path: Path) -> DrillRow:
+    read = read_journal(path, samples=False)
+    s = summarize(read)
+    reviews = [e for e in read.events if e.get("type") == "review"]
+    last = reviews[-1] if reviews else {}
+    return DrillRow(
+        drill=read.drill_id,
+        journal=str(path),
+        engineer=s["engineer"],
+        scenario=s["scenario"],
+        severity=s["severity"],
+        started=s["started"],
+        outcome=s["outcome"],
+        time_to_ack_s=s["time_to_ack_s"],
+        hypothesis_s=s["hypothesis"]["correct_s"] or s["hypothesis"]["first_s"],
+        hypothesis_correct=s["hypothesis"]["correct"],
+        time_to_recovery_s=s["time_to_recovery_s"],
+        recovery_verified=s["recovery_verified"],
+        verdict=last.get("verdict"),
+        reviewed_by=last.get("by"),
+        complete=read.complete,
+    )
+
+
+def _parse_since(since: str) -> str:
+    try:
+        return dt.date.fromisoformat(since).isoformat()
+    except ValueError:
+        raise BadInputError(f"--since {since!r}: expected a date like 2026-11-01") from None
+
+
+def list_drills(
+    drills_dir: Path,
+    index_path: Path | None = None,
+    *,
+    engineer: str | None = None,
+    scenario: str | None = None,
+    since: str | None = None,
+) -> list[DrillRow]:
+    """Every drill journal as a row, newest first, filtered."""
+    cache: dict[str, Any] = {}
+    if index_path is not None:
+        try:
+            loaded = json.loads(index_path.read_text())
+            if loaded.get("version") == INDEX_VERSION:
+                cache = loaded.get("journals", {})
+        except (OSError, ValueError, AttributeError):
+            cache = {}
+    fresh: dict[str, Any] = {}
+    rows = []
+    for path in journal_files(drills_dir):
+        st = path.stat()
+        key = f"{st.st_size}:{st.st_mtime_ns}"
+        row = _cached(cache.get(path.name), key) or row_of(path)
+        fresh[path.name] = {"key": key, "row": row.to_json()}
+        rows.append(row)
+    if index_path is not None and fresh != cache:
+        _write_index(index_path, fresh)
+    since_day = _parse_since(since) if since else None
+    out = [
+        r
+        for r in rows
+        if (engineer is None or (r.engineer or "").lower() == engineer.lower())
+        and (scenario is None or r.scenario == scenario)
+        and (since_day is None or (r.started or "") >= since_day)
+    ]
+    return sorted(out, key=lambda r: r.started or "", reverse=True)
+
+
+def _cached(hit: Any, key: str) -> DrillRow | None:
+    if not isinstance(hit, dict) or hit.get("key") != key:
+        return None
+    try:
+        return DrillRow(**hit["row"])
+    except (TypeError, KeyError):  # an index from another version, or hand-edited
+        return None
+
+
+def _write_index(path: Path, journals: dict[str, Any]) -> None:
+    """Atomically; a cache that cannot be written is only slower next time."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"version": INDEX_VERSION, "journals": journals}))
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+def find_journal(drills_dir: Path, drill: str) -> Path:
+    """A drill by id, by a unique prefix or part of it, or by the journal's path."""
+    direct = Path(drill)
+    if direct.suffix == ".jsonl" and direct.is_file():
+        return direct
+    files = journal_files(drills_dir)
+    exact = [p for p in files if p.stem == drill]
+    if exact:
+        return exact[0]
+    partial = [p for p in files if drill in p.stem]
+    if len(partial) == 1:
+        return partial[0]
+    if len(partial) > 1:
+        names = "\n  ".join(p.stem for p in partial[:10])
+        raise BadInputError(f"'{drill}' matches {len(partial)} drills; say which:\n  {names}")
+    close = difflib.get_close_matches(drill, [p.stem for p in files], n=1, cutoff=0.5)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    raise BadInputError(f"no drill '{drill}' in {drills_dir}{hint}; `pagerdrill drills list`")
+
+
+def review(journal: Path, state_dir: Path, *, by: str, verdict: str, comment: str | None) -> dict:
+    """Append a review to a finished drill's journal; history is never rewritten."""
+    if verdict not in ("pass", "fail"):
+        raise BadInputError(f"--verdict {verdict!r}: expected pass or fail")
+    if not by.strip():
+        raise BadInputError("--by: say who reviews")
+    read = read_journal(journal, samples=False)
+    if not read.events:
+        raise BadInputError(f"{journal}: no drill events to review")
+    holder = DrillLock(state_dir).holder() or {}
+    if holder.get("journal") == str(journal) and not read.finished:
+        raise PagerdrillError(f"drill {read.drill_id} is still running; review it once it ends")
+    if not read.finished:
+        raise PagerdrillError(
+            f"drill {read.drill_id} did not end (a crash?); run `pagerdrill recover` first"
+        )
+    writer = continue_journal(read)
+    try:
+        return writer.append("review", by=by.strip(), verdict=verdict, comment=comment)
+    finally:
+        writer.close()

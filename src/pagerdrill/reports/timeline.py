@@ -1,0 +1,286 @@
+"""A drill's timeline, computed from its journal alone: what happened, when (wall clock
+and T+ from the page), the times against targets, the latest review, and the signals
+the alert rules watched. Every exporter is a pure function of a `Timeline`.
+
+A journal that is cut short, from an older or newer schema, or hand-edited still
+gives a timeline of whatever is valid; `complete` is False and `problems` says why.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pagerdrill.journal import JournalRead, read_journal
+from pagerdrill.redact import Redactor
+from pagerdrill.summary import summarize
+
+# who an entry belongs to: the engineer's actions, the system's events, the lead's review
+ENGINEER, SYSTEM, REVIEW = "engineer", "system", "review"
+
+THRESHOLD = re.compile(
+    r"^\s*(?P<probe>[a-z][a-z0-9_]*)(?:\.(?P<field>[a-z_]+))?\s*(?P<op>>=|<=|>|<|==)\s*"
+    r"(?P<value>-?\d+(?:\.\d+)?)\s*$"
+)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One line of the timeline."""
+
+    seq: int
+    ts: str
+    t: float
+    """Seconds since the drill started."""
+    page_s: float | None
+    """Seconds from the page (negative before it); None when nothing paged."""
+    who: str
+    kind: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Series:
+    """One signal over time, with the threshold of the alert rule that watches it."""
+
+    probe: str
+    field: str
+    points: list[tuple[float, float]]
+    """(seconds since the drill started, value)."""
+    threshold: float | None = None
+    op: str | None = None
+    alert: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.probe if self.field == "value" else f"{self.probe}.{self.field}"
+
+
+@dataclass(frozen=True)
+class Marker:
+    t: float
+    label: str
+    who: str
+
+
+@dataclass
+class Timeline:
+    drill: str
+    journal: Path
+    summary: dict[str, Any]
+    entries: list[Entry]
+    series: list[Series]
+    markers: list[Marker]
+    review: dict[str, Any] | None
+    reviews: list[dict[str, Any]]
+    complete: bool
+    problems: list[str]
+    started: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def page_t(self) -> float | None:
+        return next((e.t for e in self.entries if e.kind == "page"), None)
+
+    @property
+    def duration_s(self) -> float:
+        """From the start to the drill's end (or its last event, when it has none)."""
+        ends = [e.t for e in self.entries if e.kind in ("drill.closed", "drill.aborted")]
+        if ends:
+            return ends[0]
+        drill = [e.t for e in self.entries if e.who != REVIEW]
+        return max(drill, default=0.0)
+
+
+def _text(event: dict) -> tuple[str, str] | None:
+    """(who, text) of an event worth a timeline line, else None."""
+    t = event.get("type")
+    g = event.get
+    if t == "state":
+        to = g("to")
+        if to not in ("steady-state", "quiet"):
+            return None  # the other phases are told by the events that moved them
+        extra = f" for {g('quiet_s'):.0f} s" if isinstance(g("quiet_s"), int | float) else ""
+        return SYSTEM, f"drill {to}{extra}"
+    simple = {
+        "fault.injected": lambda: f"fault {g('fault')} injected ({g('kind')})",
+        "fault.reverted": lambda: f"fault {g('fault')} reverted ({g('by')})",
+        "fault.failed": lambda: f"fault {g('fault')} failed to inject: {g('error')}",
+        "fault.revert_failed": lambda: f"fault {g('fault')} failed to revert: {g('error')}",
+        "alert.firing": lambda: f"ALERT {g('alert')} firing: {g('summary')}",
+        "alert.resolved": lambda: f"alert {g('alert')} resolved",
+        "page": lambda: f"PAGE ({g('severity')}): {g('summary')}",
+        "recovery.verified": lambda: (
+            "recovery verified by the probes: " + " and ".join(g("criteria") or [])
+        ),
+        "mitigation.reverted": lambda: f"mitigation {g('mitigation')} put back ({g('by')})",
+        "drill.aborted": lambda: f"drill aborted: {g('reason')}",
+        "drill.closed": lambda: (
+            "drill closed"
+            + (", recovery verified" if g("recovery_verified") else ", recovery NOT verified")
+        ),
+        "guard.tripped": lambda: f"guard tripped: {g('reason')}",
+    }
+    if t in simple:
+        return SYSTEM, simple[t]()
+    engineer = {
+        "ack": lambda: "acknowledged" + (f": {g('text')}" if g("text") else ""),
+        "step.done": lambda: f"{g('title')}" + (" (over target)" if g("over") else ""),
+        "note": lambda: f"note: {g('text')}",
+        "hint": lambda: f"hint {g('index')} taken: {g('text')}",
+        "hypothesis": lambda: (
+            f"hypothesis: {g('text')} (" + ("right" if g("correct") else "wrong") + ")"
+        ),
+        "decision": lambda: f"decision: {g('prompt')} → {g('text')}",
+        "mitigation": lambda: f"mitigation: {g('title')}",
+        "mitigation.failed": lambda: f"mitigation {g('mitigation')} failed: {g('error')}",
+        "resolve": lambda: "resolved" + (f": {g('text')}" if g("text") else ""),
+        "clock.paused": lambda: f"clock paused by {g('by')}",
+        "clock.resumed": lambda: f"clock resumed by {g('by')} after {g('paused_s'):.0f} s",
+    }
+    if t in engineer:
+        if t == "step.done" and g("step") == "acknowledge":
+            return None  # the ack line says it
+        return ENGINEER, engineer[t]()
+    if t == "review":
+        comment = f": {g('comment')}" if g("comment") else ""
+        return REVIEW, f"review by {g('by')}: {str(g('verdict')).upper()}{comment}"
+    return None
+
+
+def _series(events: list[dict], started: dict) -> list[Series]:
+    """The signals the alert rules and recovery criteria read, in that order."""
+    wanted: list[tuple[str, str, dict]] = []
+    for rule in started.get("alerts") or []:
+        m = THRESHOLD.match(str(rule.get("expr", "")))
+        if m:
+            key = (m["probe"], m["field"] or "value")
+            if all(key != w[:2] for w in wanted):
+                wanted.append((*key, {"threshold": float(m["value"]), "op": m["op"],
+                                      "alert": rule.get("name")}))  # fmt: skip
+    for source in (started.get("recovery") or {}).get("all") or []:
+        m = THRESHOLD.match(str(source))
+        if m:
+            key = (m["probe"], m["field"] or "value")
+            if all(key != w[:2] for w in wanted):
+                wanted.append((*key, {}))
+    points: dict[tuple[str, str], list[tuple[float, float]]] = {w[:2]: [] for w in wanted}
+    for e in events:
+        if e.get("type") != "probe.sample" or not isinstance(e.get("values"), dict):
+            continue
+        for key, bucket in points.items():
+            value = (e["values"].get(key[0]) or {}).get(key[1])
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                bucket.append((float(e.get("t", 0.0)), float(value)))
+    return [Series(probe, fld, points[(probe, fld)], **extra) for probe, fld, extra in wanted]
+
+
+MARKED = {
+    "fault.injected": ("fault", SYSTEM),
+    "page": ("page", SYSTEM),
+    "ack": ("ack", ENGINEER),
+    "hypothesis": ("hypothesis", ENGINEER),
+    "mitigation": ("mitigation", ENGINEER),
+    "recovery.verified": ("recovered", SYSTEM),
+    "drill.closed": ("closed", SYSTEM),
+    "drill.aborted": ("aborted", SYSTEM),
+}
+
+
+def build(read: JournalRead, redactor: Redactor | None = None) -> Timeline:
+    events = read.events
+    redactor = redactor or Redactor.from_events(events)
+    started = read.started or {}
+    page = next((e for e in events if e.get("type") == "page"), None)
+    page_t = float(page.get("t", 0.0)) if page else None
+    entries = []
+    markers = []
+    for e in events:
+        found = _text(e)
+        t = float(e.get("t", 0.0)) if isinstance(e.get("t"), int | float) else 0.0
+        if found:
+            who, text = found
+            entries.append(
+                Entry(
+                    seq=int(e.get("seq", 0)),
+                    ts=str(e.get("ts", "")),
+                    t=t,
+                    page_s=round(t - page_t, 3) if page_t is not None else None,
+                    who=who,
+                    kind=str(e.get("type")),
+                    text=redactor.text(text),
+                )
+            )
+        if e.get("type") in MARKED:
+            label, who = MARKED[e["type"]]
+            if e["type"] == "hypothesis":
+                label += " ✓" if e.get("correct") else " ✗"
+            markers.append(Marker(t, label, who))
+    reviews = [
+        {k: redactor.text(str(v)) if isinstance(v, str) else v for k, v in e.items()
+         if k in ("ts", "by", "verdict", "comment")}
+        for e in events if e.get("type") == "review"
+    ]  # fmt: skip
+    summary = redactor.data(summarize(read))
+    summary["review"] = reviews[-1] if reviews else None
+    return Timeline(
+        drill=read.drill_id,
+        journal=read.path,
+        summary=summary,
+        entries=entries,
+        series=_series(events, started),
+        markers=markers,
+        review=reviews[-1] if reviews else None,
+        reviews=reviews,
+        complete=read.complete,
+        problems=[f"line {n}: {m}" for n, m in read.problems],
+        started=started,
+    )
+
+
+def load(path: Path, redactor: Redactor | None = None) -> Timeline:
+    return build(read_journal(path), redactor)
+
+
+def wall(ts: str) -> str:
+    """HH:MM:SS (UTC) of an ISO timestamp, or the text itself when it is not one."""
+    try:
+        return dt.datetime.fromisoformat(ts.replace("Z", "+00:00")).strftime("%H:%M:%S")
+    except ValueError:
+        return ts
+
+
+def clock(seconds: float | None) -> str:
+    """T+mm:ss from the page (T-mm:ss before it)."""
+    if seconds is None:
+        return ""
+    whole = round(abs(seconds))
+    sign = "-" if seconds < 0 and whole else "+"
+    return f"T{sign}{whole // 60:02d}:{whole % 60:02d}"
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    whole = round(seconds)
+    return f"{whole // 60}m {whole % 60:02d}s" if whole >= 60 else f"{seconds:.1f}s"
+
+
+def signal_summary(series: Series, page_t: float | None) -> dict[str, Any]:
+    """First, peak and last value, and when the alert threshold was first crossed."""
+    values = [v for _, v in series.points]
+    if not values:
+        return {"first": "-", "peak": "-", "last": "-", "crossed": None}
+    peak = max(values) if series.op in (">", ">=", None) else min(values)
+    crossed = None
+    if series.threshold is not None and series.op:
+        ops = {">": float.__gt__, ">=": float.__ge__, "<": float.__lt__, "<=": float.__le__,
+               "==": float.__eq__}  # fmt: skip
+        for t, v in series.points:
+            if ops[series.op](v, series.threshold):
+                crossed = clock(t - page_t) if page_t is not None else f"{t:.0f} s"
+                break
+    return {"first": f"{values[0]:.4g}", "peak": f"{peak:.4g}", "last": f"{values[-1]:.4g}",
+            "crossed": crossed}  # fmt: skip

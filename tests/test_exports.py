@@ -1,0 +1,322 @@
+"""Exports of real drill journals (recorded from headless runs of each scenario on the
+reference stack): Slack and Markdown pinned by golden files, JSON valid against its
+schema, secrets never leaving, broken journals exported as far as they go."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from helpers import REPO, write_workspace
+from pagerdrill.config import WorkspaceConfig
+from pagerdrill.journal import read_journal
+from pagerdrill.redact import Redactor
+from pagerdrill.reports.drills import list_drills, review
+from pagerdrill.reports.text import SLACK_MESSAGE_LIMIT, markdown, slack_messages, to_json
+from pagerdrill.reports.timeline import build, load
+
+JOURNALS = REPO / "tests" / "fixtures" / "journals"
+GOLDEN = REPO / "tests" / "fixtures" / "golden"
+SCENARIOS = sorted(p.stem for p in JOURNALS.glob("*.jsonl"))
+SCHEMA = json.loads(
+    (REPO / "src" / "pagerdrill" / "reports" / "drill-export.schema.json").read_text()
+)
+UPDATE = os.environ.get("PAGERDRILL_UPDATE_GOLDEN") == "1"
+
+
+def golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if UPDATE:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    assert path.exists(), f"no golden file {path}; run with PAGERDRILL_UPDATE_GOLDEN=1"
+    assert text == path.read_text(), f"{name} differs from its golden file"
+
+
+def test_there_is_a_recorded_journal_for_each_shipped_scenario():
+    assert sorted(p.stem for p in (REPO / "scenarios").glob("*.yaml")) == SCENARIOS
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_slack_export_matches_its_golden_file(scenario):
+    messages = slack_messages(load(JOURNALS / f"{scenario}.jsonl"))
+    golden(f"{scenario}.slack.txt", "\n\n".join(messages) + "\n")
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_markdown_export_matches_its_golden_file(scenario):
+    golden(f"{scenario}.md", markdown(load(JOURNALS / f"{scenario}.jsonl")))
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_json_export_validates_against_its_schema(scenario):
+    doc = to_json(load(JOURNALS / f"{scenario}.jsonl"))
+    jsonschema.validate(doc, SCHEMA)
+    assert doc["summary"]["scenario"] == scenario
+    assert doc["summary"]["recovery_verified"] is True
+    assert doc["signals"] and all(s["points"] for s in doc["signals"])
+    kinds = [e["kind"] for e in doc["timeline"]]
+    assert kinds.index("fault.injected") < kinds.index("page") < kinds.index("recovery.verified")
+
+
+def test_the_schema_refuses_a_document_that_breaks_it():
+    doc = to_json(load(JOURNALS / "api-500-injection.jsonl"))
+    doc["summary"]["outcome"] = "exploded"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(doc, SCHEMA)
+
+
+def test_slack_lines_carry_wall_time_and_time_from_the_page():
+    text = "\n".join(slack_messages(load(JOURNALS / "bullmq-backpressure.jsonl")))
+    page = next(line for line in text.splitlines() if "PAGE (P2)" in line)
+    assert page.startswith("`") and "T+00:00" in page
+    assert "*Hypothesis*:" in text and "*Resolution*:" in text
+    assert "T-00:" in text  # the fault went in before the page
+
+
+def test_a_long_timeline_is_split_into_numbered_slack_messages(tmp_path):
+    path = tmp_path / "long.jsonl"
+    lines = (JOURNALS / "bullmq-backpressure.jsonl").read_text().splitlines()
+    last = json.loads(lines[-1])
+    extra = [
+        json.dumps({"v": 1, "seq": last["seq"] + 1 + i, "ts": last["ts"], "t": last["t"],
+                    "type": "note", "drill": last["drill"], "text": f"note number {i} " * 4})
+        for i in range(200)
+    ]  # fmt: skip
+    path.write_text("\n".join([*lines, *extra]) + "\n")
+    messages = slack_messages(load(path))
+    assert len(messages) > 3
+    assert all(len(m) <= SLACK_MESSAGE_LIMIT for m in messages)
+    n = len(messages)
+    assert [m.split(" ", 1)[0] for m in messages] == [f"({i}/{n})" for i in range(1, n + 1)]
+    joined = "\n".join(messages)
+    assert all(f"note number {i} " in joined for i in range(200))  # nothing dropped
+
+
+# ------------------------------------------------------------------ secrets
+
+
+def signin_with_secrets(tmp_path) -> Path:
+    """The sign-in drill's real journal, plus notes a careless engineer might write."""
+    src = (JOURNALS / "signin-failure-spike.jsonl").read_text().splitlines()
+    last = json.loads(src[-1])
+    notes = [
+        "redis://:cache-secret-42@127.0.0.1:6379/0 looks fine",
+        "curl -H 'Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.abc.def' worked",
+        "ADMIN_DEFAULT_PASSWORD=hunter22 on the box",
+        "ran redis-cli -a cache-secret-42 INFO",
+        "token: 9f8e7d6c5b4a3f2e",
+    ]
+    extra = [
+        json.dumps({"v": 1, "seq": last["seq"] + 1 + i, "ts": last["ts"], "t": last["t"],
+                    "type": "note", "drill": last["drill"], "text": text})
+        for i, text in enumerate(notes)
+    ]  # fmt: skip
+    path = tmp_path / "signin.jsonl"
+    path.write_text("\n".join([*src, *extra]) + "\n")
+    return path
+
+
+SECRETS = (
+    "not-the-admin-password",  # the bad ADMIN_DEFAULT_PASSWORD the fault set
+    "admin-local",  # the configured admin password
+    "cache-secret-42",  # the workspace's Redis password
+    "eyJhbGciOiJIUzI1NiJ9",
+    "hunter22",
+    "9f8e7d6c5b4a3f2e",
+)
+
+
+def every_format(timeline) -> dict[str, str]:
+    from pagerdrill.reports.html import render_html
+
+    return {
+        "slack": "\n".join(slack_messages(timeline)),
+        "markdown": markdown(timeline),
+        "json": json.dumps(to_json(timeline)),
+        "html": render_html(timeline),
+    }
+
+
+def test_no_secret_leaves_in_any_export_format(tmp_path):
+    path = signin_with_secrets(tmp_path)
+    config = WorkspaceConfig.model_validate(
+        {"local": {"redis_password": "cache-secret-42",
+                   "services": {"api": {"env": {"ADMIN_DEFAULT_PASSWORD": "admin-local"}}}}}
+    )  # fmt: skip
+    read = read_journal(path)
+    raw = path.read_text()
+    assert "not-the-admin-password" in raw and "hunter22" in raw  # they are in the journal
+    timeline = build(read, Redactor.from_events(read.events, config))
+    for fmt, text in every_format(timeline).items():
+        for secret in SECRETS:
+            assert secret not in text, f"{secret} leaked in the {fmt} export"
+    md = every_format(timeline)["markdown"]
+    assert "redis://:***@127.0.0.1:6379/0" in md  # what is not secret stays readable
+    assert "ADMIN_DEFAULT_PASSWORD=***" in md
+
+
+def test_the_bad_password_is_redacted_from_the_journal_alone(tmp_path):
+    timeline = load(JOURNALS / "signin-failure-spike.jsonl")
+    for text in every_format(timeline).values():
+        assert "not-the-admin-password" not in text
+
+
+# ------------------------------------------------------------ broken journals
+
+
+def test_a_journal_cut_mid_line_exports_what_is_valid_marked_incomplete(tmp_path):
+    data = (JOURNALS / "bullmq-backpressure.jsonl").read_bytes()
+    path = tmp_path / "cut.jsonl"
+    path.write_bytes(data[: len(data) * 4 // 5 + 17])  # mid-line, like a kill -9 mid-write
+    timeline = load(path)
+    assert not timeline.complete
+    assert any("cut short" in p for p in timeline.problems)
+    assert timeline.summary["outcome"] == "crashed"
+    md = markdown(timeline)
+    assert "Incomplete journal" in md and "PAGE (P2)" in md
+    assert "Incomplete journal" in "\n".join(slack_messages(timeline))
+    jsonschema.validate(to_json(timeline), SCHEMA)
+
+
+def test_junk_lines_and_other_schema_versions_are_reported_and_skipped(tmp_path):
+    lines = (JOURNALS / "api-500-injection.jsonl").read_text().splitlines()
+    lines.insert(5, "this is not json")
+    lines.insert(9, json.dumps({"v": 99, "seq": 1, "type": "note", "text": "from the future"}))
+    lines.insert(12, json.dumps(["a", "list"]))
+    path = tmp_path / "junk.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    timeline = load(path)
+    assert not timeline.complete
+    assert len(timeline.problems) == 3
+    assert "from the future" not in markdown(timeline)
+    assert timeline.summary["recovery_verified"]  # the valid events still tell the story
+
+
+def test_an_older_schema_is_read_as_far_as_it_goes(tmp_path):
+    lines = [json.loads(x) for x in (JOURNALS / "api-500-injection.jsonl").read_text().splitlines()]
+    for event in lines:
+        event["v"] = 0
+    path = tmp_path / "old.jsonl"
+    path.write_text("\n".join(json.dumps(e) for e in lines) + "\n")
+    timeline = load(path)
+    assert any("older schema" in p for p in timeline.problems)
+    assert timeline.summary["outcome"] == "closed"
+
+
+def test_export_of_junk_through_the_cli_never_shows_a_traceback(tmp_path):
+    root = write_workspace(tmp_path / "ws")
+    (root / "drills").mkdir()
+    (root / "drills" / "junk.jsonl").write_bytes(b'\x00\xff not a journal\n{"v": 1}\n')
+    for fmt in ("slack", "markdown", "json", "html"):
+        done = subprocess.run(
+            [sys.executable, "-m", "pagerdrill", "drills", "export", "junk", "--format", fmt,
+             "-w", str(root)],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert "Traceback" not in done.stderr
+        assert done.stdout.strip()
+
+
+# ------------------------------------------------------------- list and review
+
+
+def workspace_with_drills(tmp_path) -> Path:
+    root = write_workspace(tmp_path / "ws")
+    (root / "drills").mkdir()
+    for path in JOURNALS.glob("*.jsonl"):
+        shutil.copy(path, root / "drills" / f"{json.loads(path.open().readline())['drill']}.jsonl")
+    return root
+
+
+def test_a_review_is_appended_and_the_latest_verdict_counts(tmp_path):
+    root = workspace_with_drills(tmp_path)
+    journal = next((root / "drills").glob("*storm*.jsonl"))
+    before = journal.read_bytes()
+    review(journal, root / ".pagerdrill", by="Lou", verdict="fail", comment="slow to block")
+    review(journal, root / ".pagerdrill", by="Lou", verdict="pass", comment="fine on re-read")
+    after = journal.read_bytes()
+    assert after.startswith(before)  # history is never rewritten
+    timeline = load(journal)
+    assert [r["verdict"] for r in timeline.reviews] == ["fail", "pass"]
+    assert timeline.review["verdict"] == "pass"
+    assert "PASS by Lou" in markdown(timeline)
+    assert "PASS by Lou" in slack_messages(timeline)[0]
+    rows = {r.scenario: r for r in list_drills(root / "drills")}
+    assert rows["ws-handshake-storm"].verdict == "pass"
+    assert rows["bullmq-backpressure"].verdict is None
+    entries = [e for e in timeline.entries if e.who == "review"]
+    assert entries and all(e.t > timeline.duration_s for e in entries)
+
+
+def test_a_drill_that_did_not_end_cannot_be_reviewed(tmp_path):
+    root = workspace_with_drills(tmp_path)
+    journal = next((root / "drills").glob("*flush*.jsonl"))
+    lines = journal.read_text().splitlines()
+    journal.write_text("\n".join(lines[:20]) + "\n")
+    from pagerdrill.errors import PagerdrillError
+
+    with pytest.raises(PagerdrillError, match="recover"):
+        review(journal, root / ".pagerdrill", by="Lou", verdict="pass", comment=None)
+    from pagerdrill.errors import BadInputError
+
+    with pytest.raises(BadInputError, match="pass or fail"):
+        review(journal, root / ".pagerdrill", by="Lou", verdict="maybe", comment=None)
+
+
+def test_drills_list_filters_and_caches_without_going_stale(tmp_path):
+    root = workspace_with_drills(tmp_path)
+    index = root / ".pagerdrill" / "drills-index.json"
+    rows = list_drills(root / "drills", index)
+    assert len(rows) == 5 and index.exists()
+    assert [r.started for r in rows] == sorted((r.started for r in rows), reverse=True)
+    assert {r.outcome for r in rows} == {"closed"}
+    assert len(list_drills(root / "drills", index, scenario="redis-cache-flush")) == 1
+    assert len(list_drills(root / "drills", index, engineer="ana lima")) == 5
+    assert list_drills(root / "drills", index, engineer="nobody") == []
+    assert list_drills(root / "drills", index, since="2999-01-01") == []
+    journal = next((root / "drills").glob("*api-500*.jsonl"))
+    review(journal, root / ".pagerdrill", by="Lou", verdict="fail", comment=None)
+    again = {r.scenario: r for r in list_drills(root / "drills", index)}
+    assert again["api-500-injection"].verdict == "fail"  # the cache saw the change
+    index.write_text("{not json")
+    assert len(list_drills(root / "drills", index)) == 5  # a broken cache is rebuilt
+
+
+def test_the_cli_lists_reviews_and_exports(tmp_path):
+    root = workspace_with_drills(tmp_path)
+
+    def run(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "pagerdrill", *args, "-w", str(root)],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+
+    listed = run("drills", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    drill = next(
+        r["drill"] for r in json.loads(listed.stdout) if r["scenario"] == "ws-handshake-storm"
+    )
+    reviewed = run("drills", "review", drill[-4:], "--by", "Lou", "--verdict", "pass",
+                   "--comment", "good call on blocking")  # fmt: skip
+    assert reviewed.returncode == 0, reviewed.stderr
+    shown = run("drills", "show", drill[-4:])
+    assert shown.returncode == 0 and "PASS by Lou" in shown.stdout
+    assert "crossed at" in shown.stdout  # the signals summarised
+    out = tmp_path / "report.md"
+    exported = run("drills", "export", drill, "--format", "markdown", "-o", str(out))
+    assert exported.returncode == 0 and "good call on blocking" in out.read_text()
+    bad = run("drills", "export", drill, "--format", "pdf")
+    assert bad.returncode == 2 and "expected one of" in bad.stderr
+    missing = run("drills", "show", "no-such-drill")
+    assert missing.returncode == 2 and "no drill" in missing.stderr
+    since = run("drills", "list", "--since", "yesterday")
+    assert since.returncode == 2 and "expected a date" in since.stderr
