@@ -25,7 +25,27 @@ def autopilot(stack, name: str, *params: str) -> tuple[dict, list[dict]]:
     summary = json.loads(done.stdout)
     read = read_journal(Path(summary["journal"]))
     assert read.complete, read.problems
+    check_exports(root, summary)
     return summary, read.events
+
+
+def check_exports(root: Path, summary: dict) -> None:
+    """The fresh journal exports in every format; the JSON one meets its schema."""
+    import jsonschema
+
+    from helpers import REPO
+
+    schema = json.loads((REPO / "src/pagerdrill/reports/drill-export.schema.json").read_text())
+    drill = summary["drill"]
+    for fmt in ("slack", "markdown", "json", "html"):
+        done = cli("drills", "export", drill, "--format", fmt, "-w", str(root))
+        assert done.returncode == 0, done.stderr
+        if fmt == "json":
+            doc = json.loads(done.stdout)
+            jsonschema.validate(doc, schema)
+            assert doc["summary"]["recovery_verified"] is True
+        elif fmt == "slack":
+            assert "PAGE (" in done.stdout and "*Resolution*" in done.stdout
 
 
 def assert_paged_and_recovered(summary: dict, evs: list[dict]) -> None:

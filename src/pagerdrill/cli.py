@@ -712,7 +712,7 @@ DrillArg = Annotated[
 ]
 
 
-def _timeline(workspace: Path | None, drill: str):
+def _timeline(workspace: Path | None, drill: str, samples: bool | int = True):
     from pagerdrill.journal import read_journal
     from pagerdrill.redact import Redactor
     from pagerdrill.reports.drills import find_journal
@@ -720,7 +720,7 @@ def _timeline(workspace: Path | None, drill: str):
     from pagerdrill.workspace import open_workspace
 
     ws = open_workspace(workspace)
-    read = read_journal(find_journal(ws.root / "drills", drill))
+    read = read_journal(find_journal(ws.root / "drills", drill), samples=samples)
     return build(read, Redactor.from_events(read.events, ws.config))
 
 
@@ -800,7 +800,7 @@ def drills_show(drill: DrillArg, workspace: WorkspaceOption = None) -> None:
     from pagerdrill.reports.text import outcome_text
     from pagerdrill.reports.timeline import clock, duration, signal_summary, wall
 
-    tl = _timeline(workspace, drill)
+    tl = _timeline(workspace, drill, samples=HTML_POINTS)
     s = tl.summary
     c = _console()
     c.print(f"[bold]{escape(s.get('title') or tl.drill)}[/] ({s.get('severity')}) — "
@@ -844,6 +844,10 @@ def drills_show(drill: DrillArg, workspace: WorkspaceOption = None) -> None:
     )
 
 
+HTML_POINTS = 600
+JSON_POINTS = 2000
+
+
 @drills_app.command("export")
 def drills_export(
     drill: DrillArg,
@@ -866,7 +870,10 @@ def drills_export(
     formats = ("slack", "markdown", "json", "html")
     if fmt not in formats:
         raise BadInputError(f"--format {fmt!r}: expected one of {', '.join(formats)}")
-    tl = _timeline(workspace, drill)
+    # text needs no probe samples; a chart a few hundred; JSON up to JSON_POINTS (the
+    # journal keeps every one)
+    samples = {"slack": False, "markdown": False, "html": HTML_POINTS, "json": JSON_POINTS}[fmt]
+    tl = _timeline(workspace, drill, samples)
     if fmt == "slack":
         from pagerdrill.reports.text import slack_messages
 

@@ -190,7 +190,8 @@ MARKED = {
 
 
 def build(read: JournalRead, redactor: Redactor | None = None) -> Timeline:
-    events = read.events
+    samples = [e for e in read.events if e.get("type") == "probe.sample"]
+    events = [e for e in read.events if e.get("type") != "probe.sample"]
     redactor = redactor or Redactor.from_events(events)
     started = read.started or {}
     page = next((e for e in events if e.get("type") == "page"), None)
@@ -223,14 +224,14 @@ def build(read: JournalRead, redactor: Redactor | None = None) -> Timeline:
          if k in ("ts", "by", "verdict", "comment")}
         for e in events if e.get("type") == "review"
     ]  # fmt: skip
-    summary = redactor.data(summarize(read))
+    summary = redactor.data(summarize(JournalRead(read.path, events, read.problems)))
     summary["review"] = reviews[-1] if reviews else None
     return Timeline(
         drill=read.drill_id,
         journal=read.path,
         summary=summary,
         entries=entries,
-        series=_series(events, started),
+        series=_series(samples, started),
         markers=markers,
         review=reviews[-1] if reviews else None,
         reviews=reviews,
@@ -240,8 +241,10 @@ def build(read: JournalRead, redactor: Redactor | None = None) -> Timeline:
     )
 
 
-def load(path: Path, redactor: Redactor | None = None) -> Timeline:
-    return build(read_journal(path), redactor)
+def load(path: Path, redactor: Redactor | None = None, samples: bool | int = True) -> Timeline:
+    """The timeline of `path`; `samples` as in `read_journal` (the signals need them,
+    a text export does not)."""
+    return build(read_journal(path, samples=samples), redactor)
 
 
 def wall(ts: str) -> str:
