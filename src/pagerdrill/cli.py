@@ -762,31 +762,30 @@ def drills_list(
     if not rows:
         _console().print("no drills yet (run one: pagerdrill run SCENARIO --headless ...)")
         return
-    from rich.table import Table
-
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("DRILL", "DATE", "ENGINEER", "SCENARIO", "SEV", "OUTCOME", "ACK",
-                   "→HYPOTHESIS", "RIGHT", "RECOVERY", "REVIEW"):  # fmt: skip
-        table.add_column(column)
-    for r in rows:
-        outcome = {"closed": "[green]closed[/]", "aborted": "[yellow]aborted[/]"}.get(
-            r.outcome, "[red]crashed[/]"
-        )
-        verdict = {"pass": "[green]pass[/]", "fail": "[red]fail[/]"}.get(r.verdict or "", "-")
-        table.add_row(
+    header = ("DRILL", "DATE", "ENGINEER", "SCENARIO", "SEV", "OUTCOME", "ACK",
+              "→HYPOTHESIS", "RIGHT", "RECOVERY", "REVIEW")  # fmt: skip
+    table = [
+        (
             r.drill[-4:] if len(r.drill) > 4 else r.drill,
             (r.started or "")[:16].replace("T", " "),
             r.engineer or "-",
             r.scenario or "-",
             r.severity or "-",
-            outcome + ("" if r.complete else " [dim](incomplete)[/]"),
+            r.outcome + ("" if r.complete else " (incomplete)"),
             _mmss(r.time_to_ack_s),
             _mmss(r.hypothesis_s),
             "yes" if r.hypothesis_correct else "no",
             _mmss(r.time_to_recovery_s) if r.recovery_verified else "-",
-            verdict,
+            r.verdict or "-",
         )
-    _console().print(table)
+        for r in rows
+    ]
+    # plain columns: a team's drill history runs to thousands of rows, and rich's
+    # table layout costs seconds there
+    widths = [max(len(str(x)) for x in column) for column in zip(header, *table, strict=True)]
+    lines = ["  ".join(f"{x:<{w}}" for x, w in zip(line, widths, strict=True)).rstrip()
+             for line in (header, *table)]  # fmt: skip
+    sys.stdout.write("\n".join(lines) + "\n")
     _console().print("[dim]DRILL is the end of the drill id; any unique part of it names it[/]")
 
 
