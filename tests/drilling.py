@@ -14,7 +14,7 @@ from pagerdrill.journal import read_journal
 from pagerdrill.targets.local import LocalTarget
 
 SCENARIOS = REPO / "scenarios"
-FAST = ["-p", "quiet_min_s=0.5", "-p", "quiet_max_s=1"]
+FAST = ["-p", "quiet_min_s=0.5", "-p", "quiet_max_s=1", "-p", "recovery_s=2"]
 
 
 def cli(*args: str, timeout: float = 150) -> subprocess.CompletedProcess:

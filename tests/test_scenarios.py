@@ -168,7 +168,13 @@ def test_a_param_override_replaces_the_default_everywhere_it_is_used():
     sc = parse_scenario(
         path.read_text(), path, overrides={"outage_s": 5, "depth_alert": 7, "quiet_min_s": 1.5}
     )
-    assert sc.params == {"outage_s": 5, "depth_alert": 7, "quiet_min_s": 1.5, "quiet_max_s": 90}
+    assert sc.params == {
+        "outage_s": 5,
+        "depth_alert": 7,
+        "quiet_min_s": 1.5,
+        "quiet_max_s": 90,
+        "recovery_s": 5,
+    }
     assert sc.model.faults[0].duration_s == 5.0
     assert sc.model.quiet.min_s == 1.5
     assert sc.model.alerts[0].expr == "queue.waiting > 7"

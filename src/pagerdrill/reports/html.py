@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from html import escape
 from typing import Any
 
@@ -186,7 +186,9 @@ def _tick_label(value: float, step: float) -> str:
 # ------------------------------------------------------------------ one chart
 
 
-def _label_rows(markers: list[Marker], x_of) -> tuple[list[tuple[Marker, float, int, bool]], int]:
+def _label_rows(
+    markers: list[Marker], x_of: Callable[[float], float]
+) -> tuple[list[tuple[Marker, float, int, bool]], int]:
     """Place each marker's label in the band above the plot: the first row where it
     does not overlap the label before it. (marker, x, row, anchored at the end)."""
     ends: list[float] = []
@@ -214,8 +216,9 @@ def _label_rows(markers: list[Marker], x_of) -> tuple[list[tuple[Marker, float, 
 OPS = {">": "above", ">=": "at or above", "<": "below", "<=": "at or below", "==": "at"}
 
 
-def _chart(series: Series, index: int, markers: list[Marker], x_max: float,
-           page_t: float | None) -> str:  # fmt: skip
+def _chart(
+    series: Series, index: int, markers: list[Marker], x_max: float, page_t: float | None
+) -> str:
     points = downsample(series.points)
     plot_w = WIDTH - PLOT_LEFT - PLOT_RIGHT
 
@@ -241,54 +244,69 @@ def _chart(series: Series, index: int, markers: list[Marker], x_max: float,
     if series.threshold is not None:
         ty = y_of(series.threshold)
         if series.op in (">", ">="):
-            out.append(f'<rect class="alert-zone" x="{PLOT_LEFT}" y="{top}" width="{plot_w}" '
-                       f'height="{max(0.0, ty - top):.1f}"/>')  # fmt: skip
+            out.append(
+                f'<rect class="alert-zone" x="{PLOT_LEFT}" y="{top}" width="{plot_w}" '
+                f'height="{max(0.0, ty - top):.1f}"/>'
+            )
         elif series.op in ("<", "<="):
-            out.append(f'<rect class="alert-zone" x="{PLOT_LEFT}" y="{ty:.1f}" '
-                       f'width="{plot_w}" height="{max(0.0, bottom - ty):.1f}"/>')  # fmt: skip
+            out.append(
+                f'<rect class="alert-zone" x="{PLOT_LEFT}" y="{ty:.1f}" '
+                f'width="{plot_w}" height="{max(0.0, bottom - ty):.1f}"/>'
+            )
     # value grid and axis
     out.append('<g class="y-axis">')
     v = lo
     while v <= hi + step / 2:
         y = y_of(v)
-        out.append(f'<line class="grid" x1="{PLOT_LEFT}" x2="{WIDTH - PLOT_RIGHT}" '
-                   f'y1="{y:.1f}" y2="{y:.1f}"/>'
-                   f'<text x="{PLOT_LEFT - 8}" y="{y + 4:.1f}" text-anchor="end">'
-                   f"{_e(_tick_label(v, step))}</text>")  # fmt: skip
+        out.append(
+            f'<line class="grid" x1="{PLOT_LEFT}" x2="{WIDTH - PLOT_RIGHT}" '
+            f'y1="{y:.1f}" y2="{y:.1f}"/>'
+            f'<text x="{PLOT_LEFT - 8}" y="{y + 4:.1f}" text-anchor="end">'
+            f"{_e(_tick_label(v, step))}</text>"
+        )
         v += step
     out.append("</g>")
     # time axis: ticks on whole steps from the page (from the start when nothing paged)
     origin = page_t if page_t is not None else 0.0
     t_step = _time_step(x_max)
     out.append('<g class="x-axis">')
-    out.append(f'<line class="axis" x1="{PLOT_LEFT}" x2="{WIDTH - PLOT_RIGHT}" '
-               f'y1="{bottom}" y2="{bottom}"/>')  # fmt: skip
+    out.append(
+        f'<line class="axis" x1="{PLOT_LEFT}" x2="{WIDTH - PLOT_RIGHT}" '
+        f'y1="{bottom}" y2="{bottom}"/>'
+    )
     k = math.ceil((0.0 - origin) / t_step)
     while origin + k * t_step <= x_max + 1e-9:
         t = origin + k * t_step
         x = x_of(t)
         text = clock(t - origin) if page_t is not None else _since_start(t)
-        out.append(f'<line class="tick" x1="{x:.1f}" x2="{x:.1f}" y1="{bottom}" '
-                   f'y2="{bottom + 5}"/><text x="{x:.1f}" y="{bottom + 18}" '
-                   f'text-anchor="middle">{_e(text)}</text>')  # fmt: skip
+        out.append(
+            f'<line class="tick" x1="{x:.1f}" x2="{x:.1f}" y1="{bottom}" '
+            f'y2="{bottom + 5}"/><text x="{x:.1f}" y="{bottom + 18}" '
+            f'text-anchor="middle">{_e(text)}</text>'
+        )
         k += 1
     caption = "from the page" if page_t is not None else "since the drill started (no page)"
-    out.append(f'<text class="caption" x="{WIDTH - PLOT_RIGHT}" y="{bottom + 32}" '
-               f'text-anchor="end">{caption}</text></g>')  # fmt: skip
+    out.append(
+        f'<text class="caption" x="{WIDTH - PLOT_RIGHT}" y="{bottom + 32}" '
+        f'text-anchor="end">{caption}</text></g>'
+    )
     # the signal
     if len(points) > 1:
         coords = " ".join(f"{x_of(t):.1f},{y_of(v):.1f}" for t, v in points)
         first_x, last_x = x_of(points[0][0]), x_of(points[-1][0])
-        out.append(f'<path class="area" d="M{first_x:.1f},{bottom} L{coords} '
-                   f'L{last_x:.1f},{bottom} Z"/>')  # fmt: skip
+        out.append(
+            f'<path class="area" d="M{first_x:.1f},{bottom} L{coords} L{last_x:.1f},{bottom} Z"/>'
+        )
         out.append(f'<path class="line plot" d="M{coords}"/>')
     elif points:
         t, v = points[0]
         out.append(f'<circle class="dot plot" cx="{x_of(t):.1f}" cy="{y_of(v):.1f}" r="3"/>')
     else:
-        out.append(f'<text class="empty" x="{PLOT_LEFT + plot_w / 2:.0f}" '
-                   f'y="{top + PLOT_HEIGHT / 2:.0f}" text-anchor="middle">'
-                   "no samples recorded</text>")  # fmt: skip
+        out.append(
+            f'<text class="empty" x="{PLOT_LEFT + plot_w / 2:.0f}" '
+            f'y="{top + PLOT_HEIGHT / 2:.0f}" text-anchor="middle">'
+            "no samples recorded</text>"
+        )
     # the alert threshold
     if series.threshold is not None:
         ty = y_of(series.threshold)
@@ -296,11 +314,13 @@ def _chart(series: Series, index: int, markers: list[Marker], x_max: float,
         if series.alert:
             words = f"{series.alert}: {words}"
         label_y = ty - 5 if ty - 5 > top + 12 else ty + 14
-        out.append(f'<g class="threshold" data-op="{_e(series.op)}" '
-                   f'data-value="{series.threshold!r}"><line x1="{PLOT_LEFT}" '
-                   f'x2="{WIDTH - PLOT_RIGHT}" y1="{ty:.1f}" y2="{ty:.1f}"/>'
-                   f'<text x="{WIDTH - PLOT_RIGHT - 4}" y="{label_y:.1f}" '
-                   f'text-anchor="end">{_e(words)}</text></g>')  # fmt: skip
+        out.append(
+            f'<g class="threshold" data-op="{_e(series.op)}" '
+            f'data-value="{series.threshold!r}"><line x1="{PLOT_LEFT}" '
+            f'x2="{WIDTH - PLOT_RIGHT}" y1="{ty:.1f}" y2="{ty:.1f}"/>'
+            f'<text x="{WIDTH - PLOT_RIGHT - 4}" y="{label_y:.1f}" '
+            f'text-anchor="end">{_e(words)}</text></g>'
+        )
     # the drill's events
     for m, x, row, at_end in placed:
         ly = 10 + row * LABEL_ROW + 11
@@ -308,11 +328,13 @@ def _chart(series: Series, index: int, markers: list[Marker], x_max: float,
         who = m.who if m.who in (SYSTEM, ENGINEER) else "other"
         tx, anchor = (x - 3, "end") if at_end else (x + 3, "start")
         when = clock(m.t - page_t) if page_t is not None else _since_start(m.t)
-        out.append(f'<g class="marker {who} {_e(kind)}" data-t="{m.t:.3f}">'
-                   f"<title>{_e(m.label)} ({_e(who)}) at {_e(when)}</title>"
-                   f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{ly - 10:.1f}" y2="{bottom}"/>'
-                   f'<text x="{tx:.1f}" y="{ly:.1f}" text-anchor="{anchor}">'
-                   f"{_e(m.label)}</text></g>")  # fmt: skip
+        out.append(
+            f'<g class="marker {who} {_e(kind)}" data-t="{m.t:.3f}">'
+            f"<title>{_e(m.label)} ({_e(who)}) at {_e(when)}</title>"
+            f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{ly - 10:.1f}" y2="{bottom}"/>'
+            f'<text x="{tx:.1f}" y="{ly:.1f}" text-anchor="{anchor}">'
+            f"{_e(m.label)}</text></g>"
+        )
     out.append("</svg>")
     return "".join(out)
 
@@ -355,8 +377,9 @@ def _result(met: bool | None) -> str:
 def _targets(summary: dict[str, Any]) -> str:
     rows = []
 
-    def row(what: str, target: float | None, done: float | None, met: bool | None,
-            note: str = "") -> None:  # fmt: skip
+    def row(
+        what: str, target: float | None, done: float | None, met: bool | None, note: str = ""
+    ) -> None:
         target_text = f"≤ {duration(target)}" if target is not None else "—"
         done_text = duration(done) if done is not None else "not done"
         note_html = f' <span class="note">{_e(note)}</span>' if note else ""
