@@ -320,3 +320,38 @@ def test_the_cli_lists_reviews_and_exports(tmp_path):
     assert missing.returncode == 2 and "no drill" in missing.stderr
     since = run("drills", "list", "--since", "yesterday")
     assert since.returncode == 2 and "expected a date" in since.stderr
+
+
+# ------------------------------------------------------------ hand-edited events
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+EVENT_TYPES = [
+    "step.done", "page", "ack", "hypothesis", "decision", "mitigation", "clock.resumed",
+    "fault.undo", "fault.reverted", "review", "note", "recovery.verified", "drill.closed",
+    "alert.firing", "probe.sample", "state", "hint",
+]  # fmt: skip
+junk = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=8),
+    st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=3), st.integers()),
+)  # fmt: skip
+events = st.fixed_dictionaries(
+    {"v": st.just(1), "type": st.sampled_from(EVENT_TYPES)},
+    optional={k: junk for k in ("seq", "t", "drill_s", "step", "fault", "text", "correct",
+                                "choice", "by", "verdict", "values", "paused_s", "to")},
+)  # fmt: skip
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(extra=st.lists(events, max_size=6), at=st.integers(min_value=0, max_value=40))
+def test_hand_edited_events_never_break_an_export(tmp_path, extra, at):
+    lines = (JOURNALS / "api-500-injection.jsonl").read_text().splitlines()
+    lines[at:at] = [json.dumps(e) for e in extra]
+    path = tmp_path / "edited.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    timeline = load(path)
+    every_format(timeline)  # nothing raises
+    list_drills(tmp_path)  # nor does the list

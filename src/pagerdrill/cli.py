@@ -446,7 +446,7 @@ def scenarios_validate(
 # ------------------------------------------------------------------ drills
 
 
-def _event_printer():
+def _event_printer(redactor):
     """Progress of a headless drill, one line per event that matters, on stderr."""
     console = _console(stderr=True)
 
@@ -455,6 +455,7 @@ def _event_printer():
         return f"T+{int(at // 60):02d}:{at % 60:04.1f}" if isinstance(at, int | float) else " " * 9
 
     def show(event: dict) -> None:
+        event = redactor.data(event)
         t = event["type"]
         text = None
         if t == "state":
@@ -584,7 +585,7 @@ def run(
     from pagerdrill.checklist import load_checklist
     from pagerdrill.engine import DrillEngine, role_bindings
     from pagerdrill.errors import BadInputError
-    from pagerdrill.headless import Player, check_script, load_script, run_drill
+    from pagerdrill.headless import Player, check_script, load_script_lines, run_drill
     from pagerdrill.headless import autopilot as autopilot_script
     from pagerdrill.journal import read_journal
     from pagerdrill.scenario import find_scenario, load_scenario, parse_param
@@ -601,16 +602,26 @@ def run(
     overrides = dict(parse_param(p) for p in (param or []))
     sc = load_scenario(find_scenario(ws.root, scenario), overrides, roles=role_bindings(ws))
     checklist, _ = load_checklist(ws.root)
-    actions = load_script(script) if script else autopilot_script(sc, checklist)
     if script:
-        check_script(actions, sc, checklist, script)
+        actions, lines = load_script_lines(script)
+        check_script(actions, sc, checklist, script, lines)
+    else:
+        actions = autopilot_script(sc, checklist)
+    from pagerdrill.redact import Redactor
+
+    # what the drill will set (a wrong password ...) never shows on the console either
+    redactor = Redactor.from_events(
+        [{"type": "drill.started", "scenario": {"params": sc.params, "text": sc.text}}]
+        + [{"type": "fault.undo", "params": f.params} for f in sc.model.faults],
+        ws.config,
+    )
     engine = DrillEngine(
         sc,
         ws,
         target,
         engineer,
         checklist,
-        observers=() if as_json else (_event_printer(),),
+        observers=() if as_json else (_event_printer(redactor),),
         rng=random.Random(seed),
     )
     if dry_run:
@@ -632,18 +643,20 @@ def run(
         c.print(f"recovery: {' and '.join(criteria)}, {hold}")
         c.print("[dim]nothing was touched[/]")
         return
-    started_stack = False
-    if not target.is_up():
-        _console(stderr=True).print("starting the stack:")
-        target.up(progress=_progress_printer() if not as_json else None)
-        started_stack = True
     interrupt = threading.Event()
 
     def on_signal(signum, _frame):
         interrupt.set()
 
+    # from here on Ctrl-C and SIGTERM only ask: the drill (or the stack start) finishes
+    # what it is doing, aborts, and puts everything back
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    started_stack = False
     try:
+        if not target.is_up():
+            _console(stderr=True).print("starting the stack:")
+            started_stack = True
+            target.up(progress=_progress_printer() if not as_json else None)
         if not as_json:
             _console(stderr=True).print(
                 f"drill {engine.drill_id}: {sc.model.title} ({sc.model.severity}), "
@@ -655,7 +668,7 @@ def run(
             signal.signal(s, handler)
         if started_stack and not keep_stack:
             target.down()
-    summary = summarize(read_journal(engine.journal_path))
+    summary = redactor.data(summarize(read_journal(engine.journal_path)))
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
     else:

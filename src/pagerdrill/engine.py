@@ -179,13 +179,17 @@ class DrillEngine:
         self._paused_since: float | None = None
         self._paused_total = 0.0
         self._outside_down: dict[str, float] = {}
+        self._held = False
         self._outside: list[str] = []
         self.steps_done: dict[str, float] = {}
         self.hints_used = 0
         self.recovered = False
         self.acknowledged = False
-        self._mitigation_undo: list[tuple[str, dict]] = []
+        # every change to put back, in the order it was made: ("fault", run) or
+        # ("mitigation", (id, undo record, its journal seq)); reverted newest first
+        self._undo: list[tuple[str, Any]] = []
         self.abort_reason: str | None = None
+        self.revert_failed: list[str] = []
 
     # ------------------------------------------------------------- events
 
@@ -201,6 +205,15 @@ class DrillEngine:
             except Exception:
                 log.exception("drill observer failed on %s", type_)
         return event
+
+    def _emit_safe(self, type_: str, **data: Any) -> dict | None:
+        """Journal an event while putting the stack back: a journal that cannot be
+        written must not stop the reverts that follow."""
+        try:
+            return self._emit(type_, **data)
+        except Exception:
+            log.exception("could not journal %s while reverting", type_)
+            return None
 
     def record(self, type_: str, **data: Any) -> dict | None:
         """Journal an event of a runner's own (a refused script action ...)."""
@@ -221,6 +234,13 @@ class DrillEngine:
             return
         previous, self.phase = self.phase, phase
         self._emit("state", **{"from": previous.value, "to": phase.value}, **data)
+
+    def _set_phase_safe(self, phase: Phase, **data: Any) -> None:
+        try:
+            self._set_phase(phase, **data)
+        except Exception:
+            self.phase = phase
+            log.exception("could not journal the move to %s", phase.value)
 
     @property
     def done(self) -> bool:
@@ -406,6 +426,11 @@ class DrillEngine:
             elapsed = self.drill_s(now) or 0.0
             if elapsed > m.max_duration_s and not self.paused:
                 self.abort(f"timed out: not closed {m.max_duration_s:g} s after the page")
+            elif now - self.page_mono > 2 * m.max_duration_s:  # pauses included
+                self.abort(
+                    f"timed out: not closed {2 * m.max_duration_s:g} s after the page, "
+                    "pauses included"
+                )
 
     def _check_steady(self, now: float) -> None:
         m = self.model
@@ -435,11 +460,25 @@ class DrillEngine:
     def _drive_faults(self, now: float) -> None:
         for run in self.faults:
             if not run.injected and run.due is not None and now >= run.due:
+                noisy = [a.name for a, s in zip(self._alerts, self.model.alerts, strict=True)
+                         if s.page and a.firing]  # fmt: skip
+                if noisy and self._injected_at is None:
+                    # a page now would not be the fault's: wait for the stack to settle
+                    if not self._held:
+                        self._emit("fault.held", fault=run.spec_id, firing=noisy)
+                    self._held = True
+                    continue
                 self._inject(run, now)
                 if self.done:
                     return
-            elif run.injected and not run.reverted and run.revert_at and now >= run.revert_at:
-                self._revert(run, by="schedule")
+            elif (
+                run.injected
+                and not run.reverted
+                and run.revert_at
+                and now >= run.revert_at
+                and not self._revert(run, by="schedule")
+            ):
+                run.revert_at = now + 5.0  # try again, and say so each time
 
     def _inject(self, run: _FaultRun, now: float) -> None:
         spec = self.scenario.fault(run.spec_id)
@@ -454,6 +493,7 @@ class DrillEngine:
             undo=run.undo,
         )
         run.injected = True
+        self._undo.append(("fault", run))
         try:
             detail = run.fault.inject()
         except Exception as exc:
@@ -474,21 +514,25 @@ class DrillEngine:
         self._set_phase(Phase.INJECTED)
 
     def _revert(self, run: _FaultRun, by: str) -> bool:
+        """Put one fault back; True when it is (or already was). A failure is journalled
+        and the fault stays pending, so a later revert or `recover` tries again."""
         if run.reverted or not run.injected or run.undo is None:
             return True
-        run.reverted = True
         try:
             detail = run.fault.revert(run.undo)
         except Exception as exc:
-            self._emit("fault.revert_failed", fault=run.spec_id, by=by, error=str(exc))
+            self._emit_safe("fault.revert_failed", fault=run.spec_id, by=by, error=str(exc))
             return False
-        self._emit("fault.reverted", fault=run.spec_id, by=by, detail=detail)
+        run.reverted = True
+        self._emit_safe("fault.reverted", fault=run.spec_id, by=by, detail=detail)
         return True
 
     def _maybe_page(self, now: float) -> None:
         m = self.model
+        assert self._injected_at is not None
         for rule, spec in zip(self._alerts, m.alerts, strict=True):
-            if rule.firing and spec.page:
+            fired = rule.fired_at
+            if rule.firing and spec.page and fired is not None and fired >= self._injected_at:
                 self.page_mono = now
                 self._emit(
                     "page",
@@ -500,7 +544,6 @@ class DrillEngine:
                 )
                 self._set_phase(Phase.PAGED)
                 return
-        assert self._injected_at is not None
         if now - self._injected_at > m.page_timeout_s:
             self.abort(
                 f"no alert paged within {m.page_timeout_s:g} s of the fault: the scenario's "
@@ -688,7 +731,8 @@ class DrillEngine:
             run = next(r for r in self.faults if r.spec_id == mit.fault)
             if not run.injected:
                 raise ActionRefused(f"fault {run.spec_id} is not in effect")
-            self._revert(run, by="engineer")
+            if not self._revert(run, by="engineer"):
+                raise PagerdrillError(f"fault {run.spec_id} could not be reverted")
             return {"fault": run.spec_id}
         service = self.roles.service(mit.role)
         if mit.action == "start":
@@ -709,7 +753,8 @@ class DrillEngine:
                 and not r.reverted
             ]
             for run in runs:
-                self._revert(run, by="engineer")
+                if not self._revert(run, by="engineer"):
+                    raise PagerdrillError(f"fault {run.spec_id} could not be reverted")
             if not runs:
                 self.target.restart(service, reset_env=True)
             return {"service": service, "reverted": [r.spec_id for r in runs]}
@@ -722,8 +767,8 @@ class DrillEngine:
             blocked = [s for s in current.split(",") if s.strip()]
             env = {mit.variable: ",".join([*blocked, source] if source not in blocked else blocked)}
         undo = env_undo(self.target, service, env)
-        self._emit("mitigation.undo", mitigation=mit.id, undo=undo)
-        self._mitigation_undo.append((mit.id, undo))
+        record = self._emit("mitigation.undo", mitigation=mit.id, undo=undo)
+        self._undo.append(("mitigation", (mit.id, undo, record["seq"])))
         self.target.restart(service, env=env)
         return {"service": service, "set": sorted(env), "values": env}
 
@@ -740,30 +785,43 @@ class DrillEngine:
     # ------------------------------------------------------------ the end
 
     def _revert_all(self, by: str) -> list[str]:
-        """Put everything back, the newest change first; returns what failed."""
+        """Put everything back, the newest change first (faults and mitigations alike);
+        a failure does not stop the rest. Returns what could not be put back."""
         from pagerdrill.faults.builtin import restore_env
 
         failed = []
-        while self._mitigation_undo:
-            mit_id, undo = self._mitigation_undo.pop()
+        for what, item in reversed(self._undo):
+            if what == "fault":
+                if not self._revert(item, by=by):
+                    failed.append(item.spec_id)
+                continue
+            mit_id, undo, seq = item
             try:
                 detail = restore_env(self.target, undo)
-                self._emit("mitigation.reverted", mitigation=mit_id, by=by, detail=detail)
             except Exception as exc:
-                self._emit("mitigation.revert_failed", mitigation=mit_id, error=str(exc))
+                self._emit_safe("mitigation.revert_failed", mitigation=mit_id, undo_seq=seq,
+                                error=str(exc))  # fmt: skip
                 failed.append(mit_id)
-        for run in reversed(self.faults):
-            if not self._revert(run, by=by):
-                failed.append(run.spec_id)
+                continue
+            self._emit_safe("mitigation.reverted", mitigation=mit_id, by=by, undo_seq=seq,
+                            detail=detail)  # fmt: skip
+        self._undo = [
+            (what, item)
+            for what, item in self._undo
+            if (what == "fault" and not item.reverted)
+            or (what == "mitigation" and item[0] in failed)
+        ]
         return failed
 
     def _finish(self) -> None:
         self.stop_event.set()
-        if self.probes is not None:
-            self.probes.close()
-        if self.journal is not None:
-            self.journal.close()
-        self._drill_lock.release()
+        try:
+            if self.probes is not None:
+                self.probes.close()
+            if self.journal is not None:
+                self.journal.close()
+        finally:
+            self._drill_lock.release()
 
     def close(self, text: str | None = None) -> None:
         with self._lock:
@@ -771,15 +829,16 @@ class DrillEngine:
                 return
             now = self.clock()
             failed = self._revert_all(by="close")
-            self._emit(
+            self._emit_safe(
                 "resolve",
                 by=self.engineer,
                 text=text,
                 drill_s=self.drill_s(now),
                 recovery_verified=self.recovered,
             )
-            self._set_phase(Phase.CLOSED, revert_failed=failed)
-            self._emit(
+            self.revert_failed = failed
+            self._set_phase_safe(Phase.CLOSED, revert_failed=failed)
+            self._emit_safe(
                 "drill.closed",
                 recovery_verified=self.recovered,
                 revert_failed=failed,
@@ -797,8 +856,11 @@ class DrillEngine:
             if self.journal is None:
                 self.phase = Phase.ABORTED
                 return
-            self._emit("abort.requested", reason=reason)
+            self._emit_safe("abort.requested", reason=reason)
             failed = self._revert_all(by="abort")
-            self._set_phase(Phase.ABORTED, reason=reason)
-            self._emit("drill.aborted", reason=reason, revert_failed=failed, drill_s=self.drill_s())
+            self.revert_failed = failed
+            self._set_phase_safe(Phase.ABORTED, reason=reason)
+            self._emit_safe(
+                "drill.aborted", reason=reason, revert_failed=failed, drill_s=self.drill_s()
+            )
             self._finish()

@@ -188,7 +188,7 @@ def _arith(op: Callable[..., Any], *values: Any) -> Any:
         return MISSING
     try:
         return op(*values)
-    except (TypeError, ZeroDivisionError):  # "3" + 1, x / 0: no value
+    except (TypeError, ZeroDivisionError, OverflowError):  # "3" + 1, x / 0: no value
         return MISSING
 
 

@@ -32,7 +32,7 @@ from pagerdrill.checklist import Checklist
 from pagerdrill.engine import ACTIONS, Action, ActionRefused, DrillEngine
 from pagerdrill.errors import BadInputError, ConfigError
 from pagerdrill.scenario import Scenario
-from pagerdrill.yamlfile import load_yaml, validate
+from pagerdrill.yamlfile import LineMap, load_yaml, validate
 
 Verb = Literal[
     "ack", "step", "note", "hypothesis", "decision", "mitigate", "hint", "resolve",
@@ -84,34 +84,52 @@ class Script(BaseModel):
 
 
 def load_script(path: Path) -> list[ScriptAction]:
+    return load_script_lines(path)[0]
+
+
+def load_script_lines(path: Path) -> tuple[list[ScriptAction], LineMap]:
+    """The script's actions and where each is in the file."""
     data, lines = load_yaml(path)
     if not isinstance(data, dict):
         raise ConfigError(path, [(1, "expected a mapping with `actions:`")])
-    return validate(Script, data, path, lines).actions
+    return validate(Script, data, path, lines).actions, lines
 
 
 def check_script(
-    actions: list[ScriptAction], scenario: Scenario, checklist: Checklist, path: Path
+    actions: list[ScriptAction],
+    scenario: Scenario,
+    checklist: Checklist,
+    path: Path,
+    lines: LineMap | None = None,
 ) -> None:
     """Names in the script (steps, choices, mitigations) exist, before the drill starts."""
     m = scenario.model
-    problems = []
+    problems: list[tuple[int | None, str]] = []
     steps = {s.id for s in checklist.steps}
     hyps = {c.id for c in m.hypotheses.choices}
     decisions = {c.id for c in m.decision.choices} if m.decision else set()
     mits = {x.id for x in m.mitigations}
     for i, a in enumerate(actions):
         where = f"actions[{i}]"
+
+        def bad(message: str, key: str | None = None, i: int = i, where: str = where) -> None:
+            loc: tuple = ("actions", i, key) if key else ("actions", i)
+            problems.append((lines.line_of(loc) if lines else None, f"{where}: {message}"))
+
         if a.do == "step" and a.step not in steps:
-            problems.append(f"{where}: no checklist step '{a.step}' ({', '.join(sorted(steps))})")
+            bad(f"no checklist step {a.step!r} (steps: {', '.join(sorted(steps))})", "step")
         if a.do == "hypothesis" and a.choice is not None and a.choice not in hyps:
-            problems.append(f"{where}: no hypothesis choice '{a.choice}'")
+            bad(f"no hypothesis choice {a.choice!r} ({', '.join(sorted(hyps))})", "choice")
         if a.do == "decision" and a.choice not in decisions:
-            problems.append(f"{where}: no decision choice '{a.choice}'")
+            known = ", ".join(sorted(decisions)) or "this scenario has no decision"
+            bad(f"no decision choice {a.choice!r} ({known})", "choice")
         if a.do == "mitigate" and a.mitigation not in mits:
-            problems.append(f"{where}: no mitigation '{a.mitigation}' ({', '.join(sorted(mits))})")
+            bad(f"no mitigation {a.mitigation!r} ({', '.join(sorted(mits))})", "mitigation")
+        if a.do == "resume" and a.at is not None:
+            # `at` reads the drill clock, which a pause stops: it would never come
+            bad("a resume cannot use `at` (the paused clock stands still); use `after`", "at")
     if problems:
-        raise ConfigError(path, [(None, p) for p in problems])
+        raise ConfigError(path, problems)
 
 
 def autopilot(scenario: Scenario, checklist: Checklist, pace_s: float = 0.25) -> list[ScriptAction]:

@@ -146,6 +146,50 @@ _SAMPLE = b'"type":"probe.sample"'
 _decode = msgspec.json.Decoder().decode
 
 
+_TEXT = (
+    "ts",
+    "drill",
+    "step",
+    "fault",
+    "mitigation",
+    "text",
+    "choice",
+    "by",
+    "verdict",
+    "alert",
+    "reason",
+    "summary",
+    "title",
+    "kind",
+    "engineer",
+    "to",
+    "comment",
+    "prompt",
+)
+_NUMBER = ("t", "drill_s", "paused_s", "target_s", "quiet_s", "inject_ms", "held_s")
+_FLAG = ("correct", "over", "recovery_verified", "page", "recovered")
+_MAPPING = ("values", "undo", "params", "detail", "scenario", "checklist", "recovery")
+
+
+def _envelope_ok(event: dict) -> bool:
+    """Every field a reader relies on is of its kind (seq an integer, t a number, text
+    fields text ...); a hand-edited event that is not is reported, not half-read."""
+    seq = event.get("seq", 0)
+    if not isinstance(seq, int) or isinstance(seq, bool):
+        return False
+    for key in _TEXT:
+        if event.get(key) is not None and not isinstance(event[key], str):
+            return False
+    for key in _NUMBER:
+        value = event.get(key)
+        if value is not None and (not isinstance(value, int | float) or isinstance(value, bool)):
+            return False
+    for key in _FLAG:
+        if event.get(key) is not None and not isinstance(event[key], bool):
+            return False
+    return all(event.get(key) is None or isinstance(event[key], dict) for key in _MAPPING)
+
+
 def _is_sample(line: bytes) -> bool:
     return line.endswith(b"}") and _SAMPLE in line[:200]
 
@@ -192,6 +236,9 @@ def read_journal(path: Path, *, samples: bool | int = True) -> JournalRead:
             continue
         if not isinstance(event, dict) or not isinstance(event.get("type"), str):
             out.problems.append((number, "not a journal event (no `type`)"))
+            continue
+        if not _envelope_ok(event):
+            out.problems.append((number, "not a journal event (a field of the wrong kind)"))
             continue
         version = event.get("v")
         if not isinstance(version, int) or isinstance(version, bool) or version > SCHEMA_VERSION:

@@ -260,6 +260,8 @@ class RuleState:
     for_s: float
     since: float | None = None
     firing: bool = False
+    fired_at: float | None = None
+    """When it last started firing."""
 
     def update(self, samples: Samples, now: float) -> str | None:
         """'firing' or 'resolved' when the state changes, else None."""
@@ -268,6 +270,7 @@ class RuleState:
                 self.since = now
             if not self.firing and now - self.since >= self.for_s:
                 self.firing = True
+                self.fired_at = now
                 return "firing"
         else:
             self.since = None

@@ -45,16 +45,33 @@ class Recovered:
 
 
 def pending_undo(events: list[dict]) -> list[dict]:
-    """Undo records (faults and mitigations) not yet reverted, the newest first."""
+    """Undo records (faults and mitigations) not yet put back, the newest first."""
     done_faults = {e.get("fault") for e in events if e.get("type") == "fault.reverted"}
-    done_mits = {e.get("mitigation") for e in events if e.get("type") == "mitigation.reverted"}
+    done_mits = {
+        e.get("undo_seq", e.get("mitigation"))
+        for e in events
+        if e.get("type") == "mitigation.reverted"
+    }
     pending = [
         e
         for e in events
         if (e.get("type") == "fault.undo" and e.get("fault") not in done_faults)
-        or (e.get("type") == "mitigation.undo" and e.get("mitigation") not in done_mits)
+        or (
+            e.get("type") == "mitigation.undo"
+            and e.get("seq") not in done_mits
+            and e.get("mitigation") not in done_mits
+        )
     ]
-    return sorted(pending, key=lambda e: e.get("seq", 0), reverse=True)
+    return sorted(pending, key=lambda e: e["seq"] if isinstance(e.get("seq"), int) else -1,
+                  reverse=True)  # fmt: skip
+
+
+def needs_recovery(events: list[dict]) -> bool:
+    """A drill that did not end, or ended with something it could not put back."""
+    end = next((e for e in events if e.get("type") in ("drill.closed", "drill.aborted")), None)
+    if end is None:
+        return bool(events)
+    return bool(end.get("revert_failed")) and bool(pending_undo(events))
 
 
 def recover(workspace: Workspace, target: Any, drills_dir: Path | None = None) -> list[Recovered]:
@@ -75,9 +92,10 @@ def recover(workspace: Workspace, target: Any, drills_dir: Path | None = None) -
     ):
         ctx = FaultContext(target=target, roles=RoleResolver(role_bindings(workspace), target))
         for path in journal_files(drills_dir):
-            read = read_journal(path)
-            if read.finished or not read.events:
+            read = read_journal(path, samples=False)
+            if not needs_recovery(read.events):
                 continue
+            finished = read.finished
             result = Recovered(path, read.drill_id)
             journal = continue_journal(read)
             try:
@@ -92,7 +110,11 @@ def recover(workspace: Workspace, target: Any, drills_dir: Path | None = None) -
                     for undo_event in pending_undo(read.events):
                         _revert_one(undo_event, ctx, target, journal, result, restore_env)
                 result.nothing_to_do = not (result.reverted or result.failed)
-                if not result.failed:  # a failed revert leaves the drill open for a retry
+                if result.failed:
+                    pass  # the drill stays open (or failed), so the next recover tries again
+                elif finished:  # it ended, but could not put everything back then
+                    journal.append("recover.finished", reverted=result.reverted)
+                else:
                     journal.append("drill.aborted", reason=reason, recovered=True)
             finally:
                 journal.close()
@@ -109,7 +131,7 @@ def _revert_one(
     restore_env,
 ) -> None:
     if undo_event["type"] == "mitigation.undo":
-        what = undo_event["mitigation"]
+        what = str(undo_event.get("mitigation"))
         try:
             detail = restore_env(target, undo_event["undo"])
         except Exception as exc:
@@ -117,11 +139,17 @@ def _revert_one(
             journal.append("mitigation.revert_failed", mitigation=what, error=str(exc))
             return
         result.reverted.append(what)
-        journal.append("mitigation.reverted", mitigation=what, by="recover", detail=detail)
+        journal.append(
+            "mitigation.reverted",
+            mitigation=what,
+            by="recover",
+            undo_seq=undo_event.get("seq"),
+            detail=detail,
+        )
         return
-    what = undo_event["fault"]
+    what = str(undo_event.get("fault"))
     try:
-        cls = fault_class(undo_event["kind"])
+        cls = fault_class(str(undo_event.get("kind")))
         params = cls.Params.model_validate(undo_event.get("params") or {})
         fault = cls(what, undo_event["role"], params, ctx)
         detail = fault.revert(undo_event["undo"])

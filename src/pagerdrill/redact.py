@@ -12,18 +12,28 @@ def redact_url(text: str) -> str:
     return _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
 
 
-SECRET_NAME = re.compile(r"(PASSW(OR)?D|PASS|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY|CREDENTIAL)", re.I)
+# a name that says its value is secret: ADMIN_DEFAULT_PASSWORD, REDIS_PASS, API_KEY ...
+SECRET_NAME = re.compile(
+    r"(?i)(^|[_\-.])(pass(word|wd)?|secret|token|api[_\-]?key|private[_\-]?key|"
+    r"credentials?|auth)($|[_\-.])"
+)
+_SECRET_WORD = (
+    r"[A-Za-z0-9_.\-]*(?:password|passwd|pass|secret|token|api[_\-]?key|private[_\-]?key|"
+    r"credentials?)[A-Za-z0-9_.\-]*"
+)
 _PATTERNS = (
     (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 ***"),
     (
-        re.compile(
-            r"(?i)\b([A-Z0-9_]*(?:password|passwd|secret|token)[A-Z0-9_]*)(\s*[=:]\s*)"
-            r"(?!\*\*\*)([^\s,;\"'}]+)"
-        ),
+        re.compile(rf"(?i)\b({_SECRET_WORD})(\s*[=:]\s*)(?!\*\*\*)([^\s,;\"'}}]+)"),
         r"\1\2***",
     ),
     (re.compile(r"(redis-cli\b[^\n]*?\s-a\s+)(\S+)"), r"\1***"),
 )
+# A short secret (the seed's Redis password is `cache`) is a common word: it is masked
+# where it stands as a value (a URL's password, NAME=value, `redis-cli -a`, a whole
+# field), not wherever the word appears, or every report about a cache would be
+# unreadable. Longer secrets are masked wherever they appear.
+SHORT = 8
 MASK = "***"
 
 
@@ -37,6 +47,7 @@ class Redactor:
         # the longest first, so a secret that contains another is masked whole
         self.secrets = sorted({s for s in (secrets or set()) if len(s) >= 3}, key=len,
                               reverse=True)  # fmt: skip
+        self._short = {secret for secret in self.secrets if len(secret) < SHORT}
 
     @classmethod
     def from_events(cls, events: list[dict], workspace_config=None) -> Redactor:
@@ -68,8 +79,10 @@ class Redactor:
 
     def text(self, value: str) -> str:
         for secret in self.secrets:
-            if secret in value:
+            if len(secret) >= SHORT and secret in value:
                 value = value.replace(secret, MASK)
+        if value in self._short:
+            return MASK
         value = redact_url(value)
         for pattern, replacement in _PATTERNS:
             value = pattern.sub(replacement, value)
@@ -80,8 +93,10 @@ class Redactor:
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, dict):
-            return {k: MASK if SECRET_NAME.search(str(k)) and isinstance(v, str) and v
-                    else self.data(v) for k, v in value.items()}  # fmt: skip
+            return {
+                k: MASK if SECRET_NAME.search(str(k)) and v not in (None, "") else self.data(v)
+                for k, v in value.items()
+            }
         if isinstance(value, list | tuple):
             return [self.data(v) for v in value]
         return value

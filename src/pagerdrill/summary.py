@@ -18,6 +18,13 @@ def outcome(read: JournalRead) -> str:
     return "crashed"
 
 
+def _sec(value: Any) -> float | None:
+    """A time in seconds from the journal; anything else (hand-edited) is unknown."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
 def _first(events: list[dict], type_: str, **match: Any) -> dict | None:
     for e in events:
         if e.get("type") == type_ and all(e.get(k) == v for k, v in match.items()):
@@ -39,21 +46,23 @@ def summarize(read: JournalRead) -> dict[str, Any]:
     recovery = _first(events, "recovery.verified")
     aborted = _first(events, "drill.aborted")
     end = next((e for e in events if e.get("type") in ("drill.closed", "drill.aborted")), None)
-    done = {e["step"]: e for e in events if e.get("type") == "step.done"}
+    done = {e.get("step"): e for e in events if e.get("type") == "step.done"}
     steps = []
     for s in checklist.get("steps", []):
+        if not isinstance(s, dict) or not {"id", "title", "target_s"} <= s.keys():
+            continue
         e = done.get(s["id"])
-        at = e.get("drill_s") if e else None
+        at = _sec(e.get("drill_s")) if e else None
         steps.append(
             {
                 "id": s["id"],
                 "title": s["title"],
-                "target_s": s["target_s"],
+                "target_s": _sec(s["target_s"]) or 0.0,
                 "done_s": at,
                 "met": at is not None and at <= s["target_s"],
             }
         )
-    paused = sum(e.get("paused_s", 0.0) for e in events if e.get("type") == "clock.resumed")
+    paused = sum(_sec(e.get("paused_s")) or 0.0 for e in events if e.get("type") == "clock.resumed")
     faults: dict[str, dict[str, Any]] = {}
     for e in events:
         if e.get("type") in (
@@ -63,6 +72,8 @@ def summarize(read: JournalRead) -> dict[str, Any]:
             "fault.failed",
             "fault.revert_failed",
         ):
+            if not isinstance(e.get("fault"), str):
+                continue  # a hand-edited line: nothing to attach it to
             f = faults.setdefault(e["fault"], {"id": e["fault"]})
             f[e["type"].removeprefix("fault.")] = e.get("ts")
             if e["type"] == "fault.undo":
@@ -87,15 +98,15 @@ def summarize(read: JournalRead) -> dict[str, Any]:
         "paged": page is not None,
         "paged_at": page.get("ts") if page else None,
         "page_alert": page.get("alert") if page else None,
-        "time_to_ack_s": ack.get("drill_s") if ack else None,
+        "time_to_ack_s": _sec(ack.get("drill_s")) if ack else None,
         "steps": steps,
         "hypothesis": {
-            "first_s": hyps[0].get("drill_s") if hyps else None,
+            "first_s": _sec(hyps[0].get("drill_s")) if hyps else None,
             "first_text": hyps[0].get("text") if hyps else None,
             "correct": bool(first_right),
             "first_correct": bool(hyps and hyps[0].get("correct")),
-            "correct_s": first_right.get("drill_s") if first_right else None,
-            "target_s": checklist.get("hypothesis_target_s"),
+            "correct_s": _sec(first_right.get("drill_s")) if first_right else None,
+            "target_s": _sec(checklist.get("hypothesis_target_s")),
             "attempts": len(hyps),
         },
         "decision": (
@@ -103,19 +114,22 @@ def summarize(read: JournalRead) -> dict[str, Any]:
             if decision
             else None
         ),
-        "time_to_mitigate_s": mitigation.get("drill_s") if mitigation else None,
+        "time_to_mitigate_s": _sec(mitigation.get("drill_s")) if mitigation else None,
         "recovery_verified": recovery is not None,
-        "time_to_recovery_s": recovery.get("drill_s") if recovery else None,
+        "time_to_recovery_s": _sec(recovery.get("drill_s")) if recovery else None,
         "hints_used": sum(1 for e in events if e.get("type") == "hint"),
         "notes": sum(1 for e in events if e.get("type") == "note"),
         "paused_s": round(paused, 3),
         "faults": list(faults.values()),
+        "revert_failed": list(end.get("revert_failed") or []) if end else [],
     }
 
 
 def exit_code(summary: dict) -> int:
-    """0 only when the drill closed with recovery verified by the probes."""
-    return 0 if summary["outcome"] == "closed" and summary["recovery_verified"] else 1
+    """0 only when the drill closed with recovery verified by the probes and everything
+    it changed was put back."""
+    ok = summary["outcome"] == "closed" and summary["recovery_verified"]
+    return 0 if ok and not summary.get("revert_failed") else 1
 
 
 def journal_path_of(summary: dict) -> Path:

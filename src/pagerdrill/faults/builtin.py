@@ -47,6 +47,8 @@ class StopService(Fault):
 # commands a drill may send to Redis; the rest (SHUTDOWN, CONFIG REWRITE ...) could
 # leave a stack that revert cannot put back
 REDIS_COMMANDS = ("FLUSHDB", "FLUSHALL", "DEL", "UNLINK", "CONFIG SET")
+# settings whose change would stop revert from reaching Redis, or move its data
+UNSAFE_CONFIG = {"requirepass", "masterauth", "masteruser", "dir", "dbfilename", "port", "bind"}
 
 
 class RedisCommandParams(FaultParams):
@@ -59,6 +61,8 @@ class RedisCommandParams(FaultParams):
         words = [str(v) for v in value]
         name = words[0].upper()
         if name == "CONFIG" and len(words) == 4 and words[1].upper() == "SET":
+            if words[2].lower() in UNSAFE_CONFIG:
+                raise ValueError(f"CONFIG SET {words[2]} could not be put back safely")
             return words
         if name in ("FLUSHDB", "FLUSHALL") and len(words) <= 2:
             return words
@@ -93,7 +97,7 @@ class RedisCommand(Fault):
     def prepare(self) -> dict:
         undo: dict = {"service": self.service, "command": self.params.command[0].upper()}
         if undo["command"] == "CONFIG":
-            key = self.params.command[2]
+            key = self.params.command[2].lower()  # Redis answers in lower case
             with self._client() as client:
                 undo["config"] = {key: client.config_get(key).get(key)}
         else:

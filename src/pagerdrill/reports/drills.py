@@ -45,7 +45,9 @@ class DrillRow:
 def row_of(path: Path) -> DrillRow:
     read = read_journal(path, samples=False)
     s = summarize(read)
-    reviews = [e for e in read.events if e.get("type") == "review"]
+    reviews = [
+        e for e in read.events if e.get("type") == "review" and e.get("verdict") in ("pass", "fail")
+    ]
     last = reviews[-1] if reviews else {}
     return DrillRow(
         drill=read.drill_id,

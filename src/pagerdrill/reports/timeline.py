@@ -195,12 +195,18 @@ def build(read: JournalRead, redactor: Redactor | None = None) -> Timeline:
     redactor = redactor or Redactor.from_events(events)
     started = read.started or {}
     page = next((e for e in events if e.get("type") == "page"), None)
-    page_t = float(page.get("t", 0.0)) if page else None
+    page_t = _num(page.get("t")) if page else None
     entries = []
     markers = []
+    problems = [f"line {n}: {m}" for n, m in read.problems]
     for e in events:
-        found = _text(e)
-        t = float(e.get("t", 0.0)) if isinstance(e.get("t"), int | float) else 0.0
+        try:
+            found = _text(e)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            # a hand-edited event with missing or odd fields: say so, go on
+            problems.append(f"event {e.get('seq', '?')} ({e.get('type')}): unexpected content")
+            continue
+        t = _num(e.get("t"))
         if found:
             who, text = found
             entries.append(
@@ -222,7 +228,9 @@ def build(read: JournalRead, redactor: Redactor | None = None) -> Timeline:
     reviews = [
         {k: redactor.text(str(v)) if isinstance(v, str) else v for k, v in e.items()
          if k in ("ts", "by", "verdict", "comment")}
-        for e in events if e.get("type") == "review"
+        for e in events
+        if e.get("type") == "review" and isinstance(e.get("by"), str)
+        and e.get("verdict") in ("pass", "fail")
     ]  # fmt: skip
     summary = redactor.data(summarize(JournalRead(read.path, events, read.problems)))
     summary["review"] = reviews[-1] if reviews else None
@@ -235,10 +243,14 @@ def build(read: JournalRead, redactor: Redactor | None = None) -> Timeline:
         markers=markers,
         review=reviews[-1] if reviews else None,
         reviews=reviews,
-        complete=read.complete,
-        problems=[f"line {n}: {m}" for n, m in read.problems],
+        complete=read.complete and len(problems) == len(read.problems),
+        problems=problems,
         started=started,
     )
+
+
+def _num(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
 
 
 def load(path: Path, redactor: Redactor | None = None, samples: bool | int = True) -> Timeline:

@@ -1,0 +1,204 @@
+"""The engine's own rules, on a stand-in target and a clock the test moves: failed
+reverts are retried and never reported as done, a journal that cannot be written does
+not stop reverts, a page is only ever the fault's, a paused drill still ends.
+(What the faults do to a real stack is tested against the real one elsewhere.)"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from helpers import write_workspace
+from pagerdrill.checklist import load_checklist
+from pagerdrill.engine import Action, DrillEngine, Phase
+from pagerdrill.errors import StackError
+from pagerdrill.journal import read_journal
+from pagerdrill.recover import recover
+from pagerdrill.scenario import parse_scenario
+from pagerdrill.summary import exit_code, summarize
+from pagerdrill.targets.base import ServiceStatus
+from pagerdrill.workspace import load_workspace
+
+SCENARIO = """
+title: Stand-in
+severity: P2
+symptom: api is down
+roles: [api]
+interval_s: 1
+quiet: {min_s: 0, max_s: 0}
+steady_state: {for_s: 0, timeout_s: 30}
+max_duration_s: 60
+faults:
+  - {id: stop-api, kind: stop-service, role: api, duration_s: DURATION}
+probes:
+  - {name: api, kind: service, role: api}
+alerts:
+  - {name: api-down, expr: api.up == 0, summary: api is down}
+recovery:
+  all: ["api.up == 1"]
+  for_s: 0
+root_cause: stopped
+hypotheses:
+  choices: [{id: down, text: down, correct: true}]
+answer: {hypothesis: down}
+"""
+
+
+class StandIn:
+    """Services that are running or stopped, and a start that can be made to fail."""
+
+    name = "stand-in"
+
+    def __init__(self) -> None:
+        self.state = dict.fromkeys(("redis-cache", "api", "rt", "game", "traffic"), "running")
+        self.failing_starts = 0
+
+    def services(self) -> list[str]:
+        return list(self.state)
+
+    def service_status(self, service: str) -> ServiceStatus:
+        up = self.state[service] == "running"
+        return ServiceStatus(service, self.state[service], "healthy" if up else "unknown")  # type: ignore[arg-type]
+
+    def service_endpoints(self, service: str) -> dict:
+        return {}
+
+    def is_up(self) -> bool:
+        return True
+
+    def stop(self, service: str) -> None:
+        self.state[service] = "stopped"
+
+    def start(self, service: str) -> None:
+        if self.failing_starts:
+            self.failing_starts -= 1
+            raise StackError(service, "would not start")
+        self.state[service] = "running"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make(tmp_path: Path, duration: str = "null"):
+    root = write_workspace(tmp_path / "ws")
+    ws = load_workspace(root)
+    sc = parse_scenario(SCENARIO.replace("DURATION", duration), tmp_path / "s.yaml")
+    target, clock = StandIn(), Clock()
+    checklist, _ = load_checklist(None)
+    engine = DrillEngine(sc, ws, target, "ci", checklist, clock=clock)
+    engine.start()
+    return engine, target, clock, ws
+
+
+def advance(engine: DrillEngine, clock: Clock, seconds: float, step: float = 1.0) -> None:
+    end = clock.now + seconds
+    while clock.now < end and not engine.done:
+        clock.now += step
+        engine.tick()
+
+
+def types(engine: DrillEngine) -> list[str]:
+    return [e["type"] for e in read_journal(engine.journal_path).events]
+
+
+def test_a_scheduled_revert_that_fails_is_retried_not_reported_done(tmp_path):
+    engine, target, clock, _ = make(tmp_path, duration="3")
+    advance(engine, clock, 3)
+    assert engine.phase == Phase.PAGED and target.state["api"] == "stopped"
+    target.failing_starts = 1
+    advance(engine, clock, 4)
+    assert "fault.revert_failed" in types(engine)
+    assert "fault.reverted" not in types(engine)
+    advance(engine, clock, 6)  # tried again
+    assert "fault.reverted" in types(engine) and target.state["api"] == "running"
+    engine.abort("test over")
+
+
+def test_a_revert_that_fails_at_close_is_reported_and_finished_by_recover(tmp_path):
+    engine, target, clock, ws = make(tmp_path)
+    advance(engine, clock, 3)
+    engine.act(Action("ack"))
+    target.failing_starts = 5  # two tries at close fail, then recover's works
+    engine.act(Action("resolve"))
+    assert engine.phase == Phase.CLOSED
+    assert engine.revert_failed == ["stop-api"]
+    summary = summarize(read_journal(engine.journal_path))
+    assert summary["revert_failed"] == ["stop-api"]
+    assert exit_code(summary) == 1  # never a green run with a fault left in
+    assert target.state["api"] == "stopped"
+    target.failing_starts = 0
+    results = recover(ws, target)
+    assert [r.reverted for r in results] == [["stop-api"]]
+    assert target.state["api"] == "running"
+    assert types(engine)[-1] == "recover.finished"
+    assert recover(ws, target) == []
+
+
+def test_a_journal_that_cannot_be_written_does_not_stop_the_reverts(tmp_path):
+    engine, target, clock, _ = make(tmp_path)
+    advance(engine, clock, 3)
+    assert target.state["api"] == "stopped"
+    full = os.open("/dev/full", os.O_WRONLY)
+    assert engine.journal is not None
+    os.dup2(full, engine.journal._fd)  # every write now fails: disk full
+    os.close(full)
+    engine.abort("disk full")
+    assert engine.phase == Phase.ABORTED
+    assert target.state["api"] == "running"
+
+
+def test_an_alert_already_firing_holds_the_fault_and_never_pages_for_it(tmp_path):
+    root = write_workspace(tmp_path / "ws")
+    ws = load_workspace(root)
+    text = SCENARIO.replace("DURATION", "null").replace(
+        "quiet: {min_s: 0, max_s: 0}", "quiet: {min_s: 2, max_s: 2}"
+    )
+    sc = parse_scenario(text, tmp_path / "s.yaml")
+    target, clock = StandIn(), Clock()
+    checklist, _ = load_checklist(None)
+    engine = DrillEngine(sc, ws, target, "ci", checklist, clock=clock)
+    engine.start()
+    advance(engine, clock, 1)
+    assert engine.phase == Phase.QUIET
+    target.state["api"] = "stopped"  # down for its own reasons, before any fault
+    advance(engine, clock, 3)
+    assert "fault.held" in types(engine) and "page" not in types(engine)
+    assert "fault.injected" not in types(engine)
+    target.state["api"] = "running"
+    advance(engine, clock, 3)
+    evs = read_journal(engine.journal_path).events
+    kinds = [e["type"] for e in evs]
+    assert kinds.index("fault.injected") < kinds.index("page")
+    page = next(e for e in evs if e["type"] == "page")
+    injected = next(e for e in evs if e["type"] == "fault.injected")
+    assert page["t"] >= injected["t"]
+    engine.abort("test over")
+
+
+def test_a_paused_drill_still_ends_at_twice_its_limit(tmp_path):
+    engine, target, clock, _ = make(tmp_path)
+    advance(engine, clock, 3)
+    engine.act(Action("pause", by="coach"))
+    advance(engine, clock, 100)  # past max_duration_s, but paused
+    assert not engine.done
+    advance(engine, clock, 30)
+    assert engine.phase == Phase.ABORTED
+    assert "pauses included" in (engine.abort_reason or "")
+    assert target.state["api"] == "running"
+
+
+@pytest.mark.parametrize("verb", ["ack", "note", "hypothesis"])
+def test_engineer_actions_before_the_page_are_refused(tmp_path, verb):
+    from pagerdrill.engine import ActionRefused
+
+    engine, _, _, _ = make(tmp_path)
+    with pytest.raises(ActionRefused, match="nothing has paged"):
+        engine.act(Action(verb, text="x"))
+    engine.abort("test over")
