@@ -678,6 +678,35 @@ def run(
         raise typer.Exit(code)
 
 
+@app.command("drill", short_help="Run a drill interactively (the TUI).")
+def drill(
+    scenario: Annotated[
+        str, typer.Option("--scenario", "-s", metavar="NAME", help="Scenario name or file.")
+    ] = "api-500-injection",
+    engineer: Annotated[
+        str | None, typer.Option("--engineer", "-e", help="Who is drilling (default: your login).")
+    ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", metavar="KEY=VALUE", help="Override a scenario parameter."),
+    ] = None,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Run a drill interactively: the stack is broken after a quiet period, the alert pages
+    you, and you work the checklist. q aborts and reverts every fault."""
+    import getpass
+
+    from pagerdrill.scenario import parse_param
+    from pagerdrill.summary import exit_code
+    from pagerdrill.tui.app import make_app
+
+    overrides = dict(parse_param(p) for p in (param or []))
+    tui = make_app(workspace, scenario, engineer or getpass.getuser(), overrides)
+    tui.run()
+    if tui.summary is None or exit_code(tui.summary):
+        raise typer.Exit(1)
+
+
 @app.command("recover", short_help="Revert the faults of drills that did not close.")
 def recover_cmd(
     workspace: WorkspaceOption = None,

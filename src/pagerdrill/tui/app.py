@@ -1,0 +1,775 @@
+"""`pagerdrill drill`: the interactive drill, a Textual app over `DrillEngine`.
+
+The app renders the engine's state and sends the engineer's actions; it never blocks
+on the stack. Bringing the stack up, the probe cycle (`engine.tick()`), every
+`engine.act()` (a mitigation restarts services) and the abort all run in thread
+workers. The engine's events come back as messages (`post_message` is thread-safe
+and never waits on the UI, so an engine thread holding its lock cannot deadlock
+against the UI thread). Before the page nothing on screen tells when the fault
+comes or what it is: the quiet period's length and the fault events are not shown.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from pathlib import Path
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import work
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Button, Input, Label, Log, OptionList, Sparkline, Static
+from textual.widgets.option_list import Option
+from textual.worker import get_current_worker
+
+from pagerdrill.engine import Action, ActionRefused, DrillEngine, Phase
+from pagerdrill.errors import BadInputError
+from pagerdrill.expr import PRIMARY
+
+log = logging.getLogger("pagerdrill.tui")
+
+SPARK_POINTS = 40
+QUIT_REASON = "quit from the TUI"
+
+KEYS = [
+    ("a", "acknowledge the page"),
+    ("1-9", "tick checklist step N"),
+    ("enter", "tick the highlighted step"),
+    ("↑ ↓", "move in the checklist"),
+    ("n", "write a note"),
+    ("h", "state a hypothesis (a choice or free text)"),
+    ("m", "apply a mitigation"),
+    ("r", "resolve (once the probes verify recovery)"),
+    ("?", "this help"),
+    ("q / ctrl+c", "quit: aborts the drill and reverts every fault"),
+]
+
+
+def mmss(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    s = int(seconds)
+    return f"{s // 60}:{s % 60:02d}"
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, int | float):
+        return float(value)
+    return None
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
+
+
+# ---------------------------------------------------------------- messages
+
+
+class EngineEvent(Message):
+    """An event the engine journalled (sent from whichever thread drove the engine)."""
+
+    def __init__(self, event: dict) -> None:
+        super().__init__()
+        self.event = event
+
+
+class StackLine(Message):
+    """A line of progress while the stack comes up."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+
+class Notice(Message):
+    """Something the engineer should see (an action refused, an error)."""
+
+    def __init__(self, text: str, severity: str = "warning") -> None:
+        super().__init__()
+        self.text = text
+        self.severity = severity
+
+
+class DrillFinished(Message):
+    """The engine closed or aborted; the summary is computed from the journal."""
+
+    def __init__(self, summary: dict) -> None:
+        super().__init__()
+        self.summary = summary
+
+
+class QuitDone(Message):
+    """The abort (and its reverts) finished: the app can exit."""
+
+
+# ---------------------------------------------------------------- modals
+
+
+class ConfirmQuit(ModalScreen[bool]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("y", "answer(True)", "Yes"),
+        Binding("n,escape", "answer(False)", "No"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label("Quit the drill?", classes="dialog-title")
+            yield Label("The drill is aborted and every fault is reverted.")
+            with Horizontal(classes="buttons"):
+                yield Button("Quit (y)", variant="error", id="yes")
+                yield Button("Go on (n)", variant="primary", id="no")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)
+
+
+class Reverting(ModalScreen[None]):
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label("reverting…", id="reverting")
+            yield Label("putting every fault back before exiting", classes="dim")
+
+
+class NoteInput(ModalScreen[str | None]):
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label("Note (enter saves, esc cancels)", classes="dialog-title")
+            yield Input(placeholder="what you see, what you did", id="note")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.dismiss(event.value.strip() or None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class HypothesisPicker(ModalScreen[tuple[str | None, str | None] | None]):
+    """The scenario's choices, or free text: dismisses with (choice, text)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, choices: list[tuple[str, str]]) -> None:
+        super().__init__()
+        self.choices = choices
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog wide"):
+            yield Label("Hypothesis: pick one (enter) or type your own", classes="dialog-title")
+            yield OptionList(
+                *[Option(text, id=cid) for cid, text in self.choices], id="hypothesis-choices"
+            )
+            yield Input(placeholder="or in your own words (enter)", id="hypothesis-text")
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        self.dismiss((event.option.id, None))
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        text = event.value.strip()
+        self.dismiss((None, text) if text else None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class MitigationPicker(ModalScreen[str | None]):
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, mitigations: list[tuple[str, str]]) -> None:
+        super().__init__()
+        self.mitigations = mitigations
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog wide"):
+            yield Label("Mitigation: pick one (enter), esc cancels", classes="dialog-title")
+            if self.mitigations:
+                yield OptionList(
+                    *[Option(f"{title}  [{mid}]", id=mid) for mid, title in self.mitigations],
+                    id="mitigations",
+                )
+            else:
+                yield Label("this scenario lists no mitigations")
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        self.dismiss(event.option.id)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,question_mark,q,enter", "close", "Close")
+    ]
+
+    def compose(self) -> ComposeResult:
+        lines = Text()
+        for key, what in KEYS:
+            lines.append(f"{key:>11}  ", style="bold")
+            lines.append(f"{what}\n")
+        with Vertical(classes="dialog wide", id="help"):
+            yield Label("Keys", classes="dialog-title")
+            yield Static(lines)
+            yield Label("esc or ? closes this", classes="dim")
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+# ---------------------------------------------------------------- summary
+
+
+def summary_text(summary: dict, root_cause: str | None = None) -> Text:
+    out = Text()
+    if summary["outcome"] == "closed":
+        verified = summary["recovery_verified"]
+        out.append(
+            "Drill closed, recovery " + ("verified\n" if verified else "NOT verified\n"),
+            style="bold green" if verified else "bold yellow",
+        )
+    else:
+        out.append(f"Drill {summary['outcome']}", style="bold red")
+        out.append(f": {summary.get('abort_reason') or ''}\n")
+    out.append(
+        f"{summary.get('title') or summary.get('scenario')} ({summary.get('severity')}), "
+        f"engineer {summary.get('engineer')}\n"
+    )
+    if summary["paged"]:
+        out.append(f"paged by {summary.get('page_alert')}; ")
+        out.append(f"acknowledged at {mmss(summary.get('time_to_ack_s'))}\n")
+    else:
+        out.append("no page\n")
+    out.append("\nChecklist" + " " * 43 + "target   done\n", style="bold")
+    for step in summary["steps"]:
+        title = step["title"][:50]
+        done = step["done_s"]
+        out.append(f"  {title:<50}{mmss(step['target_s']):>6}  ")
+        if done is None:
+            out.append("    —\n", style="dim")
+        elif step["met"]:
+            out.append(f"{mmss(done):>5} ✓\n", style="green")
+        else:
+            out.append(f"{mmss(done):>5} over target\n", style="red")
+    hyp = summary["hypothesis"]
+    out.append("\nHypothesis: ", style="bold")
+    if hyp["attempts"]:
+        right = hyp["correct"]
+        at = hyp["correct_s"] if right else hyp["first_s"]
+        out.append("right" if right else "wrong", style="green" if right else "red")
+        out.append(f" at {mmss(at)} (target {mmss(hyp['target_s'])}); first: {hyp['first_text']}\n")
+    else:
+        out.append("none given\n")
+    if root_cause and summary["paged"]:
+        out.append("Root cause: ", style="bold")
+        out.append(root_cause.strip() + "\n")
+    out.append("Mitigated at ", style="bold")
+    out.append(f"{mmss(summary.get('time_to_mitigate_s'))}; ")
+    out.append("recovery verified at ", style="bold")
+    out.append(f"{mmss(summary.get('time_to_recovery_s'))}\n")
+    if summary.get("revert_failed"):
+        out.append(
+            f"NOT reverted: {', '.join(summary['revert_failed'])} (run `pagerdrill recover`)\n",
+            style="bold red",
+        )
+    out.append("\nJournal: ", style="bold")
+    out.append(f"{summary['journal']}\n")
+    return out
+
+
+class SummaryScreen(Screen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("q,escape,enter", "app.quit", "Quit")]
+
+    def __init__(self, summary: dict, root_cause: str | None = None) -> None:
+        super().__init__(id="summary-screen")
+        self.summary = summary
+        self.root_cause = root_cause
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="summary"):
+            yield Static(summary_text(self.summary, self.root_cause), id="summary-text")
+        yield Static("q quits", id="summary-keys")
+
+
+# ---------------------------------------------------------------- drill screen
+
+
+class DrillScreen(Screen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("a", "ack", "Ack"),
+        Binding("n", "note", "Note"),
+        Binding("h", "hypothesis", "Hypothesis"),
+        Binding("m", "mitigate", "Mitigate"),
+        Binding("r", "resolve", "Resolve"),
+        Binding("question_mark", "help", "Help"),
+        *[Binding(str(i), f"tick_step({i - 1})", show=False) for i in range(1, 10)],
+    ]
+
+    def __init__(self, engine: DrillEngine) -> None:
+        super().__init__(id="drill-screen")
+        self.engine = engine
+        self.signals = self._signal_refs()
+        self.history: dict[tuple[str, str], deque[float]] = {
+            ref: deque(maxlen=SPARK_POINTS) for ref, _ in self.signals
+        }
+        self.page: dict | None = None
+
+    def _signal_refs(self) -> list[tuple[tuple[str, str], str]]:
+        """(probe, field) read by the alert rules, each with its rule as the threshold."""
+        out: list[tuple[tuple[str, str], str]] = []
+        seen: set[tuple[str, str]] = set()
+        for alert in self.engine.model.alerts:
+            expr = self.engine.scenario.expr(alert.expr)
+            rule = f"{alert.expr}" + (f" for {alert.for_s:g}s" if alert.for_s else "")
+            for ref in sorted(expr.refs):
+                if ref not in seen:
+                    seen.add(ref)
+                    out.append((ref, rule))
+        return out
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="status")
+        yield Static(id="banner")
+        with Horizontal(id="main"):
+            with Vertical(id="left"):
+                yield Label("Checklist", classes="panel-title")
+                yield OptionList(*self._step_prompts(), id="checklist")
+            with VerticalScroll(id="signals"):
+                yield Label("Signals", classes="panel-title")
+                for i, ((probe, field), rule) in enumerate(self.signals):
+                    name = probe if field == PRIMARY else f"{probe}.{field}"
+                    yield Static(Text(name), id=f"signal-{i}", classes="signal")
+                    yield Sparkline([], id=f"spark-{i}")
+                    yield Static(Text(f"alert: {rule}", style="dim"), classes="threshold")
+        events = Log(id="events", max_lines=200)
+        events.can_focus = False
+        yield events
+        yield Static(id="keys")
+
+    def on_mount(self) -> None:
+        self.query_one("#banner").display = False
+        self.query_one("#checklist", OptionList).highlighted = 0
+        self.refresh_status()
+        self.set_interval(0.5, self.refresh_status)
+
+    # ----------------------------------------------------------- rendering
+
+    def _step_prompts(self) -> list[Text]:
+        sev = self.engine.model.severity
+        out = []
+        for i, step in enumerate(self.engine.checklist.steps, 1):
+            target = step.target_for(sev)
+            done = self.engine.steps_done.get(step.id)
+            t = Text()
+            t.append(f"{i} ", style="bold")
+            t.append("[✓] " if done is not None else "[ ] ", style="green" if done else "")
+            t.append(step.title)
+            t.append(f"  ≤{mmss(target)}", style="dim")
+            if done is not None:
+                late = done > target
+                t.append(
+                    f"  {mmss(done)}" + (" over target" if late else ""),
+                    style="bold red" if late else "green",
+                )
+            out.append(t)
+        return out
+
+    def refresh_checklist(self) -> None:
+        checklist = self.query_one("#checklist", OptionList)
+        for i, prompt in enumerate(self._step_prompts()):
+            checklist.replace_option_prompt_at_index(i, prompt)
+
+    def phase_text(self) -> str:
+        phase = self.engine.phase
+        if self.engine.page_mono is None:
+            # before the page: never tell when (or whether) the fault is in
+            return {
+                Phase.SCHEDULED: "starting",
+                Phase.STEADY_STATE: "steady-state: checking the stack",
+                Phase.QUIET: "quiet: on call, the page can come any time",
+                Phase.INJECTED: "quiet: on call, the page can come any time",
+                Phase.ABORTED: "aborted",
+                Phase.CLOSED: "closed",
+            }.get(phase, phase.value)
+        return phase.value
+
+    def refresh_status(self) -> None:
+        e = self.engine
+        t = Text()
+        t.append(" pagerdrill ", style="bold reverse")
+        t.append(f" {self.phase_text()}")
+        drill = e.drill_s()
+        if drill is not None:
+            t.append("   drill ")
+            t.append(mmss(drill), style="bold")
+            if e.paused:
+                t.append(" (paused)", style="yellow")
+        t.append(f"   {e.engineer}", style="dim")
+        self.query_one("#status", Static).update(t)
+        keys = Text()
+        for key, what, on in (
+            ("a", "ack", True),
+            ("1-9", "step", True),
+            ("n", "note", True),
+            ("h", "hypothesis", True),
+            ("m", "mitigate", True),
+            ("r", "resolve", e.recovered),
+            ("?", "help", True),
+            ("q", "quit", True),
+        ):
+            keys.append(f" {key}", style="bold" if on else "dim")
+            keys.append(f" {what} ", style="" if on else "dim")
+        self.query_one("#keys", Static).update(keys)
+
+    def show_page(self, event: dict) -> None:
+        self.page = event
+        banner = self.query_one("#banner", Static)
+        t = Text()
+        t.append(f"PAGE {event.get('severity') or ''} {event.get('alert')}", style="bold")
+        if event.get("title"):
+            t.append(f" · {event['title']}")
+        if event.get("summary"):
+            t.append(f"\n{event['summary']}")
+        t.append(f"\n{(event.get('symptom') or '').strip()}")
+        banner.update(t)
+        banner.display = True
+
+    def update_signals(self, values: dict) -> None:
+        for i, ((probe, field), _rule) in enumerate(self.signals):
+            value = (values.get(probe) or {}).get(field)
+            number = _number(value)
+            history = self.history[(probe, field)]
+            history.append(number if number is not None else 0.0)
+            name = probe if field == PRIMARY else f"{probe}.{field}"
+            label = Text()
+            label.append(f"{name} ")
+            label.append(_show(value), style="bold")
+            self.query_one(f"#signal-{i}", Static).update(label)
+            self.query_one(f"#spark-{i}", Sparkline).data = list(history)
+
+    def write(self, line: str) -> None:
+        self.query_one("#events", Log).write_line(line)
+
+    def apply_event(self, event: dict) -> None:
+        """Render one journal event (on the UI thread)."""
+        kind = event.get("type")
+        paged = self.engine.page_mono is not None or kind == "page"
+        at = f"[{mmss(event['drill_s'])}] " if event.get("drill_s") is not None else ""
+        if kind == "probe.sample":
+            self.update_signals(event.get("values") or {})
+            return
+        if kind == "drill.started":
+            self.write(f"drill started: {event.get('drill')}")
+        elif kind == "state" and event.get("to") == "steady-state":
+            self.write("checking that the stack is steady…")
+        elif kind == "state" and event.get("to") == "quiet":
+            self.write("steady. You are on call: wait for the page.")
+        elif kind == "page":
+            self.show_page(event)
+            self.write(f"PAGE: {event.get('alert')}: {event.get('summary') or ''}")
+        elif kind == "ack":
+            self.write(f"{at}acknowledged")
+            self.refresh_checklist()
+        elif kind == "step.done":
+            late = " (over target)" if event.get("over") else ""
+            self.write(f"{at}done: {event.get('title')}{late}")
+            self.refresh_checklist()
+        elif kind == "note":
+            self.write(f"{at}note: {event.get('text')}")
+        elif kind == "hypothesis":
+            self.write(f"{at}hypothesis: {event.get('text')}")
+        elif kind == "mitigation.started":
+            self.write(f"{at}applying mitigation {event.get('mitigation')}…")
+        elif kind == "mitigation":
+            self.write(f"{at}mitigation applied: {event.get('title')}")
+        elif kind == "mitigation.failed":
+            self.write(f"{at}mitigation {event.get('mitigation')} FAILED: {event.get('error')}")
+        elif kind in ("alert.firing", "alert.resolved") and paged:
+            self.write(f"{at}alert {event.get('alert')} {kind.removeprefix('alert.')}")
+        elif kind == "recovery.verified":
+            self.write(f"{at}recovery verified by the probes: press r to resolve")
+            self.refresh_bindings()
+        elif kind == "abort.requested":
+            self.write(f"aborting ({event.get('reason')}): reverting…")
+        elif kind == "drill.aborted":
+            self.write(f"drill aborted: {event.get('reason')}")
+        elif kind == "drill.closed":
+            self.write("drill closed")
+        self.refresh_status()
+
+    # ------------------------------------------------------------- actions
+
+    @property
+    def drill_app(self) -> DrillApp:
+        assert isinstance(self.app, DrillApp)
+        return self.app
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "resolve":
+            return True if self.engine.recovered and not self.engine.done else None
+        return True
+
+    def action_ack(self) -> None:
+        self.drill_app.act(Action("ack"))
+
+    def action_tick_step(self, index: int) -> None:
+        steps = self.engine.checklist.steps
+        if 0 <= index < len(steps):
+            self.query_one("#checklist", OptionList).highlighted = index
+            self.drill_app.act(Action("step", step=steps[index].id))
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        if event.option_list.id == "checklist":
+            self.action_tick_step(event.option_index)
+
+    def action_note(self) -> None:
+        def save(text: str | None) -> None:
+            if text:
+                self.drill_app.act(Action("note", text=text))
+
+        self.app.push_screen(NoteInput(), save)
+
+    def action_hypothesis(self) -> None:
+        def pick(result: tuple[str | None, str | None] | None) -> None:
+            if result:
+                choice, text = result
+                self.drill_app.act(Action("hypothesis", choice=choice, text=text))
+
+        choices = [(c.id, c.text) for c in self.engine.model.hypotheses.choices]
+        self.app.push_screen(HypothesisPicker(choices), pick)
+
+    def action_mitigate(self) -> None:
+        def pick(mitigation: str | None) -> None:
+            if mitigation:
+                self.drill_app.act(Action("mitigate", mitigation=mitigation))
+
+        mitigations = [(m.id, m.title) for m in self.engine.model.mitigations]
+        self.app.push_screen(MitigationPicker(mitigations), pick)
+
+    def action_resolve(self) -> None:
+        self.drill_app.act(Action("resolve", text="resolved from the TUI"))
+
+    def action_help(self) -> None:
+        self.app.push_screen(HelpScreen())
+
+
+# ---------------------------------------------------------------- the app
+
+
+class DrillApp(App[None]):
+    """One drill, interactive. Dependencies come in: the engine (not started) and the
+    target; with `ensure_stack` the app brings the stack up first if it is down."""
+
+    CSS_PATH = "drill.tcss"
+    TITLE = "pagerdrill drill"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "request_quit", "Quit"),
+        Binding("ctrl+c", "request_quit", "Quit", priority=True, show=False),
+    ]
+
+    def __init__(self, engine: DrillEngine, target: Any, ensure_stack: bool = True) -> None:
+        super().__init__()
+        self.engine = engine
+        self.target = target
+        self.ensure_stack = ensure_stack
+        self.drill_screen = DrillScreen(engine)
+        self.summary: dict | None = None
+        self.quitting = False
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        engine.observers.append(self._observe)
+
+    # ----------------------------------------------------- engine threads
+
+    def _observe(self, event: dict) -> None:
+        """Engine observer: called on the thread driving the engine, maybe under its
+        lock; posting a message never waits on the UI."""
+        self.post_message(EngineEvent(event))
+
+    def _progress(self, event: Any) -> None:
+        phase = "already running" if event.phase == "running" else event.phase
+        self.post_message(StackLine(f"  {event.service:<12} {phase:<16} {event.elapsed_s:6.2f} s"))
+
+    @work(thread=True, exclusive=True, group="drive", exit_on_error=False)
+    def drive(self) -> None:
+        """Bring the stack up, start the engine, tick it on the scenario's cadence."""
+        worker = get_current_worker()
+        engine = self.engine
+
+        def stopping() -> bool:
+            return worker.is_cancelled or self._stop.is_set()
+
+        try:
+            if self.ensure_stack and not self.target.is_up():
+                self.post_message(StackLine("starting the stack:"))
+                self.target.up(progress=self._progress)
+                self.post_message(StackLine("the stack is up"))
+            if stopping() or engine.done:
+                return
+            engine.start()
+            interval = engine.model.interval_s
+            next_tick = engine.clock()
+            while not engine.done and not stopping():
+                now = engine.clock()
+                if now >= next_tick:
+                    engine.tick()
+                    next_tick += interval
+                    if next_tick < now:  # a slow cycle: skip, do not burst
+                        next_tick = now + interval
+                self._wake.wait(max(0.0, next_tick - engine.clock()))
+                self._wake.clear()
+        except Exception as exc:
+            log.exception("the drill failed")
+            engine.abort(f"error: {exc!r}")
+            self.post_message(Notice(f"the drill failed: {exc}", "error"))
+        if engine.done and not stopping() and engine.journal is not None:
+            self._finished()
+
+    def _finished(self) -> None:
+        from pagerdrill.journal import read_journal
+        from pagerdrill.summary import summarize
+
+        try:
+            summary = summarize(read_journal(self.engine.journal_path))
+        except Exception as exc:
+            log.exception("could not summarize the drill")
+            self.post_message(Notice(f"could not read the journal: {exc}", "error"))
+            return
+        self.post_message(DrillFinished(summary))
+
+    def act(self, action: Action) -> None:
+        """Send an action to the engine, off the UI thread."""
+        self._act(action)
+
+    @work(thread=True, group="act", exit_on_error=False)
+    def _act(self, action: Action) -> None:
+        try:
+            self.engine.act(action)
+        except (ActionRefused, BadInputError) as exc:
+            self.post_message(Notice(str(exc)))
+        except Exception as exc:
+            log.exception("action %s failed", action.kind)
+            self.post_message(Notice(f"{action.kind} failed: {exc}", "error"))
+        finally:
+            self._wake.set()
+
+    @work(thread=True, group="quit", exit_on_error=False)
+    def _abort_and_exit(self) -> None:
+        try:
+            self.engine.abort(QUIT_REASON)
+        except Exception:
+            log.exception("abort failed")
+        finally:
+            self.post_message(QuitDone())
+
+    # ----------------------------------------------------------- UI thread
+
+    def on_mount(self) -> None:
+        self.push_screen(self.drill_screen)
+        self.drive()
+
+    def on_engine_event(self, message: EngineEvent) -> None:
+        event = message.event
+        if event.get("type") == "page":
+            self.bell()
+        if self.drill_screen.is_mounted:
+            self.drill_screen.apply_event(event)
+
+    def on_stack_line(self, message: StackLine) -> None:
+        if self.drill_screen.is_mounted:
+            self.drill_screen.write(message.text)
+
+    def on_notice(self, message: Notice) -> None:
+        self.notify(message.text, severity=message.severity)  # type: ignore[arg-type]
+
+    def on_drill_finished(self, message: DrillFinished) -> None:
+        if self.quitting:
+            return
+        self.summary = message.summary
+        root_cause = self.engine.model.root_cause if self.engine.page_mono is not None else None
+        self.push_screen(SummaryScreen(message.summary, root_cause))
+
+    def on_quit_done(self, _message: QuitDone) -> None:
+        self.exit()
+
+    def action_request_quit(self) -> None:
+        if self.quitting:
+            return
+        if self.engine.done:
+            self.exit()
+            return
+        if isinstance(self.screen, ConfirmQuit):
+            return
+        self.push_screen(ConfirmQuit(), self._quit_confirmed)
+
+    def _quit_confirmed(self, yes: bool | None) -> None:
+        if not yes:
+            return
+        if self.engine.done:
+            self.exit()
+            return
+        self.quitting = True
+        self._stop.set()
+        self._wake.set()
+        self.push_screen(Reverting())
+        self._abort_and_exit()
+
+    def _abort_now(self, reason: str) -> None:
+        self._stop.set()
+        self._wake.set()
+        if not self.engine.done:
+            try:
+                self.engine.abort(reason)
+            except Exception:
+                log.exception("abort on exit failed")
+
+    def on_unmount(self) -> None:
+        """Whatever ended the app, a drill still running is aborted (and reverted)."""
+        self._abort_now("the TUI exited")
+
+    def run(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            super().run(*args, **kwargs)
+        finally:
+            self._abort_now("the TUI exited")
+
+
+def make_app(
+    workspace_root: Path | None, scenario: str, engineer: str, params: dict[str, str]
+) -> DrillApp:
+    """The app over real objects, built as `pagerdrill run` builds them."""
+    from pagerdrill.checklist import load_checklist
+    from pagerdrill.engine import role_bindings
+    from pagerdrill.scenario import find_scenario, load_scenario
+    from pagerdrill.targets.local import LocalTarget
+    from pagerdrill.workspace import open_workspace
+
+    ws = open_workspace(workspace_root)
+    if ws.config.target != "local":
+        raise BadInputError(
+            f"{ws.config_path}: target '{ws.config.target}' is not available yet; use target: local"
+        )
+    target = LocalTarget(ws)
+    sc = load_scenario(find_scenario(ws.root, scenario), params, roles=role_bindings(ws))
+    checklist, _ = load_checklist(ws.root)
+    engine = DrillEngine(sc, ws, target, engineer, checklist, mode="tui")
+    return DrillApp(engine, target)

@@ -1,0 +1,154 @@
+"""The interactive drill (`pagerdrill drill`), driven through Textual's Pilot on the real
+reference stack: a whole drill from the page to the summary, and a quit mid-fault
+that aborts and reverts."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import pytest
+
+pytest.importorskip(
+    "textual", reason="textual is not installed: the TUI (pagerdrill.tui) is not tested"
+)
+
+from textual.pilot import Pilot
+from textual.widgets import Input, OptionList, Static
+
+from drilling import api_faults, assert_stack_clean, scenario
+from pagerdrill.engine import Phase
+from pagerdrill.journal import read_journal
+from pagerdrill.tui.app import (
+    QUIT_REASON,
+    ConfirmQuit,
+    DrillApp,
+    HypothesisPicker,
+    MitigationPicker,
+    NoteInput,
+    SummaryScreen,
+    make_app,
+)
+
+pytestmark = pytest.mark.stack
+
+FAST = {"quiet_min_s": "0.5", "quiet_max_s": "1", "recovery_s": "2"}
+SIZE = (80, 24)
+
+
+async def wait_until(pilot: Pilot, cond: Callable[[], bool], what: str, timeout: float = 60):
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        await pilot.pause(0.2)
+
+
+def new_app(stack) -> DrillApp:
+    return make_app(stack.workspace.root, scenario("api-500-injection"), "tui-test", dict(FAST))
+
+
+async def wait_for_page(pilot: Pilot, app: DrillApp) -> None:
+    await wait_until(pilot, lambda: app.drill_screen.page is not None, "the page")
+    banner = app.drill_screen.query_one("#banner", Static)
+    assert banner.display
+    text = str(banner.content)
+    assert "PAGE" in text and "http-5xx" in text
+    assert "Error rate on the api is up" in text  # the symptom
+
+
+def test_a_whole_drill_from_the_page_to_the_summary(stack):
+    app = new_app(stack)
+    engine = app.engine
+
+    async def drill() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            # before the page: the phase shows, the quiet period's length never does
+            await wait_until(pilot, lambda: engine.phase != Phase.SCHEDULED, "the drill start")
+            await wait_for_page(pilot, app)
+            status = str(app.drill_screen.query_one("#status", Static).content)
+            assert "drill 0:" in status  # the drill clock runs from the page
+
+            await pilot.press("a")
+            await wait_until(pilot, lambda: engine.acknowledged, "the ack")
+            await pilot.press("2")  # the second step: open the dashboards
+            await wait_until(pilot, lambda: "dashboards" in engine.steps_done, "a step")
+            checklist = app.drill_screen.query_one("#checklist", OptionList)
+            prompt = str(checklist.get_option_at_index(1).prompt)
+            assert "[✓]" in prompt
+
+            await pilot.press("n")
+            assert isinstance(app.screen, NoteInput)
+            app.screen.query_one(Input).value = "500s only on /api/promotions"
+            await pilot.press("enter")
+
+            await pilot.press("h")
+            assert isinstance(app.screen, HypothesisPicker)
+            choices = engine.model.hypotheses.choices
+            right = next(i for i, c in enumerate(choices) if c.correct)
+            app.screen.query_one(OptionList).highlighted = right
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: engine.phase == Phase.HYPOTHESIS, "the hypothesis")
+
+            await pilot.press("m")
+            assert isinstance(app.screen, MitigationPicker)
+            ids = [m.id for m in engine.model.mitigations]
+            app.screen.query_one(OptionList).highlighted = ids.index("disable-fault")
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: engine.recovered, "recovery")
+            await pilot.pause(0.2)
+
+            await pilot.press("r")
+            await wait_until(pilot, lambda: isinstance(app.screen, SummaryScreen), "the summary")
+            summary = str(app.screen.query_one("#summary-text", Static).content)
+            assert "Drill closed, recovery verified" in summary
+            assert "right" in summary
+            assert engine.journal_path.name in summary.replace("\n", "")
+            await pilot.press("q")
+
+    asyncio.run(drill())
+    assert engine.phase == Phase.CLOSED
+    read = read_journal(engine.journal_path)
+    assert read.complete, read.problems
+    evs = read.events
+    types = [e["type"] for e in evs]
+    for expected in ("ack", "step.done", "note", "hypothesis", "mitigation",
+                     "recovery.verified", "drill.closed"):  # fmt: skip
+        assert expected in types, (expected, types)
+    assert evs[0]["mode"] == "tui"
+    assert {e["step"] for e in evs if e["type"] == "step.done"} >= {"acknowledge", "dashboards"}
+    assert next(e for e in evs if e["type"] == "note")["text"] == "500s only on /api/promotions"
+    hypothesis = next(e for e in evs if e["type"] == "hypothesis")
+    assert hypothesis["correct"] is True
+    assert next(e for e in evs if e["type"] == "mitigation")["mitigation"] == "disable-fault"
+    assert api_faults(stack) == {}
+    assert_stack_clean(stack)
+
+
+def test_quitting_mid_fault_aborts_the_drill_and_reverts_the_fault(stack):
+    app = new_app(stack)
+    engine = app.engine
+
+    async def drill() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for_page(pilot, app)
+            assert api_faults(stack) != {}  # the fault is in
+            await pilot.press("q")
+            assert isinstance(app.screen, ConfirmQuit)
+            await pilot.press("n")  # changed my mind: the drill goes on
+            assert not isinstance(app.screen, ConfirmQuit) and not engine.done
+            await pilot.press("q")
+            await pilot.press("y")
+            await wait_until(pilot, lambda: engine.done, "the abort", timeout=30)
+            await pilot.pause(0.5)
+
+    asyncio.run(drill())
+    assert engine.phase == Phase.ABORTED
+    evs = read_journal(engine.journal_path).events
+    aborted = next(e for e in evs if e["type"] == "drill.aborted")
+    assert aborted["reason"] == QUIT_REASON
+    assert aborted["revert_failed"] == []
+    assert any(e["type"] == "fault.reverted" and e["by"] == "abort" for e in evs)
+    assert api_faults(stack) == {}
+    assert_stack_clean(stack)
