@@ -194,6 +194,30 @@ class Player:
                 engine.record("script.refused", index=self.index - 1, action=a.do, reason=str(exc))
 
 
+class Cadence:
+    """Ticks an engine every `interval_s` of its scenario; a slow cycle is skipped, not
+    made up in a burst. Runners (headless, the TUI) share it."""
+
+    def __init__(self, engine: DrillEngine):
+        self.engine = engine
+        self.interval = engine.model.interval_s
+        self.next_tick = engine.clock()
+
+    def tick_if_due(self) -> bool:
+        now = self.engine.clock()
+        if now < self.next_tick:
+            return False
+        self.engine.tick()
+        self.next_tick += self.interval
+        if self.next_tick < now:
+            self.next_tick = now + self.interval
+        return True
+
+    def wait_s(self) -> float:
+        """How long until the next tick is due."""
+        return max(0.0, self.next_tick - self.engine.clock())
+
+
 def run_drill(
     engine: DrillEngine,
     player: Player,
@@ -204,21 +228,15 @@ def run_drill(
     """Start the engine and drive it until it closes or aborts. An interrupt (Ctrl-C,
     SIGTERM) or an error aborts it, and the abort reverts every fault."""
     engine.start()
-    interval = engine.model.interval_s
+    cadence = Cadence(engine)
     try:
-        next_tick = engine.clock()
         while not engine.done:
             if interrupt.is_set():
                 engine.abort("interrupted (Ctrl-C or SIGTERM)")
                 break
-            now = engine.clock()
-            if now >= next_tick:
-                engine.tick()
-                next_tick += interval
-                if next_tick < now:  # a slow cycle: skip, do not burst
-                    next_tick = now + interval
+            cadence.tick_if_due()
             player.play(engine)
-            interrupt.wait(max(0.0, min(poll_s, next_tick - engine.clock())))
+            interrupt.wait(min(poll_s, cadence.wait_s()))
     except BaseException as exc:
         engine.abort(f"error: {exc!r}")
         raise

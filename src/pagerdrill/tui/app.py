@@ -31,6 +31,7 @@ from textual.worker import get_current_worker
 from pagerdrill.engine import Action, ActionRefused, DrillEngine, Phase
 from pagerdrill.errors import BadInputError
 from pagerdrill.expr import PRIMARY
+from pagerdrill.headless import Cadence
 
 log = logging.getLogger("pagerdrill.tui")
 
@@ -626,16 +627,10 @@ class DrillApp(App[None]):
             if stopping() or engine.done:
                 return
             engine.start()
-            interval = engine.model.interval_s
-            next_tick = engine.clock()
+            cadence = Cadence(engine)
             while not engine.done and not stopping():
-                now = engine.clock()
-                if now >= next_tick:
-                    engine.tick()
-                    next_tick += interval
-                    if next_tick < now:  # a slow cycle: skip, do not burst
-                        next_tick = now + interval
-                self._wake.wait(max(0.0, next_tick - engine.clock()))
+                cadence.tick_if_due()
+                self._wake.wait(cadence.wait_s())
                 self._wake.clear()
         except Exception as exc:
             log.exception("the drill failed")
