@@ -1,12 +1,14 @@
 """The interactive drill (`pagerdrill drill`), driven through Textual's Pilot on the real
 reference stack: a whole drill from the page to the summary, and a quit mid-fault
-that aborts and reverts."""
+that aborts and reverts. The start screen (no --scenario) is tested without the stack."""
 
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -15,23 +17,27 @@ pytest.importorskip(
 )
 
 from textual.pilot import Pilot
-from textual.widgets import Input, OptionList, Static
+from textual.screen import Screen
+from textual.widgets import Input, Log, OptionList, Static
 
-from drilling import api_faults, assert_stack_clean, scenario
+from drilling import SCENARIOS, api_faults, assert_stack_clean, scenario
+from helpers import write_workspace
 from pagerdrill.engine import Phase
 from pagerdrill.journal import read_journal
+from pagerdrill.scenario import load_scenario, scenario_files
 from pagerdrill.tui.app import (
+    BLIND_TEXT,
     QUIT_REASON,
     ConfirmQuit,
+    DecisionPicker,
     DrillApp,
     HypothesisPicker,
     MitigationPicker,
     NoteInput,
+    StartScreen,
     SummaryScreen,
     make_app,
 )
-
-pytestmark = pytest.mark.stack
 
 FAST = {"quiet_min_s": "0.5", "quiet_max_s": "1", "recovery_s": "2"}
 SIZE = (80, 24)
@@ -58,6 +64,7 @@ async def wait_for_page(pilot: Pilot, app: DrillApp) -> None:
     assert "Error rate on the api is up" in text  # the symptom
 
 
+@pytest.mark.stack
 def test_a_whole_drill_from_the_page_to_the_summary(stack):
     app = new_app(stack)
     engine = app.engine
@@ -91,6 +98,22 @@ def test_a_whole_drill_from_the_page_to_the_summary(stack):
             await pilot.press("enter")
             await wait_until(pilot, lambda: engine.phase == Phase.HYPOTHESIS, "the hypothesis")
 
+            await pilot.press("d")
+            assert isinstance(app.screen, DecisionPicker)
+            assert engine.model.decision is not None
+            decision_ids = [c.id for c in engine.model.decision.choices]
+            app.screen.query_one(OptionList).highlighted = decision_ids.index("hours")
+            await pilot.press("enter")
+            events_log = app.drill_screen.query_one("#events", Log)
+            await wait_until(
+                pilot, lambda: any("decision:" in line for line in events_log.lines), "a decision"
+            )
+            await pilot.press("i")
+            hint = engine.model.hints[0]
+            await wait_until(
+                pilot, lambda: any(hint in line for line in events_log.lines), "a hint"
+            )
+
             await pilot.press("m")
             assert isinstance(app.screen, MitigationPicker)
             ids = [m.id for m in engine.model.mitigations]
@@ -113,19 +136,22 @@ def test_a_whole_drill_from_the_page_to_the_summary(stack):
     assert read.complete, read.problems
     evs = read.events
     types = [e["type"] for e in evs]
-    for expected in ("ack", "step.done", "note", "hypothesis", "mitigation",
-                     "recovery.verified", "drill.closed"):  # fmt: skip
+    for expected in ("ack", "step.done", "note", "hypothesis", "decision", "hint",
+                     "mitigation", "recovery.verified", "drill.closed"):  # fmt: skip
         assert expected in types, (expected, types)
     assert evs[0]["mode"] == "tui"
     assert {e["step"] for e in evs if e["type"] == "step.done"} >= {"acknowledge", "dashboards"}
     assert next(e for e in evs if e["type"] == "note")["text"] == "500s only on /api/promotions"
     hypothesis = next(e for e in evs if e["type"] == "hypothesis")
     assert hypothesis["correct"] is True
+    decision = next(e for e in evs if e["type"] == "decision")
+    assert decision["choice"] == "hours" and decision["correct"] is True
     assert next(e for e in evs if e["type"] == "mitigation")["mitigation"] == "disable-fault"
     assert api_faults(stack) == {}
     assert_stack_clean(stack)
 
 
+@pytest.mark.stack
 def test_quitting_mid_fault_aborts_the_drill_and_reverts_the_fault(stack):
     app = new_app(stack)
     engine = app.engine
@@ -152,3 +178,90 @@ def test_quitting_mid_fault_aborts_the_drill_and_reverts_the_fault(stack):
     assert any(e["type"] == "fault.reverted" and e["by"] == "abort" for e in evs)
     assert api_faults(stack) == {}
     assert_stack_clean(stack)
+
+
+# ---------------------------------------------------------------- start screen (no stack)
+
+
+def start_app(tmp_path: Path) -> tuple[DrillApp, list[Path]]:
+    """The app of `pagerdrill drill` without --scenario, over a workspace holding the repo's
+    scenarios; it never starts the drill (nor the stack)."""
+    root = write_workspace(tmp_path / "ws")
+    shutil.copytree(SCENARIOS, root / "scenarios")
+    app = make_app(root, None, "start-test", {}, ensure_stack=False, autostart=False)
+    return app, scenario_files(root)
+
+
+def visible_text(screen: Screen) -> str:
+    out: list[str] = []
+    for widget in screen.query("*"):
+        if isinstance(widget, Static):
+            out.append(str(widget.content))
+        elif isinstance(widget, OptionList):
+            out += [str(widget.get_option_at_index(i).prompt) for i in range(widget.option_count)]
+        elif isinstance(widget, Log):
+            out += list(widget.lines)
+    return "\n".join(out)
+
+
+def test_the_start_screen_lists_the_scenarios_and_builds_the_picked_one(tmp_path):
+    app, files = start_app(tmp_path)
+    models = [load_scenario(p).model for p in files]
+    assert len(models) >= 2
+
+    async def pick() -> None:
+        async with app.run_test(size=(100, 40)) as pilot:
+            await pilot.pause()
+            assert isinstance(app.screen, StartScreen)
+            text = visible_text(app.screen)
+            for m in models:
+                assert m.title in text
+                assert m.symptom.strip() in text
+                assert m.root_cause.strip()[:40] not in text  # never the cause
+            assert BLIND_TEXT in text
+            engineer = app.screen.query_one("#engineer", Input)
+            assert engineer.value == "start-test"
+            engineer.value = "Ada Lovelace"
+            options = app.screen.query_one("#scenarios", OptionList)
+            options.focus()
+            options.highlighted = 1
+            await pilot.press("enter")
+            await pilot.pause()
+            assert app.screen is app.drill_screen
+            assert app.engine.scenario.path == files[1]
+            assert app.engine.model.title == models[1].title
+            assert app.engine.engineer == "Ada Lovelace"
+            assert not app.engine.blind
+            assert app.engine.phase == Phase.SCHEDULED and app.engine.journal is None
+
+    asyncio.run(pick())
+
+
+def test_a_blind_pick_hides_the_scenario_until_the_summary(tmp_path):
+    app, files = start_app(tmp_path)
+
+    async def pick() -> None:
+        async with app.run_test(size=(100, 40)) as pilot:
+            await pilot.pause()
+            assert isinstance(app.screen, StartScreen)
+            options = app.screen.query_one("#scenarios", OptionList)
+            options.highlighted = options.option_count - 1  # the blind entry, last
+            assert BLIND_TEXT in str(options.get_option_at_index(options.highlighted).prompt)
+            app.screen.query_one("#engineer", Input).focus()
+            await pilot.press("enter")  # enter in the engineer box starts the highlighted
+            await pilot.pause()
+            engine = app.engine
+            assert engine.blind
+            assert engine.scenario.path in files
+            assert engine.engineer == "start-test"
+            assert app.screen is app.drill_screen
+            # the drill id names the scenario: the start line does not show it
+            app.drill_screen.apply_event({"type": "drill.started", "drill": engine.drill_id})
+            await pilot.pause()
+            text = visible_text(app.screen)
+            assert "drill started" in text
+            assert engine.model.title not in text
+            assert engine.scenario.name not in text
+            assert engine.phase == Phase.SCHEDULED and engine.journal is None
+
+    asyncio.run(pick())

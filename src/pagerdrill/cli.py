@@ -681,10 +681,21 @@ def run(
 @app.command("drill", short_help="Run a drill interactively (the TUI).")
 def drill(
     scenario: Annotated[
-        str, typer.Option("--scenario", "-s", metavar="NAME", help="Scenario name or file.")
-    ] = "api-500-injection",
+        str | None,
+        typer.Option(
+            "--scenario",
+            "-s",
+            metavar="NAME",
+            help="Scenario name or file (default: pick one on the start screen).",
+        ),
+    ] = None,
     engineer: Annotated[
-        str | None, typer.Option("--engineer", "-e", help="Who is drilling (default: your login).")
+        str | None,
+        typer.Option(
+            "--engineer",
+            "-e",
+            help="Who is drilling (default: asked at the start; with --scenario, your login).",
+        ),
     ] = None,
     param: Annotated[
         list[str] | None,
@@ -693,15 +704,14 @@ def drill(
     workspace: WorkspaceOption = None,
 ) -> None:
     """Run a drill interactively: the stack is broken after a quiet period, the alert pages
-    you, and you work the checklist. q aborts and reverts every fault."""
-    import getpass
-
+    you, and you work the checklist. q aborts and reverts every fault. Without --scenario
+    a start screen lists the workspace's scenarios (or a blind, random one)."""
     from pagerdrill.scenario import parse_param
     from pagerdrill.summary import exit_code
     from pagerdrill.tui.app import make_app
 
     overrides = dict(parse_param(p) for p in (param or []))
-    tui = make_app(workspace, scenario, engineer or getpass.getuser(), overrides)
+    tui = make_app(workspace, scenario, engineer, overrides)
     tui.run()
     if tui.summary is None or exit_code(tui.summary):
         raise typer.Exit(1)

@@ -11,9 +11,14 @@ comes or what it is: the quiet period's length and the fault events are not show
 
 from __future__ import annotations
 
+import getpass
 import logging
+import random
+import subprocess
 import threading
 from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -29,7 +34,7 @@ from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
 from pagerdrill.engine import Action, ActionRefused, DrillEngine, Phase
-from pagerdrill.errors import BadInputError
+from pagerdrill.errors import BadInputError, PagerdrillError
 from pagerdrill.expr import PRIMARY
 from pagerdrill.headless import Cadence
 
@@ -46,6 +51,8 @@ KEYS = [
     ("n", "write a note"),
     ("h", "state a hypothesis (a choice or free text)"),
     ("m", "apply a mitigation"),
+    ("d", "make the scenario's decision"),
+    ("i", "take the next hint"),
     ("r", "resolve (once the probes verify recovery)"),
     ("?", "this help"),
     ("q / ctrl+c", "quit: aborts the drill and reverts every fault"),
@@ -192,6 +199,32 @@ class HypothesisPicker(ModalScreen[tuple[str | None, str | None] | None]):
         self.dismiss(None)
 
 
+class DecisionPicker(ModalScreen[str | None]):
+    """The scenario's decision: its prompt and choices; dismisses with the choice id."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, prompt: str, choices: list[tuple[str, str]]) -> None:
+        super().__init__()
+        self.prompt = prompt
+        self.choices = choices
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog wide"):
+            yield Label(f"Decision: {self.prompt}", classes="dialog-title")
+            yield OptionList(
+                *[Option(text, id=cid) for cid, text in self.choices], id="decision-choices"
+            )
+            yield Label("enter picks, esc cancels", classes="dim")
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        self.dismiss(event.option.id)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
 class MitigationPicker(ModalScreen[str | None]):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
@@ -320,6 +353,8 @@ class DrillScreen(Screen[None]):
         Binding("n", "note", "Note"),
         Binding("h", "hypothesis", "Hypothesis"),
         Binding("m", "mitigate", "Mitigate"),
+        Binding("d", "decision", "Decision"),
+        Binding("i", "hint", "Hint"),
         Binding("r", "resolve", "Resolve"),
         Binding("question_mark", "help", "Help"),
         *[Binding(str(i), f"tick_step({i - 1})", show=False) for i in range(1, 10)],
@@ -433,6 +468,8 @@ class DrillScreen(Screen[None]):
             ("n", "note", True),
             ("h", "hypothesis", True),
             ("m", "mitigate", True),
+            ("d", "decide", True),
+            ("i", "hint", True),
             ("r", "resolve", e.recovered),
             ("?", "help", True),
             ("q", "quit", True),
@@ -479,7 +516,12 @@ class DrillScreen(Screen[None]):
             self.update_signals(event.get("values") or {})
             return
         if kind == "drill.started":
-            self.write(f"drill started: {event.get('drill')}")
+            # the drill id names the scenario: a blind drill keeps it hidden
+            self.write(
+                "drill started (blind)"
+                if self.engine.blind
+                else f"drill started: {event.get('drill')}"
+            )
         elif kind == "state" and event.get("to") == "steady-state":
             self.write("checking that the stack is steady…")
         elif kind == "state" and event.get("to") == "quiet":
@@ -498,6 +540,10 @@ class DrillScreen(Screen[None]):
             self.write(f"{at}note: {event.get('text')}")
         elif kind == "hypothesis":
             self.write(f"{at}hypothesis: {event.get('text')}")
+        elif kind == "decision":
+            self.write(f"{at}decision: {event.get('text')}")
+        elif kind == "hint":
+            self.write(f"{at}hint {event.get('index')}: {event.get('text')}")
         elif kind == "mitigation.started":
             self.write(f"{at}applying mitigation {event.get('mitigation')}…")
         elif kind == "mitigation":
@@ -566,6 +612,22 @@ class DrillScreen(Screen[None]):
         mitigations = [(m.id, m.title) for m in self.engine.model.mitigations]
         self.app.push_screen(MitigationPicker(mitigations), pick)
 
+    def action_decision(self) -> None:
+        decision = self.engine.model.decision
+        if decision is None:
+            self.write("this scenario has no decision to make")
+            return
+
+        def pick(choice: str | None) -> None:
+            if choice:
+                self.drill_app.act(Action("decision", choice=choice))
+
+        choices = [(c.id, c.text) for c in decision.choices]
+        self.app.push_screen(DecisionPicker(decision.prompt, choices), pick)
+
+    def action_hint(self) -> None:
+        self.drill_app.act(Action("hint"))
+
     def action_resolve(self) -> None:
         self.drill_app.act(Action("resolve", text="resolved from the TUI"))
 
@@ -573,12 +635,109 @@ class DrillScreen(Screen[None]):
         self.app.push_screen(HelpScreen())
 
 
+# ---------------------------------------------------------------- start screen
+
+BLIND_ID = "blind"
+BLIND_TEXT = "Blind: a random scenario, name hidden until the end"
+
+
+@dataclass(frozen=True)
+class ScenarioEntry:
+    """A scenario as the start screen lists it: never its root cause."""
+
+    path: Path
+    name: str
+    title: str
+    severity: str
+    symptom: str
+
+
+EngineBuilder = Callable[[Path, str, bool], DrillEngine]
+"""(scenario file, engineer, blind) -> an engine, not started."""
+
+
+@dataclass(frozen=True)
+class StartChoices:
+    scenarios: list[ScenarioEntry]
+    engineer: str
+    build: EngineBuilder
+
+
+def default_engineer() -> str:
+    """`git config user.name`, else the login name."""
+    try:
+        out = subprocess.run(
+            ["git", "config", "user.name"], capture_output=True, text=True, timeout=5, check=False
+        )
+        if out.returncode == 0 and out.stdout.strip():
+            return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "anon"
+
+
+class StartScreen(Screen[None]):
+    """Pick a scenario (or a blind one) and say who is drilling."""
+
+    def __init__(self, choices: StartChoices) -> None:
+        super().__init__(id="start-screen")
+        self.choices = choices
+
+    def compose(self) -> ComposeResult:
+        options = []
+        for i, entry in enumerate(self.choices.scenarios):
+            t = Text()
+            t.append(entry.title, style="bold")
+            t.append(f"  ({entry.severity})\n", style="dim")
+            t.append(entry.symptom.strip())
+            options.append(Option(t, id=f"scenario-{i}"))
+        options.append(Option(Text(BLIND_TEXT, style="italic"), id=BLIND_ID))
+        with Vertical(id="start"):
+            yield Label("Pick a scenario (enter starts the drill)", classes="panel-title")
+            yield OptionList(*options, id="scenarios")
+            yield Label("Engineer", classes="panel-title")
+            yield Input(value=self.choices.engineer, placeholder="who is drilling", id="engineer")
+        yield Static(Text(" enter start   tab engineer / scenarios   q quit"), id="start-keys")
+
+    def on_mount(self) -> None:
+        self.query_one("#scenarios", OptionList).highlighted = 0
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        self.pick(event.option.id)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        scenarios = self.query_one("#scenarios", OptionList)
+        index = scenarios.highlighted
+        if index is not None:
+            self.pick(scenarios.get_option_at_index(index).id)
+
+    def pick(self, option_id: str | None) -> None:
+        engineer = self.query_one("#engineer", Input).value.strip()
+        if not engineer:
+            self.notify("type who is drilling first", severity="warning")
+            self.query_one("#engineer", Input).focus()
+            return
+        entry = None
+        if option_id and option_id.startswith("scenario-"):
+            entry = self.choices.scenarios[int(option_id.removeprefix("scenario-"))]
+        assert isinstance(self.app, DrillApp)
+        self.app.start_scenario(entry, engineer)
+
+
 # ---------------------------------------------------------------- the app
 
 
 class DrillApp(App[None]):
     """One drill, interactive. Dependencies come in: the engine (not started) and the
-    target; with `ensure_stack` the app brings the stack up first if it is down."""
+    target; with `ensure_stack` the app brings the stack up first if it is down.
+
+    Without an engine, `start` lists the scenarios first and builds the engine once the
+    engineer picks one. With `autostart=False` the drill is never started (tests)."""
 
     CSS_PATH = "drill.tcss"
     TITLE = "pagerdrill drill"
@@ -587,17 +746,45 @@ class DrillApp(App[None]):
         Binding("ctrl+c", "request_quit", "Quit", priority=True, show=False),
     ]
 
-    def __init__(self, engine: DrillEngine, target: Any, ensure_stack: bool = True) -> None:
+    def __init__(
+        self,
+        engine: DrillEngine | None,
+        target: Any,
+        ensure_stack: bool = True,
+        *,
+        start: StartChoices | None = None,
+        autostart: bool = True,
+    ) -> None:
         super().__init__()
-        self.engine = engine
+        if engine is None and start is None:
+            raise ValueError("DrillApp needs an engine or the start choices")
         self.target = target
         self.ensure_stack = ensure_stack
-        self.drill_screen = DrillScreen(engine)
+        self.start = start
+        self.autostart = autostart
+        self._engine: DrillEngine | None = None
+        self._drill_screen: DrillScreen | None = None
         self.summary: dict | None = None
         self.quitting = False
         self._stop = threading.Event()
         self._wake = threading.Event()
+        if engine is not None:
+            self._use(engine)
+
+    def _use(self, engine: DrillEngine) -> None:
+        self._engine = engine
+        self._drill_screen = DrillScreen(engine)
         engine.observers.append(self._observe)
+
+    @property
+    def engine(self) -> DrillEngine:
+        assert self._engine is not None, "no scenario picked yet"
+        return self._engine
+
+    @property
+    def drill_screen(self) -> DrillScreen:
+        assert self._drill_screen is not None, "no scenario picked yet"
+        return self._drill_screen
 
     # ----------------------------------------------------- engine threads
 
@@ -679,18 +866,42 @@ class DrillApp(App[None]):
     # ----------------------------------------------------------- UI thread
 
     def on_mount(self) -> None:
-        self.push_screen(self.drill_screen)
-        self.drive()
+        if self._engine is None:
+            assert self.start is not None
+            self.push_screen(StartScreen(self.start))
+        else:
+            self.push_screen(self.drill_screen)
+            self._go()
+
+    def _go(self) -> None:
+        if self.autostart:
+            self.drive()
+
+    def start_scenario(self, entry: ScenarioEntry | None, engineer: str) -> None:
+        """From the start screen: build the engine (None: blind, a random scenario)."""
+        assert self.start is not None and self._engine is None
+        blind = entry is None
+        if entry is None:
+            entry = random.Random().choice(self.start.scenarios)
+        try:
+            engine = self.start.build(entry.path, engineer, blind)
+        except PagerdrillError as exc:
+            what = "the blind scenario" if blind else entry.name
+            self.notify(f"cannot start {what}: {exc}", severity="error", timeout=10)
+            return
+        self._use(engine)
+        self.switch_screen(self.drill_screen)
+        self._go()
 
     def on_engine_event(self, message: EngineEvent) -> None:
         event = message.event
         if event.get("type") == "page":
             self.bell()
-        if self.drill_screen.is_mounted:
+        if self._drill_screen is not None and self._drill_screen.is_mounted:
             self.drill_screen.apply_event(event)
 
     def on_stack_line(self, message: StackLine) -> None:
-        if self.drill_screen.is_mounted:
+        if self._drill_screen is not None and self._drill_screen.is_mounted:
             self.drill_screen.write(message.text)
 
     def on_notice(self, message: Notice) -> None:
@@ -709,7 +920,7 @@ class DrillApp(App[None]):
     def action_request_quit(self) -> None:
         if self.quitting:
             return
-        if self.engine.done:
+        if self._engine is None or self.engine.done:
             self.exit()
             return
         if isinstance(self.screen, ConfirmQuit):
@@ -731,9 +942,9 @@ class DrillApp(App[None]):
     def _abort_now(self, reason: str) -> None:
         self._stop.set()
         self._wake.set()
-        if not self.engine.done:
+        if self._engine is not None and not self._engine.done:
             try:
-                self.engine.abort(reason)
+                self._engine.abort(reason)
             except Exception:
                 log.exception("abort on exit failed")
 
@@ -749,12 +960,19 @@ class DrillApp(App[None]):
 
 
 def make_app(
-    workspace_root: Path | None, scenario: str, engineer: str, params: dict[str, str]
+    workspace_root: Path | None,
+    scenario: str | None,
+    engineer: str | None,
+    params: dict[str, str],
+    *,
+    ensure_stack: bool = True,
+    autostart: bool = True,
 ) -> DrillApp:
-    """The app over real objects, built as `pagerdrill run` builds them."""
+    """The app over real objects, built as `pagerdrill run` builds them. Without a
+    scenario the app opens on the start screen (the workspace's scenarios, or blind)."""
     from pagerdrill.checklist import load_checklist
     from pagerdrill.engine import role_bindings
-    from pagerdrill.scenario import find_scenario, load_scenario
+    from pagerdrill.scenario import find_scenario, load_scenario, scenario_files
     from pagerdrill.targets.local import LocalTarget
     from pagerdrill.workspace import open_workspace
 
@@ -764,7 +982,25 @@ def make_app(
             f"{ws.config_path}: target '{ws.config.target}' is not available yet; use target: local"
         )
     target = LocalTarget(ws)
-    sc = load_scenario(find_scenario(ws.root, scenario), params, roles=role_bindings(ws))
+    roles = role_bindings(ws)
     checklist, _ = load_checklist(ws.root)
-    engine = DrillEngine(sc, ws, target, engineer, checklist, mode="tui")
-    return DrillApp(engine, target)
+
+    def build(path: Path, who: str, blind: bool = False) -> DrillEngine:
+        sc = load_scenario(path, params, roles=roles)
+        return DrillEngine(sc, ws, target, who, checklist, mode="tui", blind=blind)
+
+    if scenario is not None:
+        engine = build(find_scenario(ws.root, scenario), engineer or getpass.getuser())
+        return DrillApp(engine, target, ensure_stack, autostart=autostart)
+    entries = []
+    for path in scenario_files(ws.root):
+        try:
+            m = load_scenario(path, roles=roles).model
+        except PagerdrillError as exc:
+            log.warning("scenario %s left off the start screen: %s", path, exc)
+            continue
+        entries.append(ScenarioEntry(path, m.name or path.stem, m.title, m.severity, m.symptom))
+    if not entries:
+        raise BadInputError(f"no scenario to drill in {ws.root / 'scenarios'}")
+    start = StartChoices(entries, engineer or default_engineer(), build)
+    return DrillApp(None, target, ensure_stack, start=start, autostart=autostart)
