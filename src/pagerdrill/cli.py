@@ -71,16 +71,10 @@ def _root(
 
 
 def _target(workspace: Path | None) -> LocalTarget:
-    from pagerdrill.errors import BadInputError
-    from pagerdrill.targets.local import LocalTarget
+    from pagerdrill.targets.local import open_target
     from pagerdrill.workspace import open_workspace
 
-    ws = open_workspace(workspace)
-    if ws.config.target != "local":
-        raise BadInputError(
-            f"{ws.config_path}: target '{ws.config.target}' is not available yet; use target: local"
-        )
-    return LocalTarget(ws)
+    return open_target(open_workspace(workspace))
 
 
 def _console(stderr: bool = False):
@@ -610,11 +604,7 @@ def run(
     from pagerdrill.redact import Redactor
 
     # what the drill will set (a wrong password ...) never shows on the console either
-    redactor = Redactor.from_events(
-        [{"type": "drill.started", "scenario": {"params": sc.params, "text": sc.text}}]
-        + [{"type": "fault.undo", "params": f.params} for f in sc.model.faults],
-        ws.config,
-    )
+    redactor = Redactor.for_scenario(sc, ws.config)
     engine = DrillEngine(
         sc,
         ws,

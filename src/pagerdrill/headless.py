@@ -65,15 +65,7 @@ class ScriptAction(BaseModel):
 
     def action(self) -> Action:
         assert self.do is not None
-        return Action(
-            self.do,
-            step=self.step,
-            text=self.text,
-            choice=self.choice,
-            mitigation=self.mitigation,
-            source=self.source,
-            by=self.by,
-        )
+        return Action(self.do, **self.model_dump(exclude={"at", "after", "wait", "do"}))
 
 
 class Script(BaseModel):

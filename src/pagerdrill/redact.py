@@ -77,6 +77,18 @@ class Redactor:
             secrets |= workspace_secrets(workspace_config)
         return cls(secrets)
 
+    @classmethod
+    def for_scenario(cls, scenario, workspace_config=None) -> Redactor:
+        """Before a drill has a journal: what its faults will set, from the scenario."""
+        events = [
+            {
+                "type": "drill.started",
+                "scenario": {"params": scenario.params, "text": scenario.text},
+            }
+        ]
+        events += [{"type": "fault.undo", "params": f.params} for f in scenario.model.faults]
+        return cls.from_events(events, workspace_config)
+
     def text(self, value: str) -> str:
         for secret in self.secrets:
             if len(secret) >= SHORT and secret in value:

@@ -742,3 +742,13 @@ class LocalTarget:
 def _emit(progress: Progress | None, service: str, phase: str, t0: float) -> None:
     if progress is not None:
         progress(ProgressEvent(service, phase, time.monotonic() - t0))  # type: ignore[arg-type]
+
+
+def open_target(workspace: Workspace) -> LocalTarget:
+    """The target a workspace drills (only `local` exists so far)."""
+    if workspace.config.target != "local":
+        raise BadInputError(
+            f"{workspace.config_path}: target '{workspace.config.target}' is not available "
+            "yet; use target: local"
+        )
+    return LocalTarget(workspace)

@@ -973,15 +973,11 @@ def make_app(
     from pagerdrill.checklist import load_checklist
     from pagerdrill.engine import role_bindings
     from pagerdrill.scenario import find_scenario, load_scenario, scenario_files
-    from pagerdrill.targets.local import LocalTarget
+    from pagerdrill.targets.local import open_target
     from pagerdrill.workspace import open_workspace
 
     ws = open_workspace(workspace_root)
-    if ws.config.target != "local":
-        raise BadInputError(
-            f"{ws.config_path}: target '{ws.config.target}' is not available yet; use target: local"
-        )
-    target = LocalTarget(ws)
+    target = open_target(ws)
     roles = role_bindings(ws)
     checklist, _ = load_checklist(ws.root)
 
