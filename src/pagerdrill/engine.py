@@ -61,8 +61,10 @@ class Phase(StrEnum):
 ORDER = list(Phase)
 ACTIONS = (
     "ack", "step", "note", "hypothesis", "decision", "mitigate", "hint", "resolve",
-    "pause", "resume", "abort",
+    "pause", "resume", "abort", "evidence",
 )  # fmt: skip
+EVIDENCE = ("logs", "error-spans", "runbook-search", "runbook-open", "url", "signals")
+"""What an engineer can be seen looking at; each is evidence of a checklist step."""
 
 
 class ActionRefused(PagerdrillError):
@@ -78,10 +80,14 @@ class Action:
     mitigation: str | None = None
     source: str | None = None
     by: str | None = None
+    what: str | None = None
+    """For `evidence`: one of EVIDENCE (`text` says what exactly: a query, a file, a URL)."""
 
     def __post_init__(self) -> None:
         if self.kind not in ACTIONS:
             raise BadInputError(f"unknown action '{self.kind}' (known: {', '.join(ACTIONS)})")
+        if self.kind == "evidence" and self.what not in EVIDENCE:
+            raise BadInputError(f"unknown evidence '{self.what}' (known: {', '.join(EVIDENCE)})")
 
 
 def role_bindings(workspace: Workspace) -> dict[str, RoleBinding]:
@@ -182,6 +188,8 @@ class DrillEngine:
         self._held = False
         self._outside: list[str] = []
         self.steps_done: dict[str, float] = {}
+        self.evidence: dict[str, list[str]] = {}
+        """Per checklist step, what the engineer was seen doing for it (`logs: errors`)."""
         self.hints_used = 0
         self.recovered = False
         self.acknowledged = False
@@ -643,7 +651,24 @@ class DrillEngine:
             raise BadInputError("which step? (step: ID)")
         if action.step == "acknowledge" and not self.acknowledged:
             return self._act_ack(action, now)
-        return self._step_event(action.step, now, evidence=action.text)
+        seen = self.evidence.get(action.step) or []
+        return self._step_event(action.step, now, evidence=action.text or "; ".join(seen) or None)
+
+    def _act_evidence(self, action: Action, now: float) -> dict:
+        """The engineer opened the logs, searched the runbooks, opened a step's URL ...:
+        journalled against the step it evidences (it does not tick the step)."""
+        if action.step is not None and self.checklist.step(action.step) is None:
+            known = ", ".join(s.id for s in self.checklist.steps)
+            raise BadInputError(f"no checklist step '{action.step}' (steps: {known})")
+        detail = (action.text or "").strip()
+        if action.step is not None:
+            self.evidence.setdefault(action.step, []).append(
+                f"{action.what}: {detail}" if detail else str(action.what)
+            )
+        return self._emit(
+            "evidence", step=action.step, what=action.what, about=detail or None,
+            drill_s=self.drill_s(now),
+        )  # fmt: skip
 
     def _act_note(self, action: Action, now: float) -> dict:
         if not action.text or not action.text.strip():

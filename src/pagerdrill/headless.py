@@ -29,16 +29,18 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pagerdrill.checklist import Checklist
-from pagerdrill.engine import ACTIONS, Action, ActionRefused, DrillEngine
+from pagerdrill.engine import ACTIONS, EVIDENCE, Action, ActionRefused, DrillEngine
 from pagerdrill.errors import BadInputError, ConfigError
 from pagerdrill.scenario import Scenario
 from pagerdrill.yamlfile import LineMap, load_yaml, validate
 
 Verb = Literal[
     "ack", "step", "note", "hypothesis", "decision", "mitigate", "hint", "resolve",
-    "pause", "resume", "abort",
+    "pause", "resume", "abort", "evidence",
 ]  # fmt: skip
 assert set(Verb.__args__) == set(ACTIONS)  # type: ignore[attr-defined]
+Evidence = Literal["logs", "error-spans", "runbook-search", "runbook-open", "url", "signals"]
+assert set(Evidence.__args__) == set(EVIDENCE)  # type: ignore[attr-defined]
 
 
 class ScriptAction(BaseModel):
@@ -54,6 +56,7 @@ class ScriptAction(BaseModel):
     mitigation: str | None = None
     source: str | None = None
     by: str | None = None
+    what: Evidence | None = None
 
     @model_validator(mode="after")
     def _one_thing(self) -> ScriptAction:

@@ -165,6 +165,8 @@ _TEXT = (
     "to",
     "comment",
     "prompt",
+    "what",
+    "about",
 )
 _NUMBER = ("t", "drill_s", "paused_s", "target_s", "quiet_s", "inject_ms", "held_s")
 _FLAG = ("correct", "over", "recovery_verified", "page", "recovered")

@@ -170,8 +170,11 @@ def init_workspace(dest: Path) -> list[Path]:
             source, target = src / rel, staging / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             if source.is_dir():
+                # compose/wheels/ is a local build input (gitignored), never template
                 shutil.copytree(
-                    source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+                    source,
+                    target,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "wheels"),
                 )
             else:
                 shutil.copy2(source, target)

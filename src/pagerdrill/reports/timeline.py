@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,50 @@ class Timeline:
         return max(drill, default=0.0)
 
 
+def _opt(prefix: str, value: Any) -> str:
+    return f"{prefix}{value}" if value else ""
+
+
+Formatter = Callable[[Callable[[str], Any]], str]
+
+_SYSTEM_LINES: dict[str, Formatter] = {
+    "fault.injected": lambda g: f"fault {g('fault')} injected ({g('kind')})",
+    "fault.reverted": lambda g: f"fault {g('fault')} reverted ({g('by')})",
+    "fault.failed": lambda g: f"fault {g('fault')} failed to inject: {g('error')}",
+    "fault.revert_failed": lambda g: f"fault {g('fault')} failed to revert: {g('error')}",
+    "alert.firing": lambda g: f"ALERT {g('alert')} firing: {g('summary')}",
+    "alert.resolved": lambda g: f"alert {g('alert')} resolved",
+    "page": lambda g: f"PAGE ({g('severity')}): {g('summary')}",
+    "recovery.verified": lambda g: (
+        "recovery verified by the probes: " + " and ".join(g("criteria") or [])
+    ),
+    "mitigation.reverted": lambda g: f"mitigation {g('mitigation')} put back ({g('by')})",
+    "drill.aborted": lambda g: f"drill aborted: {g('reason')}",
+    "drill.closed": lambda g: (
+        "drill closed"
+        + (", recovery verified" if g("recovery_verified") else ", recovery NOT verified")
+    ),
+    "guard.tripped": lambda g: f"guard tripped: {g('reason')}",
+}
+
+_ENGINEER_LINES: dict[str, Formatter] = {
+    "ack": lambda g: "acknowledged" + _opt(": ", g("text")),
+    "step.done": lambda g: f"{g('title')}" + (" (over target)" if g("over") else ""),
+    "note": lambda g: f"note: {g('text')}",
+    "hint": lambda g: f"hint {g('index')} taken: {g('text')}",
+    "hypothesis": lambda g: (
+        f"hypothesis: {g('text')} (" + ("right" if g("correct") else "wrong") + ")"
+    ),
+    "decision": lambda g: f"decision: {g('prompt')} → {g('text')}",
+    "mitigation": lambda g: f"mitigation: {g('title')}",
+    "mitigation.failed": lambda g: f"mitigation {g('mitigation')} failed: {g('error')}",
+    "resolve": lambda g: "resolved" + _opt(": ", g("text")),
+    "clock.paused": lambda g: f"clock paused by {g('by')}",
+    "clock.resumed": lambda g: f"clock resumed by {g('by')} after {g('paused_s'):.0f} s",
+    "evidence": lambda g: f"opened {g('what')}" + _opt(": ", g("about")),
+}
+
+
 def _text(event: dict) -> tuple[str, str] | None:
     """(who, text) of an event worth a timeline line, else None."""
     t = event.get("type")
@@ -104,46 +149,12 @@ def _text(event: dict) -> tuple[str, str] | None:
             return None  # the other phases are told by the events that moved them
         extra = f" for {g('quiet_s'):.0f} s" if isinstance(g("quiet_s"), int | float) else ""
         return SYSTEM, f"drill {to}{extra}"
-    simple = {
-        "fault.injected": lambda: f"fault {g('fault')} injected ({g('kind')})",
-        "fault.reverted": lambda: f"fault {g('fault')} reverted ({g('by')})",
-        "fault.failed": lambda: f"fault {g('fault')} failed to inject: {g('error')}",
-        "fault.revert_failed": lambda: f"fault {g('fault')} failed to revert: {g('error')}",
-        "alert.firing": lambda: f"ALERT {g('alert')} firing: {g('summary')}",
-        "alert.resolved": lambda: f"alert {g('alert')} resolved",
-        "page": lambda: f"PAGE ({g('severity')}): {g('summary')}",
-        "recovery.verified": lambda: (
-            "recovery verified by the probes: " + " and ".join(g("criteria") or [])
-        ),
-        "mitigation.reverted": lambda: f"mitigation {g('mitigation')} put back ({g('by')})",
-        "drill.aborted": lambda: f"drill aborted: {g('reason')}",
-        "drill.closed": lambda: (
-            "drill closed"
-            + (", recovery verified" if g("recovery_verified") else ", recovery NOT verified")
-        ),
-        "guard.tripped": lambda: f"guard tripped: {g('reason')}",
-    }
-    if t in simple:
-        return SYSTEM, simple[t]()
-    engineer = {
-        "ack": lambda: "acknowledged" + (f": {g('text')}" if g("text") else ""),
-        "step.done": lambda: f"{g('title')}" + (" (over target)" if g("over") else ""),
-        "note": lambda: f"note: {g('text')}",
-        "hint": lambda: f"hint {g('index')} taken: {g('text')}",
-        "hypothesis": lambda: (
-            f"hypothesis: {g('text')} (" + ("right" if g("correct") else "wrong") + ")"
-        ),
-        "decision": lambda: f"decision: {g('prompt')} → {g('text')}",
-        "mitigation": lambda: f"mitigation: {g('title')}",
-        "mitigation.failed": lambda: f"mitigation {g('mitigation')} failed: {g('error')}",
-        "resolve": lambda: "resolved" + (f": {g('text')}" if g("text") else ""),
-        "clock.paused": lambda: f"clock paused by {g('by')}",
-        "clock.resumed": lambda: f"clock resumed by {g('by')} after {g('paused_s'):.0f} s",
-    }
-    if t in engineer:
+    if t in _SYSTEM_LINES:
+        return SYSTEM, _SYSTEM_LINES[t](g)
+    if t in _ENGINEER_LINES:
         if t == "step.done" and g("step") == "acknowledge":
             return None  # the ack line says it
-        return ENGINEER, engineer[t]()
+        return ENGINEER, _ENGINEER_LINES[t](g)
     if t == "review":
         comment = f": {g('comment')}" if g("comment") else ""
         return REVIEW, f"review by {g('by')}: {str(g('verdict')).upper()}{comment}"

@@ -37,6 +37,7 @@ from pagerdrill.engine import Action, ActionRefused, DrillEngine, Phase
 from pagerdrill.errors import BadInputError, PagerdrillError
 from pagerdrill.expr import PRIMARY
 from pagerdrill.headless import Cadence
+from pagerdrill.tui.panes import LogsScreen, RunbookScreen, key_bar
 
 log = logging.getLogger("pagerdrill.tui")
 
@@ -48,12 +49,17 @@ KEYS = [
     ("1-9", "tick checklist step N"),
     ("enter", "tick the highlighted step"),
     ("↑ ↓", "move in the checklist"),
+    ("o", "open the highlighted step's link (its URL, or the pane that does it)"),
+    ("l", "logs of every service (e: errors only, v: one service, /: filter)"),
+    ("s", "error spans: warning and error lines grouped by trace_id"),
+    ("/", "search the runbooks; enter opens one"),
     ("n", "write a note"),
     ("h", "state a hypothesis (a choice or free text)"),
     ("m", "apply a mitigation"),
     ("d", "make the scenario's decision"),
     ("i", "take the next hint"),
     ("r", "resolve (once the probes verify recovery)"),
+    ("p", "coach: pause or resume the drill clock"),
     ("?", "this help"),
     ("q / ctrl+c", "quit: aborts the drill and reverts every fault"),
 ]
@@ -316,6 +322,16 @@ def summary_text(summary: dict, root_cause: str | None = None) -> Text:
     if root_cause and summary["paged"]:
         out.append("Root cause: ", style="bold")
         out.append(root_cause.strip() + "\n")
+    decision = summary.get("decision")
+    if decision:
+        out.append("Decision: ", style="bold")
+        right = decision.get("correct")
+        out.append(f"{decision.get('choice')} ")
+        out.append(
+            "(right)\n" if right else "(not the expected call)\n",
+            style="green" if right else "yellow",
+        )
+    out.append(f"Hints used: {summary.get('hints_used', 0)}; notes: {summary.get('notes', 0)}\n")
     out.append("Mitigated at ", style="bold")
     out.append(f"{mmss(summary.get('time_to_mitigate_s'))}; ")
     out.append("recovery verified at ", style="bold")
@@ -331,17 +347,49 @@ def summary_text(summary: dict, root_cause: str | None = None) -> Text:
 
 
 class SummaryScreen(Screen[None]):
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("q,escape,enter", "app.quit", "Quit")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q,escape,enter", "app.quit", "Quit"),
+        Binding("s,c", "export", "Slack timeline"),
+    ]
 
-    def __init__(self, summary: dict, root_cause: str | None = None) -> None:
+    def __init__(self, summary: dict, root_cause: str | None = None, config: Any = None) -> None:
         super().__init__(id="summary-screen")
         self.summary = summary
         self.root_cause = root_cause
+        self.config = config
+        self.exported: Path | None = None
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="summary"):
             yield Static(summary_text(self.summary, self.root_cause), id="summary-text")
-        yield Static("q quits", id="summary-keys")
+        keys = key_bar(("s", "copy the timeline for Slack (and save it)"), ("q", "quit"))
+        yield Static(keys, id="summary-keys")
+
+    def action_export(self) -> None:
+        """The timeline in the seed's Slack-paste form, redacted: saved next to the
+        journal and put on the clipboard (OSC 52, where the terminal allows it)."""
+        import os
+
+        from pagerdrill.journal import read_journal
+        from pagerdrill.redact import Redactor
+        from pagerdrill.reports.text import slack_messages
+        from pagerdrill.reports.timeline import build
+
+        journal = Path(self.summary["journal"])
+        try:
+            read = read_journal(journal, samples=False)
+            tl = build(read, Redactor.from_events(read.events, self.config))
+            text = "\n\n".join(slack_messages(tl)) + "\n"
+            out = journal.with_suffix(".slack.txt")
+            tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+            tmp.write_text(text, encoding="utf-8")
+            os.replace(tmp, out)
+        except (OSError, PagerdrillError) as exc:
+            self.app.notify(f"could not export the timeline: {exc}", severity="error")
+            return
+        self.exported = out
+        self.app.copy_to_clipboard(text)
+        self.app.notify(f"timeline copied; saved to {out}", timeout=10)
 
 
 # ---------------------------------------------------------------- drill screen
@@ -356,6 +404,11 @@ class DrillScreen(Screen[None]):
         Binding("d", "decision", "Decision"),
         Binding("i", "hint", "Hint"),
         Binding("r", "resolve", "Resolve"),
+        Binding("o", "open_step", "Open"),
+        Binding("l", "logs", "Logs"),
+        Binding("s", "spans", "Spans"),
+        Binding("slash", "runbooks", "Runbooks"),
+        Binding("p", "pause", "Pause"),
         Binding("question_mark", "help", "Help"),
         *[Binding(str(i), f"tick_step({i - 1})", show=False) for i in range(1, 10)],
     ]
@@ -419,6 +472,8 @@ class DrillScreen(Screen[None]):
             t.append(f"{i} ", style="bold")
             t.append("[✓] " if done is not None else "[ ] ", style="green" if done else "")
             t.append(step.title)
+            if step.url:
+                t.append(" ↗", style="cyan")
             t.append(f"  ≤{mmss(target)}", style="dim")
             if done is not None:
                 late = done > target
@@ -461,22 +516,42 @@ class DrillScreen(Screen[None]):
                 t.append(" (paused)", style="yellow")
         t.append(f"   {e.engineer}", style="dim")
         self.query_one("#status", Static).update(t)
+        self.query_one("#keys", Static).update(self.keys_text())
+
+    def keys_text(self) -> Text:
+        """The key bar: every key, on as many lines as the width needs (two at 80)."""
+        width = max(20, self.size.width or 80)
         keys = Text()
-        for key, what, on in (
-            ("a", "ack", True),
-            ("1-9", "step", True),
-            ("n", "note", True),
-            ("h", "hypothesis", True),
-            ("m", "mitigate", True),
-            ("d", "decide", True),
-            ("i", "hint", True),
-            ("r", "resolve", e.recovered),
-            ("?", "help", True),
-            ("q", "quit", True),
+        used = 0
+        for key, what in (
+            ("a", "ack"),
+            ("1-9", "step"),
+            ("o", "open"),
+            ("n", "note"),
+            ("h", "hypothesis"),
+            ("m", "mitigate"),
+            ("d", "decide"),
+            ("i", "hint"),
+            ("l", "logs"),
+            ("s", "spans"),
+            ("/", "runbooks"),
+            ("r", "resolve"),
+            ("p", "pause"),
+            ("?", "help"),
+            ("q", "quit"),
         ):
+            on = self.engine.recovered if key == "r" else True
+            cell = len(key) + len(what) + 3
+            if used and used + cell > width:
+                keys.append("\n")
+                used = 0
             keys.append(f" {key}", style="bold" if on else "dim")
             keys.append(f" {what} ", style="" if on else "dim")
-        self.query_one("#keys", Static).update(keys)
+            used += cell
+        return keys
+
+    def on_resize(self) -> None:
+        self.refresh_status()
 
     def show_page(self, event: dict) -> None:
         self.page = event
@@ -561,6 +636,13 @@ class DrillScreen(Screen[None]):
             self.write(f"drill aborted: {event.get('reason')}")
         elif kind == "drill.closed":
             self.write("drill closed")
+        elif kind == "clock.paused":
+            self.write(f"{at}clock paused by {event.get('by')}")
+        elif kind == "clock.resumed":
+            self.write(f"{at}clock resumed by {event.get('by')}")
+        elif kind == "evidence":
+            detail = f": {event['about']}" if event.get("about") else ""
+            self.write(f"{at}opened {event.get('what')}{detail}")
         self.refresh_status()
 
     # ------------------------------------------------------------- actions
@@ -633,6 +715,45 @@ class DrillScreen(Screen[None]):
 
     def action_help(self) -> None:
         self.app.push_screen(HelpScreen())
+
+    def action_logs(self) -> None:
+        self.app.push_screen(LogsScreen(self.drill_app.target, self.drill_app.record))
+
+    def action_spans(self) -> None:
+        self.app.push_screen(LogsScreen(self.drill_app.target, self.drill_app.record, spans=True))
+
+    def action_runbooks(self) -> None:
+        self.app.push_screen(RunbookScreen(self.engine.workspace.root, self.drill_app.record))
+
+    def action_pause(self) -> None:
+        self.drill_app.act(Action("resume" if self.engine.paused else "pause", by="coach"))
+
+    def action_open_step(self) -> None:
+        """The highlighted step's link: the team's URL from checklist.yaml, opened in
+        the browser; without one, the pane that stands in for it."""
+        index = self.query_one("#checklist", OptionList).highlighted
+        steps = self.engine.checklist.steps
+        if index is None or not 0 <= index < len(steps):
+            return
+        step = steps[index]
+        if step.url:
+            self.drill_app.open_step_url(step.id, step.url)
+            return
+        builtin = {
+            "dashboards": None,
+            "logs": self.action_logs,
+            "error-spans": self.action_spans,
+            "recurrence": self.action_runbooks,
+        }
+        if step.id not in builtin:
+            self.app.notify(f"'{step.title}' has no link (set url: in checklist.yaml)")
+            return
+        opener = builtin[step.id]
+        if opener is None:  # the signals panel is the drill's dashboard
+            self.drill_app.record(step.id, "signals", "the drill's signals panel")
+            self.query_one("#signals").focus()
+            return
+        opener()
 
 
 # ---------------------------------------------------------------- start screen
@@ -766,6 +887,10 @@ class DrillApp(App[None]):
         self._drill_screen: DrillScreen | None = None
         self.summary: dict | None = None
         self.quitting = False
+        self.keep_stack = True
+        """False: take the stack down on exit when this app brought it up."""
+        self.started_stack = False
+        self._recorded: set[tuple[str, str, str]] = set()
         self._stop = threading.Event()
         self._wake = threading.Event()
         if engine is not None:
@@ -809,6 +934,7 @@ class DrillApp(App[None]):
         try:
             if self.ensure_stack and not self.target.is_up():
                 self.post_message(StackLine("starting the stack:"))
+                self.started_stack = True
                 self.target.up(progress=self._progress)
                 self.post_message(StackLine("the stack is up"))
             if stopping() or engine.done:
@@ -853,6 +979,50 @@ class DrillApp(App[None]):
             self.post_message(Notice(f"{action.kind} failed: {exc}", "error"))
         finally:
             self._wake.set()
+
+    def record(self, step: str, what: str, detail: str) -> None:
+        """Journal that the engineer looked at something (once per thing), as evidence
+        of a checklist step. Before the page there is nothing to evidence."""
+        if self._engine is None or self.engine.page_mono is None or self.engine.done:
+            return
+        key = (step, what, detail)
+        if key in self._recorded:
+            return
+        self._recorded.add(key)
+        self.act(Action("evidence", step=step, what=what, text=detail))
+
+    @work(thread=True, group="browser", exit_on_error=False)
+    def _browse(self, url: str) -> None:
+        import webbrowser
+
+        try:
+            opened = webbrowser.open(url)
+        except Exception as exc:
+            opened = False
+            log.warning("could not open %s: %s", url, exc)
+        if not opened:
+            self.post_message(Notice(f"no browser opened {url}: it is on the clipboard"))
+
+    def open_step_url(self, step: str, url: str) -> None:
+        """A checklist step's link (a dashboard, a trace or log query): in the browser
+        when there is a graphical one (or $BROWSER names one); a text browser would take
+        the terminal, so without one the link goes to the clipboard."""
+        import os
+        import sys
+
+        self.record(step, "url", url)
+        self.copy_to_clipboard(url)
+        graphical = bool(
+            os.environ.get("BROWSER")
+            or os.environ.get("DISPLAY")
+            or os.environ.get("WAYLAND_DISPLAY")
+            or sys.platform == "darwin"
+        )
+        if graphical:
+            self.notify(f"opening {url}", timeout=4)
+            self._browse(url)
+        else:
+            self.notify(f"{url} (copied: no graphical browser here)", timeout=8)
 
     @work(thread=True, group="quit", exit_on_error=False)
     def _abort_and_exit(self) -> None:
@@ -912,7 +1082,7 @@ class DrillApp(App[None]):
             return
         self.summary = message.summary
         root_cause = self.engine.model.root_cause if self.engine.page_mono is not None else None
-        self.push_screen(SummaryScreen(message.summary, root_cause))
+        self.push_screen(SummaryScreen(message.summary, root_cause, self.engine.workspace.config))
 
     def on_quit_done(self, _message: QuitDone) -> None:
         self.exit()
@@ -952,11 +1122,32 @@ class DrillApp(App[None]):
         """Whatever ended the app, a drill still running is aborted (and reverted)."""
         self._abort_now("the TUI exited")
 
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        """SIGHUP (the terminal went away) or SIGTERM: revert first, then exit."""
+        import signal
+
+        self.quitting = True
+        self._abort_now(f"the TUI got {signal.Signals(signum).name}")
+        self.exit()
+
     def run(self, *args: Any, **kwargs: Any) -> None:
+        import signal
+
+        previous = {}
+        for sig in (signal.SIGHUP, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, self._on_signal)
         try:
             super().run(*args, **kwargs)
         finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
             self._abort_now("the TUI exited")
+            if self.started_stack and not self.keep_stack:
+                print("taking down the stack this drill started (--keep-stack keeps it)")
+                try:
+                    self.target.down()
+                except Exception as exc:
+                    print(f"could not take the stack down: {exc}")
 
 
 def make_app(
@@ -967,9 +1158,11 @@ def make_app(
     *,
     ensure_stack: bool = True,
     autostart: bool = True,
+    blind: bool = False,
 ) -> DrillApp:
     """The app over real objects, built as `pagerdrill run` builds them. Without a
-    scenario the app opens on the start screen (the workspace's scenarios, or blind)."""
+    scenario the app opens on the start screen (the workspace's scenarios, or blind);
+    `blind` skips it for a random scenario whose name stays hidden."""
     from pagerdrill.checklist import load_checklist
     from pagerdrill.engine import role_bindings
     from pagerdrill.scenario import find_scenario, load_scenario, scenario_files
@@ -998,5 +1191,9 @@ def make_app(
         entries.append(ScenarioEntry(path, m.name or path.stem, m.title, m.severity, m.symptom))
     if not entries:
         raise BadInputError(f"no scenario to drill in {ws.root / 'scenarios'}")
+    if blind:
+        entry = random.Random().choice(entries)
+        engine = build(entry.path, engineer or default_engineer(), True)
+        return DrillApp(engine, target, ensure_stack, autostart=autostart)
     start = StartChoices(entries, engineer or default_engineer(), build)
     return DrillApp(None, target, ensure_stack, start=start, autostart=autostart)

@@ -1,0 +1,314 @@
+"""The drill's investigation panes: the services' logs with an errors filter and the
+error spans built from them (the stand-ins for Loki and Jaeger), and runbook search
+with a reader. Each is a screen over the drill screen; the drill goes on behind it.
+
+Opening a pane, turning on its errors filter, searching the runbooks and opening one
+are reported through `record(step, what, detail)`, which the app journals as
+evidence of the checklist step.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Input, Markdown, OptionList, RichLog, Static
+from textual.widgets.option_list import Option
+from textual.worker import get_current_worker
+
+from pagerdrill.logview import LogRecord, error_spans, matches, tail_services
+from pagerdrill.runbooks import Runbook, load_runbooks, search
+
+log = logging.getLogger("pagerdrill.tui")
+
+Record = Callable[[str, str, str], None]
+"""(checklist step, evidence kind, detail) -> journalled as evidence."""
+
+LOG_TAIL = 300
+LEVEL_STYLE = {"warning": "yellow", "error": "bold red", "critical": "bold red"}
+LEVEL_TAG = {"debug": "DBG ", "info": "INFO", "notice": "NOTE", "warning": "WARN"}
+
+
+def key_bar(*keys: tuple[str, str]) -> Text:
+    """key what  key what ... for a screen's bottom line."""
+    out = Text()
+    for key, what in keys:
+        out.append(f" {key}", style="bold")
+        out.append(f" {what} ")
+    return out
+
+
+def log_line(record: LogRecord) -> Text:
+    t = Text(no_wrap=False)
+    t.append(f"{record.clock} ", style="dim")
+    t.append(f"{record.service:<11} ", style="cyan")
+    tag = LEVEL_TAG.get(record.level, "ERR ")
+    t.append(f"{tag} ", style=LEVEL_STYLE.get(record.level, "dim"))
+    t.append(record.message)
+    status = record.fields.get("status")
+    if status is not None and str(status) not in record.message:
+        t.append(f" status={status}", style="dim")
+    if record.trace_id and record.is_problem:
+        t.append(f" trace={record.trace_id[:8]}", style="dim")
+    return t
+
+
+class LogsScreen(Screen[None]):
+    """Every service's log, merged in time order, refreshed each second.
+
+    e: errors only (warnings and up) · s: error spans (grouped by trace_id) ·
+    v: one service or all · /: filter words · esc: back to the drill."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,l", "close", "Back"),
+        Binding("e", "toggle_errors", "Errors only"),
+        Binding("s", "toggle_spans", "Error spans"),
+        Binding("v", "next_service", "Service"),
+        Binding("slash", "filter", "Filter"),
+    ]
+
+    AUTO_FOCUS = "#logs"
+
+    def __init__(self, target: Any, record: Record, *, spans: bool = False) -> None:
+        super().__init__(id="logs-screen")
+        self.target = target
+        self.record = record
+        self.errors_only = spans
+        self.spans = spans
+        self.query_text = ""
+        self.service: str | None = None
+        self.services: list[str] = []
+        self.records: list[LogRecord] = []
+        self._shown: tuple = ()
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="logs-title")
+        box = Input(placeholder="filter: words every line must have (enter)", id="logs-filter")
+        box.display = False
+        yield box
+        yield RichLog(id="logs", wrap=True, max_lines=2000, markup=False, highlight=False)
+        yield Static(id="logs-keys")
+
+    def on_mount(self) -> None:
+        try:
+            self.services = list(self.target.services())
+        except Exception:
+            self.services = []
+        self._evidence()
+        self.refresh_title()
+        self.poll()
+        self.set_interval(1.0, self.poll)
+
+    def _evidence(self) -> None:
+        if self.spans:
+            self.record("error-spans", "error-spans", self._scope())
+        else:
+            which = "errors" if self.errors_only else "all lines"
+            self.record("logs", "logs", f"{which} of {self._scope()}")
+
+    def _scope(self) -> str:
+        return self.service or "all services"
+
+    def refresh_title(self) -> None:
+        t = Text()
+        t.append(" Error spans " if self.spans else " Logs ", style="bold reverse")
+        t.append(f" {self._scope()}")
+        if not self.spans:
+            t.append("  errors only" if self.errors_only else "  all levels", style="bold")
+        if self.query_text:
+            t.append(f"  filter: {self.query_text}", style="yellow")
+        self.query_one("#logs-title", Static).update(t)
+        keys = key_bar(
+            ("e", "errors"),
+            ("s", "lines" if self.spans else "spans"),
+            ("v", "service"),
+            ("/", "filter"),
+            ("esc", "back"),
+        )
+        self.query_one("#logs-keys", Static).update(keys)
+
+    @work(thread=True, exclusive=True, group="logs", exit_on_error=False)
+    def poll(self) -> None:
+        worker = get_current_worker()
+        services = [self.service] if self.service else None
+        try:
+            records = tail_services(self.target, services, tail=LOG_TAIL)
+        except Exception as exc:
+            log.exception("could not read the logs")
+            records = [LogRecord("pagerdrill", "error", f"could not read the logs: {exc}")]
+        if not worker.is_cancelled:
+            self.app.call_from_thread(self.show, records)
+
+    def show(self, records: list[LogRecord], force: bool = False) -> None:
+        self.records = records
+        if self.spans:
+            lines = self._span_lines(records)
+        else:
+            lines = [
+                log_line(r)
+                for r in records
+                if (r.is_problem or not self.errors_only) and matches(r, self.query_text)
+            ]
+        key = tuple(str(line) for line in lines)
+        if key == self._shown and not force:
+            return  # nothing new: no repaint, no scroll jump
+        self._shown = key
+        view = self.query_one("#logs", RichLog)
+        view.clear()
+        if not lines:
+            view.write(Text("(nothing matches)", style="dim"))
+        for line in lines:
+            view.write(line, scroll_end=not self.spans)
+        if self.spans:
+            view.scroll_home(animate=False)
+
+    def _span_lines(self, records: list[LogRecord]) -> list[Text]:
+        spans = error_spans(r for r in records if matches(r, self.query_text))
+        out = []
+        for span in spans:
+            t = Text()
+            t.append(f"{span.trace_id[:16]} ", style="bold")
+            t.append(f"{(span.last or '')[11:19]:<8} ", style="dim")
+            t.append(f"{span.level:<7}", style=LEVEL_STYLE.get(span.level, ""))
+            t.append(f" {','.join(span.services):<8} {span.operation}")
+            if span.count > 1:
+                t.append(f"  ×{span.count}", style="dim")
+            t.append(f"\n    {span.messages[-1]}", style="dim")
+            out.append(t)
+        if spans:
+            head = Text(f"{len(spans)} traces with warnings or errors, newest first", "italic")
+            out.insert(0, head)
+        return out
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+    def action_toggle_errors(self) -> None:
+        self.errors_only = not self.errors_only
+        if self.errors_only and not self.spans:
+            self._evidence()
+        self.refresh_title()
+        self.show(self.records, force=True)
+
+    def action_toggle_spans(self) -> None:
+        self.spans = not self.spans
+        self._evidence()
+        self.refresh_title()
+        self.show(self.records, force=True)
+
+    def action_next_service(self) -> None:
+        order: list[str | None] = [None, *self.services]
+        at = order.index(self.service) if self.service in order else 0
+        self.service = order[(at + 1) % len(order)]
+        self._evidence()
+        self.refresh_title()
+        self.poll()
+
+    def action_filter(self) -> None:
+        box = self.query_one("#logs-filter", Input)
+        box.display = True
+        box.value = self.query_text
+        box.focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.query_text = event.value.strip()
+        event.input.display = False
+        self.query_one("#logs", RichLog).focus()
+        if self.query_text:
+            what = "error-spans" if self.spans else "logs"
+            self.record(what, what, f"filter '{self.query_text}' on {self._scope()}")
+        self.refresh_title()
+        self.show(self.records, force=True)
+
+
+class RunbookScreen(Screen[None]):
+    """Search the workspace's runbooks (title and body); enter opens one to read."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "close", "Back")]
+
+    def __init__(self, root: Any, record: Record) -> None:
+        super().__init__(id="runbook-screen")
+        self.runbooks: list[Runbook] = load_runbooks(root)
+        self.record = record
+        self.hits = search(self.runbooks, "")
+        self.searched = ""
+
+    def compose(self) -> ComposeResult:
+        yield Static(Text(" Runbooks ", style="bold reverse"), id="runbook-title")
+        yield Input(placeholder="search titles and bodies, enter to search", id="runbook-query")
+        yield OptionList(id="runbook-hits")
+        yield Static(id="runbook-keys")
+
+    def on_mount(self) -> None:
+        self.show_hits()
+        keys = key_bar(("enter", "search/open"), ("↓", "hits"), ("esc", "back"))
+        self.query_one("#runbook-keys", Static).update(keys)
+        self.query_one("#runbook-query", Input).focus()
+
+    def show_hits(self) -> None:
+        hits = self.query_one("#runbook-hits", OptionList)
+        hits.clear_options()
+        if not self.runbooks or not self.hits:
+            why = "no runbook has all those words" if self.runbooks else "no runbooks in runbooks/"
+            hits.add_option(Option(Text(why, style="dim"), disabled=True))
+            return
+        for i, hit in enumerate(self.hits):
+            t = Text()
+            t.append(hit.runbook.title, style="bold")
+            t.append(f"  {hit.runbook.path.name}", style="dim")
+            if hit.snippet:
+                t.append(f"\n  {hit.snippet}", style="dim")
+            hits.add_option(Option(t, id=str(i)))
+        hits.highlighted = 0
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.hits = search(self.runbooks, event.value)
+        self.show_hits()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        query = event.value.strip()
+        if query and query != self.searched:
+            self.searched = query
+            self.record("recurrence", "runbook-search", f"'{query}': {len(self.hits)} found")
+        if self.hits:
+            self.query_one("#runbook-hits", OptionList).focus()
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        if event.option_id is None:
+            return
+        runbook = self.hits[int(event.option_id)].runbook
+        self.record("recurrence", "runbook-open", runbook.path.name)
+        self.app.push_screen(RunbookReader(runbook))
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+class RunbookReader(Screen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q", "close", "Back")]
+
+    def __init__(self, runbook: Runbook) -> None:
+        super().__init__(id="runbook-reader")
+        self.runbook = runbook
+
+    def compose(self) -> ComposeResult:
+        yield Static(
+            Text.assemble((" Runbook ", "bold reverse"), f" {self.runbook.path.name}"),
+            id="reader-title",
+        )
+        with VerticalScroll(id="reader"):
+            yield Markdown(self.runbook.body, id="runbook-body")
+        yield Static(key_bar(("↑↓ pgup pgdn", "scroll"), ("esc", "back")), id="reader-keys")
+
+    def on_mount(self) -> None:
+        self.query_one("#reader", VerticalScroll).focus()
+
+    def action_close(self) -> None:
+        self.dismiss(None)
