@@ -7,9 +7,10 @@ offending key.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 
 def _env_scalar(value: Any) -> Any:
@@ -54,11 +55,33 @@ class LocalTargetConfig(Model):
 
 
 class ComposeTargetConfig(Model):
-    """A docker-compose project (made real by the compose target)."""
+    """A docker-compose project on this machine's Docker Engine."""
 
-    project: str = Field(min_length=1)
-    files: list[str] = ["compose/docker-compose.yml"]
+    project: str
+    """The compose project name (`docker compose -p NAME`); only its containers are touched."""
+
+    files: list[str] = Field(default=["compose/docker-compose.yml"], min_length=1)
+    """Compose files, relative to the workspace (`-f`, in order)."""
+
     env_file: str | None = None
+    """An env file for the compose CLI's variable interpolation (`--env-file`)."""
+
+    startup_timeout_s: float = Field(default=90.0, gt=0, le=1800)
+    """How long `stack up`, a start or a recreate waits for each service to be healthy."""
+
+    stop_timeout_s: int = Field(default=10, ge=0, le=600)
+    """Grace period of a stop before the container is killed (as `docker stop -t`)."""
+
+    @field_validator("project")
+    @classmethod
+    def _project_name(cls, value: str) -> str:
+        # what both compose CLIs accept unchanged (docker-compose 1.x rewrites others)
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,62}", value):
+            raise ValueError(
+                f"{value!r} is not a compose project name: lower-case letters, digits, "
+                "'-' and '_', starting with a letter or digit"
+            )
+        return value
 
 
 class RoleBinding(Model):

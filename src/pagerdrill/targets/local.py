@@ -744,11 +744,8 @@ def _emit(progress: Progress | None, service: str, phase: str, t0: float) -> Non
         progress(ProgressEvent(service, phase, time.monotonic() - t0))  # type: ignore[arg-type]
 
 
-def open_target(workspace: Workspace) -> LocalTarget:
-    """The target a workspace drills (only `local` exists so far)."""
-    if workspace.config.target != "local":
-        raise BadInputError(
-            f"{workspace.config_path}: target '{workspace.config.target}' is not available "
-            "yet; use target: local"
-        )
-    return LocalTarget(workspace)
+def open_target(workspace: Workspace, *, allow_remote_docker: bool = False) -> Any:
+    """The target a workspace drills, local or compose (see `pagerdrill.targets`)."""
+    from pagerdrill.targets import open_target as open_any
+
+    return open_any(workspace, allow_remote_docker=allow_remote_docker)
