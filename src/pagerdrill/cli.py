@@ -21,6 +21,7 @@ from pagerdrill import __version__
 
 if TYPE_CHECKING:
     from pagerdrill.targets.base import ProgressEvent, ServiceStatus
+    from pagerdrill.targets.compose import ComposeTarget
     from pagerdrill.targets.local import LocalTarget
 
 app = typer.Typer(
@@ -53,6 +54,13 @@ WorkspaceOption = Annotated[
 ServiceArg = Annotated[
     str, typer.Argument(metavar="SERVICE", help="Service name, e.g. api, rt, redis-cache.")
 ]
+ALLOW_REMOTE_HELP = (
+    "Drive a Docker Engine that is not local (DOCKER_HOST over TCP/SSH, a docker context "
+    "other than default). Refused without this flag."
+)
+AllowRemoteOption = Annotated[
+    bool, typer.Option("--allow-remote-docker", help=ALLOW_REMOTE_HELP, show_default=False)
+]
 
 
 def _version(value: bool) -> None:
@@ -70,11 +78,19 @@ def _root(
     pass
 
 
-def _target(workspace: Path | None) -> LocalTarget:
-    from pagerdrill.targets.local import open_target
+def _target(
+    workspace: Path | None, allow_remote_docker: bool = False
+) -> LocalTarget | ComposeTarget:
+    from pagerdrill.targets import open_target
     from pagerdrill.workspace import open_workspace
 
-    return open_target(open_workspace(workspace))
+    return open_target(open_workspace(workspace), allow_remote_docker=allow_remote_docker)
+
+
+def _stack_name(target: LocalTarget | ComposeTarget) -> str:
+    if target.name == "compose":
+        return f"compose project {target.project}"  # type: ignore[union-attr]
+    return "the reference stack"
 
 
 def _console(stderr: bool = False):
@@ -131,18 +147,22 @@ def _status_table(statuses: list[ServiceStatus]) -> None:
 
 
 @stack_app.command("up", short_help="Start all services; wait until healthy.")
-def stack_up(workspace: WorkspaceOption = None) -> None:
+def stack_up(
+    workspace: WorkspaceOption = None, allow_remote_docker: AllowRemoteOption = False
+) -> None:
     """Start every service in dependency order and wait until all are healthy."""
-    target = _target(workspace)
-    _console().print(f"[bold]Starting the reference stack[/] [dim]({target.workspace.root})[/]")
+    target = _target(workspace, allow_remote_docker)
+    _console().print(f"[bold]Starting {_stack_name(target)}[/] [dim]({target.workspace.root})[/]")
     statuses = target.up(progress=_progress_printer())
     _status_table(statuses)
 
 
 @stack_app.command("down")
-def stack_down(workspace: WorkspaceOption = None) -> None:
+def stack_down(
+    workspace: WorkspaceOption = None, allow_remote_docker: AllowRemoteOption = False
+) -> None:
     """Stop every service of the stack; nothing of it is left running."""
-    target = _target(workspace)
+    target = _target(workspace, allow_remote_docker)
     if not target.is_up():
         _console().print("The stack is not up.")
         return
@@ -153,9 +173,10 @@ def stack_down(workspace: WorkspaceOption = None) -> None:
 def stack_status(
     workspace: WorkspaceOption = None,
     json_out: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
+    allow_remote_docker: AllowRemoteOption = False,
 ) -> None:
     """Each service's state, health, pid and endpoints."""
-    target = _target(workspace)
+    target = _target(workspace, allow_remote_docker)
     statuses = target.status()
     if json_out:
         import json
@@ -181,9 +202,10 @@ def stack_logs(
         bool, typer.Option("--follow", "-f", help="Keep printing new lines.")
     ] = False,
     lines: Annotated[int, typer.Option("--lines", "-n", help="How many last lines.")] = 50,
+    allow_remote_docker: AllowRemoteOption = False,
 ) -> None:
     """Print a service's log (JSON lines); -f follows it."""
-    target = _target(workspace)
+    target = _target(workspace, allow_remote_docker)
     if follow:
         try:
             for line in target.follow_logs(service, tail=lines):
@@ -192,23 +214,32 @@ def stack_logs(
             pass
         return
     output = target.logs(service, tail=lines)
-    if not output and not target.log_path(service).exists():
+    log_path = getattr(target, "log_path", None)
+    if not output and (log_path is None or not log_path(service).exists()):
         _console(stderr=True).print(f"[dim]{service} has no log yet: it has not run here[/]")
     for line in output:
         typer.echo(line)
 
 
 @stack_app.command("stop")
-def stack_stop(service: ServiceArg, workspace: WorkspaceOption = None) -> None:
+def stack_stop(
+    service: ServiceArg,
+    workspace: WorkspaceOption = None,
+    allow_remote_docker: AllowRemoteOption = False,
+) -> None:
     """Stop one service (as `docker compose stop SERVICE`)."""
-    _target(workspace).stop(service)
+    _target(workspace, allow_remote_docker).stop(service)
     _console().print(f"  [dim]■[/] {service} stopped")
 
 
 @stack_app.command("start")
-def stack_start(service: ServiceArg, workspace: WorkspaceOption = None) -> None:
+def stack_start(
+    service: ServiceArg,
+    workspace: WorkspaceOption = None,
+    allow_remote_docker: AllowRemoteOption = False,
+) -> None:
     """Start one stopped service and wait until it is healthy."""
-    _target(workspace).start(service, progress=_progress_printer())
+    _target(workspace, allow_remote_docker).start(service, progress=_progress_printer())
 
 
 def _parse_env(pairs: list[str]) -> dict[str, str]:
@@ -234,10 +265,12 @@ def stack_restart(
     reset_env: Annotated[
         bool, typer.Option("--reset-env", help="Drop earlier overrides first.")
     ] = False,
+    allow_remote_docker: AllowRemoteOption = False,
 ) -> None:
-    """Restart one service, optionally with environment overrides."""
+    """Restart one service, optionally with environment overrides. On a compose stack,
+    an override (or --reset-env) recreates the service's container."""
     overrides = _parse_env(env or [])
-    _target(workspace).restart(
+    _target(workspace, allow_remote_docker).restart(
         service, overrides, reset_env=reset_env, progress=_progress_printer()
     )
 
@@ -251,10 +284,11 @@ def stack_exec(
     ctx: typer.Context,
     service: ServiceArg,
     workspace: WorkspaceOption = None,
+    allow_remote_docker: AllowRemoteOption = False,
 ) -> None:
-    """Run a command beside a service, in its environment
-    (e.g. `pagerdrill stack exec redis-cache redis-cli -a cache DBSIZE`)."""
-    result = _target(workspace).exec(service, ctx.args)
+    """Run a command beside a service, in its environment (in its container on a compose
+    stack), e.g. `pagerdrill stack exec redis-cache redis-cli -a cache DBSIZE`."""
+    result = _target(workspace, allow_remote_docker).exec(service, ctx.args)
     sys.stdout.write(result.stdout)
     sys.stderr.write(result.stderr)
     raise typer.Exit(result.returncode)
@@ -437,6 +471,66 @@ def scenarios_validate(
         raise typer.Exit(2)
 
 
+@scenarios_app.command("check")
+def scenarios_check(
+    workspace: WorkspaceOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
+    allow_remote_docker: AllowRemoteOption = False,
+) -> None:
+    """Which scenarios this workspace's role bindings can run, and what is missing for the
+    rest (a role not bound, a queue name, a Redis password, a URL ...). With the stack up,
+    the details are tried on it: Redis must take the password, a service must have the
+    variables a fault changes."""
+    import json
+
+    from pagerdrill.engine import role_bindings
+    from pagerdrill.errors import PagerdrillError
+    from pagerdrill.rolecheck import check_workspace
+
+    target = _target(workspace, allow_remote_docker)
+    ws = target.workspace
+    note = ""
+    live = None
+    try:
+        if target.is_up():
+            live = target
+        else:
+            note = "the stack is not up: details it would give are not checked"
+    except PagerdrillError as exc:  # no engine to ask: the bindings alone are checked
+        note = f"the stack could not be asked ({str(exc).splitlines()[0]})"
+    results = check_workspace(ws.root, role_bindings(ws), live, target.name == "local")
+    if as_json:
+        doc = {
+            "target": target.name,
+            "stack_checked": live is not None,
+            "note": note or None,
+            "scenarios": [r.to_json() for r in results],
+        }
+        typer.echo(json.dumps(doc, indent=2))
+    else:
+        from rich.markup import escape
+
+        c = _console()
+        c.print(f"[bold]{_stack_name(target)}[/] [dim]({ws.config_path})[/]")
+        if note:
+            c.print(f"[dim]{escape(note)}[/]")
+        for r in results:
+            if r.error:
+                c.print(f"[red]✗ {r.name}[/]: invalid scenario (`pagerdrill scenarios validate`)")
+                _console(stderr=True).print(escape(r.error), soft_wrap=True)
+            elif r.runnable:
+                c.print(f"[green]✓ {r.name}[/]: can run")
+            else:
+                mark = "[red]✗" if r.missing else "[yellow]?"
+                c.print(f"{mark} {r.name}[/]: " + ("missing:" if r.missing else "not known yet:"))
+                for line in r.missing + r.unknown:
+                    c.print(f"    {escape(line)}", soft_wrap=True)
+        runnable = sum(r.runnable for r in results)
+        c.print(f"{runnable} of {len(results)} scenarios can run on these bindings")
+    if any(r.error for r in results):
+        raise typer.Exit(2)
+
+
 # ------------------------------------------------------------------ drills
 
 
@@ -567,6 +661,7 @@ def run(
     ] = False,
     seed: Annotated[int | None, typer.Option("--seed", help="Seed of the quiet delay.")] = None,
     workspace: WorkspaceOption = None,
+    allow_remote_docker: AllowRemoteOption = False,
 ) -> None:
     """Run a drill with no TUI: the stack is broken, the alert pages, and a script (or the
     scenario's answer key) plays the engineer. Ctrl-C or SIGTERM aborts and reverts.
@@ -591,7 +686,7 @@ def run(
         )
     if (script is None) == (not autopilot) and not dry_run:
         raise BadInputError("give one of --script FILE or --autopilot")
-    target = _target(workspace)
+    target = _target(workspace, allow_remote_docker)
     ws = target.workspace
     overrides = dict(parse_param(p) for p in (param or []))
     sc = load_scenario(find_scenario(ws.root, scenario), overrides, roles=role_bindings(ws))
@@ -711,6 +806,7 @@ def drill(
 def recover_cmd(
     workspace: WorkspaceOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
+    allow_remote_docker: AllowRemoteOption = False,
 ) -> None:
     """Finish drills that stopped without closing (a crash, kill -9): revert their faults
     from the journal's undo records and close their journals. A drill still running is
@@ -719,7 +815,7 @@ def recover_cmd(
 
     from pagerdrill.recover import recover
 
-    target = _target(workspace)
+    target = _target(workspace, allow_remote_docker)
     results = recover(target.workspace, target)
     if as_json:
         typer.echo(json.dumps([r.to_json() for r in results], indent=2))
