@@ -5,12 +5,14 @@ that aborts and reverts. The start screen (no --scenario) is tested without the 
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import yaml
 
 pytest.importorskip(
     "textual", reason="textual is not installed: the TUI (pagerdrill.tui) is not tested"
@@ -18,10 +20,10 @@ pytest.importorskip(
 
 from textual.pilot import Pilot
 from textual.screen import Screen
-from textual.widgets import Input, Log, OptionList, Static
+from textual.widgets import Input, Log, OptionList, RichLog, Static
 
 from drilling import SCENARIOS, api_faults, assert_stack_clean, scenario
-from helpers import write_workspace
+from helpers import REPO, write_workspace
 from pagerdrill.engine import Phase
 from pagerdrill.journal import read_journal
 from pagerdrill.scenario import load_scenario, scenario_files
@@ -38,9 +40,14 @@ from pagerdrill.tui.app import (
     SummaryScreen,
     make_app,
 )
+from pagerdrill.tui.panes import LogsScreen, RunbookReader, RunbookScreen
 
 FAST = {"quiet_min_s": "0.5", "quiet_max_s": "1", "recovery_s": "2"}
 SIZE = (80, 24)
+
+
+def rich_log_text(screen: Screen) -> list[str]:
+    return [line.text for line in screen.query_one(RichLog).lines]
 
 
 async def wait_until(pilot: Pilot, cond: Callable[[], bool], what: str, timeout: float = 60):
@@ -51,8 +58,29 @@ async def wait_until(pilot: Pilot, cond: Callable[[], bool], what: str, timeout:
         await pilot.pause(0.2)
 
 
-def new_app(stack) -> DrillApp:
-    return make_app(stack.workspace.root, scenario("api-500-injection"), "tui-test", dict(FAST))
+def new_app(stack, name: str = "api-500-injection") -> DrillApp:
+    return make_app(stack.workspace.root, scenario(name), "tui-test", dict(FAST))
+
+
+DASHBOARD = "http://grafana.example.test/d/api-overview?from=now-15m"
+
+
+def team_checklist(root: Path) -> None:
+    """The workspace's own checklist: the dashboards step links to the team's Grafana."""
+    data = yaml.safe_load((REPO / "checklist.yaml").read_text())
+    for step in data["steps"]:
+        if step["id"] == "dashboards":
+            step["url"] = DASHBOARD
+    (root / "checklist.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def fake_browser(tmp_path: Path) -> tuple[str, Path]:
+    """A $BROWSER that writes down the URL it is asked to open."""
+    opened = tmp_path / "opened.txt"
+    script = tmp_path / "browser.sh"
+    script.write_text(f'#!/bin/sh\necho "$1" >> {opened}\n')
+    script.chmod(0o755)
+    return str(script), opened
 
 
 async def wait_for_page(pilot: Pilot, app: DrillApp) -> None:
@@ -65,7 +93,12 @@ async def wait_for_page(pilot: Pilot, app: DrillApp) -> None:
 
 
 @pytest.mark.stack
-def test_a_whole_drill_from_the_page_to_the_summary(stack):
+def test_a_whole_drill_from_the_page_to_the_summary(stack, tmp_path, monkeypatch):
+    root = stack.workspace.root
+    shutil.copytree(REPO / "runbooks", root / "runbooks", dirs_exist_ok=True)
+    team_checklist(root)
+    browser, opened = fake_browser(tmp_path)
+    monkeypatch.setenv("BROWSER", browser)
     app = new_app(stack)
     engine = app.engine
 
@@ -84,6 +117,53 @@ def test_a_whole_drill_from_the_page_to_the_summary(stack):
             checklist = app.drill_screen.query_one("#checklist", OptionList)
             prompt = str(checklist.get_option_at_index(1).prompt)
             assert "[✓]" in prompt
+
+            # the step's link: the team's dashboard, in the browser
+            app.drill_screen.query_one("#checklist", OptionList).highlighted = 1
+            await pilot.press("o")
+            await wait_until(pilot, lambda: opened.exists(), "the browser")
+            assert opened.read_text().strip() == DASHBOARD
+
+            # the logs: every service, then errors only; the 500s are there
+            await pilot.press("l")
+            assert isinstance(app.screen, LogsScreen)
+            await pilot.press("e")
+            await wait_until(
+                pilot,
+                lambda: any("/api/promotions 500" in t for t in rich_log_text(app.screen)),
+                "the 500s in the errors-only logs",
+            )
+            heads = [t for t in rich_log_text(app.screen) if re.match(r"\d\d:\d\d:\d\d ", t)]
+            assert heads and all(" ERR " in t or " WARN " in t for t in heads), heads
+            await pilot.press("escape")
+            # the error spans: one per trace_id, the route named
+            await pilot.press("s")
+            assert isinstance(app.screen, LogsScreen) and app.screen.spans
+            await wait_until(
+                pilot,
+                lambda: any("traces with warnings" in t for t in rich_log_text(app.screen)),
+                "the error spans",
+            )
+            assert any("/api/promotions" in t for t in rich_log_text(app.screen))
+            await pilot.press("escape")
+            # the runbooks: search, then open the best hit
+            await pilot.press("slash")
+            assert isinstance(app.screen, RunbookScreen)
+            await pilot.press(*"promotions 500")
+            await pilot.press("enter")
+            hits = app.screen.hits
+            assert hits and hits[0].runbook.path.name == "api-5xx-on-route.md"
+            await pilot.press("enter")
+            assert isinstance(app.screen, RunbookReader)
+            assert app.screen.runbook.title == hits[0].runbook.title
+            await pilot.press("escape")
+            await pilot.press("escape")
+            assert app.screen is app.drill_screen
+            # the coach pauses the clock and resumes it
+            await pilot.press("p")
+            await wait_until(pilot, lambda: engine.paused, "the pause")
+            await pilot.press("p")
+            await wait_until(pilot, lambda: not engine.paused, "the resume")
 
             await pilot.press("n")
             assert isinstance(app.screen, NoteInput)
@@ -147,19 +227,48 @@ def test_a_whole_drill_from_the_page_to_the_summary(stack):
     decision = next(e for e in evs if e["type"] == "decision")
     assert decision["choice"] == "hours" and decision["correct"] is True
     assert next(e for e in evs if e["type"] == "mitigation")["mitigation"] == "disable-fault"
+    # what the engineer looked at is journalled against the step it evidences
+    evidence = {(e["step"], e["what"]) for e in evs if e["type"] == "evidence"}
+    assert evidence >= {
+        ("dashboards", "url"),
+        ("logs", "logs"),
+        ("error-spans", "error-spans"),
+        ("recurrence", "runbook-search"),
+        ("recurrence", "runbook-open"),
+    }, evidence
+    url = next(e for e in evs if e["type"] == "evidence" and e["what"] == "url")
+    assert url["about"] == DASHBOARD
+    assert "errors of all services" in {
+        e["about"] for e in evs if e["type"] == "evidence" and e["what"] == "logs"
+    }
+    assert [e["type"] for e in evs if e["type"].startswith("clock.")] == [
+        "clock.paused",
+        "clock.resumed",
+    ]
     assert api_faults(stack) == {}
     assert_stack_clean(stack)
 
 
+ALL_SCENARIOS = [
+    "api-500-injection",
+    "bullmq-backpressure",
+    "redis-cache-flush",
+    "signin-failure-spike",
+    "ws-handshake-storm",
+]
+
+
 @pytest.mark.stack
-def test_quitting_mid_fault_aborts_the_drill_and_reverts_the_fault(stack):
-    app = new_app(stack)
+@pytest.mark.parametrize("name", ALL_SCENARIOS)
+def test_quitting_mid_fault_aborts_the_drill_and_reverts_the_fault(stack, name):
+    app = new_app(stack, name)
     engine = app.engine
 
     async def drill() -> None:
         async with app.run_test(size=SIZE) as pilot:
-            await wait_for_page(pilot, app)
-            assert api_faults(stack) != {}  # the fault is in
+            await wait_until(pilot, lambda: engine.page_mono is not None, "the page", 90)
+            if name == "api-500-injection":
+                assert api_faults(stack) != {}  # the fault is in
             await pilot.press("q")
             assert isinstance(app.screen, ConfirmQuit)
             await pilot.press("n")  # changed my mind: the drill goes on
@@ -172,10 +281,14 @@ def test_quitting_mid_fault_aborts_the_drill_and_reverts_the_fault(stack):
     asyncio.run(drill())
     assert engine.phase == Phase.ABORTED
     evs = read_journal(engine.journal_path).events
+    types = [e["type"] for e in evs]
+    assert "fault.injected" in types and "page" in types
     aborted = next(e for e in evs if e["type"] == "drill.aborted")
     assert aborted["reason"] == QUIT_REASON
     assert aborted["revert_failed"] == []
-    assert any(e["type"] == "fault.reverted" and e["by"] == "abort" for e in evs)
+    injected = {e["fault"] for e in evs if e["type"] == "fault.injected"}
+    reverted = {e["fault"] for e in evs if e["type"] == "fault.reverted"}
+    assert injected <= reverted, (injected, reverted)
     assert api_faults(stack) == {}
     assert_stack_clean(stack)
 

@@ -1130,14 +1130,14 @@ class DrillApp(App[None]):
         self._abort_now(f"the TUI got {signal.Signals(signum).name}")
         self.exit()
 
-    def run(self, *args: Any, **kwargs: Any) -> None:
+    def run(self, *args: Any, **kwargs: Any) -> Any:
         import signal
 
         previous = {}
         for sig in (signal.SIGHUP, signal.SIGTERM):
             previous[sig] = signal.signal(sig, self._on_signal)
         try:
-            super().run(*args, **kwargs)
+            return super().run(*args, **kwargs)
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
