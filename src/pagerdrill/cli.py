@@ -786,17 +786,31 @@ def drill(
         list[str] | None,
         typer.Option("--param", "-p", metavar="KEY=VALUE", help="Override a scenario parameter."),
     ] = None,
+    blind: Annotated[
+        bool,
+        typer.Option("--blind", help="A random scenario; its name stays hidden until the summary."),
+    ] = False,
+    keep_stack: Annotated[
+        bool,
+        typer.Option(
+            "--keep-stack", help="Leave the stack running at exit when the drill started it."
+        ),
+    ] = False,
     workspace: WorkspaceOption = None,
 ) -> None:
     """Run a drill interactively: the stack is broken after a quiet period, the alert pages
     you, and you work the checklist. q aborts and reverts every fault. Without --scenario
     a start screen lists the workspace's scenarios (or a blind, random one)."""
+    from pagerdrill.errors import BadInputError
     from pagerdrill.scenario import parse_param
     from pagerdrill.summary import exit_code
     from pagerdrill.tui.app import make_app
 
+    if blind and scenario:
+        raise BadInputError("--blind picks the scenario at random: drop --scenario")
     overrides = dict(parse_param(p) for p in (param or []))
-    tui = make_app(workspace, scenario, engineer, overrides)
+    tui = make_app(workspace, scenario, engineer, overrides, blind=blind)
+    tui.keep_stack = keep_stack
     tui.run()
     if tui.summary is None or exit_code(tui.summary):
         raise typer.Exit(1)
