@@ -293,6 +293,31 @@ def test_quitting_mid_fault_aborts_the_drill_and_reverts_the_fault(stack, name):
     assert_stack_clean(stack)
 
 
+@pytest.mark.stack
+def test_recovery_made_in_the_engineers_own_shell_is_detected(stack):
+    """The engineer starts the api from their own terminal, not from the TUI: the
+    probes see the recovery and the drill can be resolved."""
+    app = new_app(stack, "bullmq-backpressure")
+    engine = app.engine
+
+    async def drill() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_until(pilot, lambda: engine.page_mono is not None, "the page", 90)
+            await pilot.press("a")
+            assert stack.service_status("api").state != "running"
+            stack.start("api")  # what `pagerdrill stack start api` does, outside the app
+            await wait_until(pilot, lambda: engine.recovered, "recovery seen by the probes", 90)
+            await pilot.press("r")
+            await wait_until(pilot, lambda: isinstance(app.screen, SummaryScreen), "the summary")
+
+    asyncio.run(drill())
+    evs = read_journal(engine.journal_path).events
+    types = [e["type"] for e in evs]
+    assert "mitigation" not in types  # nothing was done through the TUI
+    assert types.index("page") < types.index("recovery.verified") < types.index("drill.closed")
+    assert_stack_clean(stack)
+
+
 # ---------------------------------------------------------------- start screen (no stack)
 
 
