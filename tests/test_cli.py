@@ -171,16 +171,27 @@ def test_the_readme_flow_up_status_stop_start_restart_exec_logs_down(tmp_path):
             text=True,
         )
         try:
-            time.sleep(1.0)
             trace = f"follow-{os.getpid()}"
-            urllib.request.urlopen(
-                urllib.request.Request(
-                    f"{services['api']['endpoints']['http']}/api/markets/1",
-                    headers={"X-Trace-Id": trace},
-                ),
-                timeout=5,
-            ).read()
-            seen = read_until(follow, trace, timeout=10)
+            stop = threading.Event()
+
+            def requests() -> None:
+                # until -f has started (a busy machine may take seconds), a line
+                # written before it would not be followed: keep making new ones
+                while not stop.is_set():
+                    urllib.request.urlopen(
+                        urllib.request.Request(
+                            f"{services['api']['endpoints']['http']}/api/markets/1",
+                            headers={"X-Trace-Id": trace},
+                        ),
+                        timeout=5,
+                    ).read()
+                    stop.wait(0.5)
+
+            sender = threading.Thread(target=requests, daemon=True)
+            sender.start()
+            seen = read_until(follow, trace, timeout=30)
+            stop.set()
+            sender.join(10)
         finally:
             follow.terminate()
             follow.wait(5)

@@ -208,27 +208,20 @@ def big_journal(source: Path, dest: Path, events: int = 10_000) -> Path:
     return dest
 
 
-def test_a_10k_event_journal_renders_small_and_fast(tmp_path: Path):
+def test_a_10k_event_journal_renders_small(tmp_path: Path):
+    """The page stays small and its plots thinned however many samples the journal
+    has. (How fast: bench/reports_bench.py; speed is never asserted in tests.)"""
     journal = big_journal(FIXTURES[0], tmp_path / "big.jsonl")
     timeline = load(journal)
     assert len(timeline.entries) < 100 and sum(len(s.points) for s in timeline.series) > 9_000
-    best = min(_timed(lambda: render_html(timeline)) for _ in range(3))
     page = render_html(timeline)
-    assert best <= 0.1, f"rendering every sample took {best * 1000:.0f} ms"
     assert len(page) < 200_000
     for svg in charts(page):
         path = re.search(r'class="line plot" d="M([^"]*)"', svg)
         assert path is not None and len(path.group(1).split()) <= MAX_POINTS
-    # the export as `drills export --format html` does it: read ~600 samples, render
-    export = min(_timed(lambda: render_html(load(journal, samples=MAX_POINTS))) for _ in range(3))
-    print(f"10k events: render {best * 1000:.0f} ms, load + render {export * 1000:.0f} ms")
-    assert export <= 0.2, f"the export took {export * 1000:.0f} ms"
-
-
-def _timed(fn) -> float:
-    started = time.perf_counter()
-    fn()
-    return time.perf_counter() - started
+    # the export as `drills export --format html` does it: ~600 samples read
+    exported = render_html(load(journal, samples=MAX_POINTS))
+    assert len(exported) < 200_000 and charts(exported)
 
 
 # ------------------------------------------------------------------ browser
