@@ -843,11 +843,17 @@ class ComposeTarget:
         overrides = {s: self.overrides(s) for s in self.services() if s != service}
         overrides[service] = wanted
         self._write_overrides(overrides)
-        self._compose(
-            state,
-            ["up", "-d", "--no-deps", "--force-recreate", service],
-            timeout=self.config.startup_timeout_s + 300,
-        )
+        try:
+            self._compose(
+                state,
+                ["up", "-d", "--no-deps", "--force-recreate", service],
+                timeout=self.config.startup_timeout_s + 300,
+            )
+        except BaseException:
+            # the file must say what the containers run, or the next compose command
+            # would apply an override that never took
+            self._write_overrides({s: self.overrides(s) for s in self.services()})
+            raise
         after = self._primary(service)
         if ports_before and after is not None and _published(after) != ports_before:
             raise StackError(
