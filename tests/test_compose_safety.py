@@ -240,3 +240,62 @@ def test_compose_override_file_escapes_dollars_and_names_the_variables(tmp_path)
     assert target.override_path.stat().st_mode & 0o077 == 0  # it may hold a password
     target._write_overrides({"api": {}})
     assert not target.override_path.exists()
+
+
+def test_compose_scenarios_check_without_an_engine_says_what_only_the_stack_can_tell(tmp_path):
+    root = tmp_path / "ws"
+    root.mkdir()
+    (root / "compose.yml").write_text("services:\n  backend:\n    image: x\n")
+    config = {
+        "version": 1,
+        "target": "compose",
+        "compose": {"project": "pdtest-nostack", "files": ["compose.yml"]},
+        "roles": {
+            "api": {"service": "backend", "url": "http://127.0.0.1:9/"},
+            "traffic": {"service": "backend", "url": "http://127.0.0.1:9/"},
+            "cache": {"service": "backend"},
+        },
+    }
+    (root / "pagerdrill.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    (root / "scenarios").symlink_to(REPO / "scenarios")
+    done = subprocess.run(
+        [sys.executable, "-m", "pagerdrill", "scenarios", "check", "--json", "-w", str(root)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(tmp_path),
+            "DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock",
+        },
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["stack_checked"] is False and "could not be asked" in doc["note"]
+    report = {s["scenario"]: s for s in doc["scenarios"]}
+    # every detail given by the bindings: nothing missing, nothing unknown
+    assert report["api-500-injection"]["runnable"], report["api-500-injection"]
+    signin = report["signin-failure-spike"]
+    assert signin["missing"] == [
+        "roles.api.admin_password_env: the variable that holds the admin password of "
+        "backend (for fault bad-password)"
+    ]
+    flush = report["redis-cache-flush"]
+    assert "role queue is not bound (set roles.queue.service)" in flush["missing"]
+    assert any(
+        line.startswith("roles.cache.redis_url: the Redis URL of backend (for fault flushdb)")
+        and "known once the stack is up" in line
+        for line in flush["unknown_until_up"]
+    )
+    assert "role rt is not bound (set roles.rt.service)" in report["ws-handshake-storm"]["missing"]
+
+
+def test_compose_scenarios_check_on_the_local_workspace_runs_everything(tmp_path):
+    from pagerdrill.engine import role_bindings
+    from pagerdrill.rolecheck import check_workspace
+
+    ws = load_workspace(REPO)
+    results = check_workspace(REPO, role_bindings(ws), None, target_gives_addresses=True)
+    assert {r.name for r in results} >= {"bullmq-backpressure", "signin-failure-spike"}
+    assert all(r.runnable for r in results), [(r.name, r.missing) for r in results]
