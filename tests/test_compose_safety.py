@@ -119,8 +119,19 @@ GUARD = textwrap.dedent(
         ),
         (["recover"], {"DOCKER_HOST": "tcp://127.0.0.1:2375"}),
         (["scenarios", "check"], {"DOCKER_HOST": "tcp://203.0.113.9:2376"}),
+        (
+            ["drill", "--scenario", "bullmq-backpressure", "--engineer", "x"],
+            {"DOCKER_HOST": "tcp://203.0.113.9:2376"},
+        ),
     ],
-    ids=["stack-up-tcp", "stack-status-context", "run-ssh", "recover-tcp-loopback", "check"],
+    ids=[
+        "stack-up-tcp",
+        "stack-status-context",
+        "run-ssh",
+        "recover-tcp-loopback",
+        "check",
+        "drill-tui-tcp",
+    ],
 )
 def test_compose_cli_refuses_a_remote_docker_host_with_exit_2_and_no_connection(
     tmp_path, command, environ

@@ -797,6 +797,7 @@ def drill(
         ),
     ] = False,
     workspace: WorkspaceOption = None,
+    allow_remote_docker: AllowRemoteOption = False,
 ) -> None:
     """Run a drill interactively: the stack is broken after a quiet period, the alert pages
     you, and you work the checklist. q aborts and reverts every fault. Without --scenario
@@ -809,7 +810,14 @@ def drill(
     if blind and scenario:
         raise BadInputError("--blind picks the scenario at random: drop --scenario")
     overrides = dict(parse_param(p) for p in (param or []))
-    tui = make_app(workspace, scenario, engineer, overrides, blind=blind)
+    tui = make_app(
+        workspace,
+        scenario,
+        engineer,
+        overrides,
+        blind=blind,
+        allow_remote_docker=allow_remote_docker,
+    )
     tui.keep_stack = keep_stack
     tui.run()
     if tui.summary is None or exit_code(tui.summary):

@@ -1159,6 +1159,7 @@ def make_app(
     ensure_stack: bool = True,
     autostart: bool = True,
     blind: bool = False,
+    allow_remote_docker: bool = False,
 ) -> DrillApp:
     """The app over real objects, built as `pagerdrill run` builds them. Without a
     scenario the app opens on the start screen (the workspace's scenarios, or blind);
@@ -1166,11 +1167,11 @@ def make_app(
     from pagerdrill.checklist import load_checklist
     from pagerdrill.engine import role_bindings
     from pagerdrill.scenario import find_scenario, load_scenario, scenario_files
-    from pagerdrill.targets.local import open_target
+    from pagerdrill.targets import open_target
     from pagerdrill.workspace import open_workspace
 
     ws = open_workspace(workspace_root)
-    target = open_target(ws)
+    target = open_target(ws, allow_remote_docker=allow_remote_docker)
     roles = role_bindings(ws)
     checklist, _ = load_checklist(ws.root)
 
