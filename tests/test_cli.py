@@ -76,6 +76,11 @@ def test_init_scaffolds_the_same_workspace_this_repo_is(tmp_path):
     assert sorted(p.name for p in (dest / "compose").iterdir()) == sorted(
         p.name for p in (REPO / "compose").iterdir() if p.name != "wheels"
     )
+    # the runbooks of the reference stack's failure modes come with it (the drill's
+    # runbook search reads them)
+    assert sorted(p.name for p in (dest / "runbooks").glob("*.md")) == sorted(
+        p.name for p in (REPO / "runbooks").glob("*.md")
+    )
 
 
 def test_init_refuses_to_overwrite_a_workspace(tmp_path):

@@ -141,7 +141,7 @@ def _template_root() -> Path:
 TEMPLATE_FILES = (
     CONFIG_NAME,
     "compose",
-    "runbooks/README.md",
+    "runbooks",
     "readiness/README.md",
     "scenarios",
     "checklist.yaml",
