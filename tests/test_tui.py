@@ -403,3 +403,32 @@ def test_a_blind_pick_hides_the_scenario_until_the_summary(tmp_path):
             assert engine.phase == Phase.SCHEDULED and engine.journal is None
 
     asyncio.run(pick())
+
+
+def test_help_shows_every_key_in_place_and_gives_the_checklist_back(tmp_path):
+    from tui_demo import demo_app, page
+
+    app = demo_app(tmp_path)
+
+    async def run() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            page(app)
+            await pilot.pause()
+            screen = app.drill_screen
+            checklist = screen.query_one("#checklist", OptionList)
+            await pilot.press("question_mark")
+            panel = screen.query_one("#help-panel", Static)
+            assert panel.display and not screen.query_one("#main").display
+            assert app.screen is screen  # a panel, not a screen of its own
+            text = str(panel.content)
+            for key in ("a", "1-9", "o", "l", "s", "/", "n", "h", "m", "d", "i", "r", "p", "ctrl+c"):
+                assert f"{key}  " in text, key
+            await pilot.press("escape")
+            assert not panel.display and screen.query_one("#main").display
+            assert screen.query_one("#banner").display  # paged: the banner is back
+            assert app.focused is checklist
+            before = checklist.highlighted
+            await pilot.press("down")
+            assert checklist.highlighted == (before or 0) + 1
+
+    asyncio.run(run())

@@ -49,8 +49,8 @@ KEYS = [
     ("1-9", "tick checklist step N"),
     ("enter", "tick the highlighted step"),
     ("↑ ↓", "move in the checklist"),
-    ("o", "open the highlighted step's link (its URL, or the pane that does it)"),
-    ("l", "logs of every service (e: errors only, v: one service, /: filter)"),
+    ("o", "open the highlighted step's link (its URL, or its pane)"),
+    ("l", "every service's logs (e errors, v service, / filter)"),
     ("s", "error spans: warning and error lines grouped by trace_id"),
     ("/", "search the runbooks; enter opens one"),
     ("n", "write a note"),
@@ -257,23 +257,15 @@ class MitigationPicker(ModalScreen[str | None]):
         self.dismiss(None)
 
 
-class HelpScreen(ModalScreen[None]):
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,question_mark,q,enter", "close", "Close")
-    ]
-
-    def compose(self) -> ComposeResult:
-        lines = Text()
-        for key, what in KEYS:
-            lines.append(f"{key:>11}  ", style="bold")
-            lines.append(f"{what}\n")
-        with Vertical(classes="dialog wide", id="help"):
-            yield Label("Keys", classes="dialog-title")
-            yield Static(lines)
-            yield Label("esc or ? closes this", classes="dim")
-
-    def action_close(self) -> None:
-        self.dismiss(None)
+def help_text() -> Text:
+    """Every key of the drill screen (the `?` panel)."""
+    lines = Text()
+    lines.append("Keys", style="bold")
+    lines.append("  (esc or ? closes this)\n", style="dim")
+    for key, what in KEYS:
+        lines.append(f"{key:>11}  ", style="bold")
+        lines.append(f"{what}\n")
+    return lines
 
 
 # ---------------------------------------------------------------- summary
@@ -410,6 +402,7 @@ class DrillScreen(Screen[None]):
         Binding("slash", "runbooks", "Runbooks"),
         Binding("p", "pause", "Pause"),
         Binding("question_mark", "help", "Help"),
+        Binding("escape", "close_help", show=False),
         *[Binding(str(i), f"tick_step({i - 1})", show=False) for i in range(1, 10)],
     ]
 
@@ -421,6 +414,7 @@ class DrillScreen(Screen[None]):
             ref: deque(maxlen=SPARK_POINTS) for ref, _ in self.signals
         }
         self.page: dict | None = None
+        self._shown: dict[str, tuple] = {}
 
     def _signal_refs(self) -> list[tuple[tuple[str, str], str]]:
         """(probe, field) read by the alert rules, each with its rule as the threshold."""
@@ -449,6 +443,7 @@ class DrillScreen(Screen[None]):
                     yield Static(Text(name), id=f"signal-{i}", classes="signal")
                     yield Sparkline([], id=f"spark-{i}")
                     yield Static(Text(f"alert: {rule}", style="dim"), classes="threshold")
+        yield Static(help_text(), id="help-panel")
         events = Log(id="events", max_lines=200)
         events.can_focus = False
         yield events
@@ -456,6 +451,7 @@ class DrillScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one("#banner").display = False
+        self.query_one("#help-panel").display = False
         self.query_one("#checklist", OptionList).highlighted = 0
         self.refresh_status()
         self.set_interval(0.5, self.refresh_status)
@@ -515,8 +511,17 @@ class DrillScreen(Screen[None]):
             if e.paused:
                 t.append(" (paused)", style="yellow")
         t.append(f"   {e.engineer}", style="dim")
-        self.query_one("#status", Static).update(t)
-        self.query_one("#keys", Static).update(self.keys_text())
+        self._show("#status", t, layout=False)  # one line, always
+        self._show("#keys", self.keys_text(), layout=True)  # one line or two
+
+    def _show(self, selector: str, text: Text, layout: bool) -> None:
+        """Update a Static only when its text changed: an idle drill repaints nothing
+        but the clock once a second."""
+        key = (text.plain, tuple(text.spans))
+        if self._shown.get(selector) == key:
+            return
+        self._shown[selector] = key
+        self.query_one(selector, Static).update(text, layout=layout)
 
     def keys_text(self) -> Text:
         """The key bar: every key, on as many lines as the width needs (two at 80)."""
@@ -576,11 +581,16 @@ class DrillScreen(Screen[None]):
             label = Text()
             label.append(f"{name} ")
             label.append(_show(value), style="bold")
-            self.query_one(f"#signal-{i}", Static).update(label)
+            self._show(f"#signal-{i}", label, layout=False)
             self.query_one(f"#spark-{i}", Sparkline).data = list(history)
 
     def write(self, line: str) -> None:
-        self.query_one("#events", Log).write_line(line)
+        events = self.query_one("#events", Log)
+        events.write_line(line)
+        if events.max_lines is not None and events.line_count >= events.max_lines:
+            # once full, Log (textual 8.2) trims the oldest line but refreshes a line
+            # index past its end: repaint it whole or the new line never shows
+            events.refresh()
 
     def apply_event(self, event: dict) -> None:
         """Render one journal event (on the UI thread)."""
@@ -714,7 +724,19 @@ class DrillScreen(Screen[None]):
         self.drill_app.act(Action("resolve", text="resolved from the TUI"))
 
     def action_help(self) -> None:
-        self.app.push_screen(HelpScreen())
+        """Show or hide the keys in place of the checklist and signals: a panel of this
+        screen, not a screen of its own (no new screen to build and paint per key)."""
+        helping = not self.query_one("#help-panel").display
+        self.query_one("#help-panel").display = helping
+        for selector in ("#main", "#events"):
+            self.query_one(selector).display = not helping
+        self.query_one("#banner").display = not helping and self.page is not None
+        if not helping:  # hiding the checklist took its focus: give it back
+            self.query_one("#checklist", OptionList).focus()
+
+    def action_close_help(self) -> None:
+        if self.query_one("#help-panel").display:
+            self.action_help()
 
     def action_logs(self) -> None:
         self.app.push_screen(LogsScreen(self.drill_app.target, self.drill_app.record))

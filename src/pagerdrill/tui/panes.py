@@ -32,6 +32,8 @@ Record = Callable[[str, str, str], None]
 """(checklist step, evidence kind, detail) -> journalled as evidence."""
 
 LOG_TAIL = 300
+SHOWN = 150
+"""Lines the pane draws at most: the newest (the filter still reads the whole tail)."""
 LEVEL_STYLE = {"warning": "yellow", "error": "bold red", "critical": "bold red"}
 LEVEL_TAG = {"debug": "DBG ", "info": "INFO", "notice": "NOTE", "warning": "WARN"}
 
@@ -86,14 +88,14 @@ class LogsScreen(Screen[None]):
         self.service: str | None = None
         self.services: list[str] = []
         self.records: list[LogRecord] = []
-        self._shown: tuple = ()
+        self._shown: list[str] = []
 
     def compose(self) -> ComposeResult:
         yield Static(id="logs-title")
         box = Input(placeholder="filter: words every line must have (enter)", id="logs-filter")
         box.display = False
         yield box
-        yield RichLog(id="logs", wrap=True, max_lines=2000, markup=False, highlight=False)
+        yield RichLog(id="logs", wrap=True, max_lines=2 * SHOWN, markup=False, highlight=False)
         yield Static(id="logs-keys")
 
     def on_mount(self) -> None:
@@ -147,20 +149,29 @@ class LogsScreen(Screen[None]):
             self.app.call_from_thread(self.show, records)
 
     def show(self, records: list[LogRecord], force: bool = False) -> None:
+        """Render the records: new lines are appended to what is shown (a second's
+        worth, not the whole tail again); a change of filter redraws."""
         self.records = records
         if self.spans:
             lines = self._span_lines(records)
         else:
-            lines = [
-                log_line(r)
+            kept = [
+                r
                 for r in records
                 if (r.is_problem or not self.errors_only) and matches(r, self.query_text)
             ]
-        key = tuple(str(line) for line in lines)
-        if key == self._shown and not force:
-            return  # nothing new: no repaint, no scroll jump
-        self._shown = key
+            lines = [log_line(r) for r in kept[-SHOWN:]]
+        keys = [line.plain for line in lines]
         view = self.query_one("#logs", RichLog)
+        shown = self._shown
+        if not force and keys == shown:
+            return  # nothing new: no repaint, no scroll jump
+        self._shown = keys
+        if not force and not self.spans and shown and shown[-1] in keys:
+            at = len(keys) - 1 - keys[::-1].index(shown[-1])
+            for line in lines[at + 1 :]:
+                view.write(line)
+            return
         view.clear()
         if not lines:
             view.write(Text("(nothing matches)", style="dim"))
