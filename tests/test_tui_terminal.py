@@ -172,3 +172,23 @@ def test_kill_9_of_the_app_mid_fault_leaves_a_journal_recover_closes(stack, tmux
     assert not needs_recovery(read_journal(journal).events)
     assert not stack.overrides("api")
     assert_stack_clean(stack)
+
+
+def test_closing_the_terminal_mid_fault_reverts_and_the_app_exits(stack, tmux):
+    root = stack.workspace.root
+    before = set(journals(root))
+    pid = tmux.start(drill_argv(root, "signin-failure-spike"), root)
+    tmux.wait_for("PAGE", timeout=90)
+    assert stack.overrides("api")  # the wrong password is in
+    tmux.kill_server()  # the terminal goes away: the app gets SIGHUP
+    deadline = time.monotonic() + 30
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not pid_alive(pid), "the app outlived its terminal"
+    (journal,) = [p for p in journals(root) if p not in before]
+    read = read_journal(journal)
+    aborted = next(e for e in read.events if e["type"] == "drill.aborted")
+    assert aborted["reason"] == "the TUI got SIGHUP" and aborted["revert_failed"] == []
+    assert not needs_recovery(read.events)
+    assert not stack.overrides("api")
+    assert_stack_clean(stack)

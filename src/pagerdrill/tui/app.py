@@ -11,6 +11,7 @@ comes or what it is: the quiet period's length and the fault events are not show
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import logging
 import random
@@ -43,6 +44,7 @@ log = logging.getLogger("pagerdrill.tui")
 
 SPARK_POINTS = 40
 QUIT_REASON = "quit from the TUI"
+EXIT_GRACE_S = 3.0
 
 KEYS = [
     ("a", "acknowledge the page"),
@@ -1145,11 +1147,24 @@ class DrillApp(App[None]):
         self._abort_now("the TUI exited")
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
-        """SIGHUP (the terminal went away) or SIGTERM: revert first, then exit."""
+        """SIGHUP (the terminal went away) or SIGTERM: revert first, then exit. With
+        its terminal gone the app may never finish exiting (its writes have nowhere to
+        go): once the drill is reverted, a few seconds is all it gets."""
+        import os
         import signal
 
         self.quitting = True
         self._abort_now(f"the TUI got {signal.Signals(signum).name}")
+        if self.started_stack and not self.keep_stack:
+            with contextlib.suppress(Exception):
+                self.target.down()
+
+        def hard_exit() -> None:
+            os._exit(128 + signum)
+
+        timer = threading.Timer(EXIT_GRACE_S, hard_exit)
+        timer.daemon = True
+        timer.start()
         self.exit()
 
     def run(self, *args: Any, **kwargs: Any) -> Any:

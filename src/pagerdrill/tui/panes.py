@@ -32,7 +32,7 @@ Record = Callable[[str, str, str], None]
 """(checklist step, evidence kind, detail) -> journalled as evidence."""
 
 LOG_TAIL = 300
-SHOWN = 150
+SHOWN = 60
 """Lines the pane draws at most: the newest (the filter still reads the whole tail)."""
 LEVEL_STYLE = {"warning": "yellow", "error": "bold red", "critical": "bold red"}
 LEVEL_TAG = {"debug": "DBG ", "info": "INFO", "notice": "NOTE", "warning": "WARN"}
