@@ -29,6 +29,7 @@ from pagerdrill.journal import read_journal
 from pagerdrill.scenario import load_scenario, scenario_files
 from pagerdrill.tui.app import (
     BLIND_TEXT,
+    KEYS,
     QUIT_REASON,
     ConfirmQuit,
     DecisionPicker,
@@ -418,15 +419,16 @@ def test_help_shows_every_key_in_place_and_gives_the_checklist_back(tmp_path):
             checklist = screen.query_one("#checklist", OptionList)
             await pilot.press("question_mark")
             panel = screen.query_one("#help-panel", Static)
-            assert panel.display and not screen.query_one("#main").display
-            assert app.screen is screen  # a panel, not a screen of its own
+            assert panel.display
+            assert app.screen is screen  # a panel over the drill, not a screen of its own
+            assert panel.region.y == 1 and panel.region.height > len(KEYS)  # under the status
             text = str(panel.content)
             for key in ("a", "1-9", "o", "l", "s", "/", "n", "h", "m", "d", "i", "r", "p"):
                 assert f"{key}  " in text, key
             assert "ctrl+c  quit" in text
             await pilot.press("escape")
-            assert not panel.display and screen.query_one("#main").display
-            assert screen.query_one("#banner").display  # paged: the banner is back
+            assert not panel.display
+            assert screen.query_one("#banner").display  # paged: the banner is there
             assert app.focused is checklist
             before = checklist.highlighted
             await pilot.press("down")

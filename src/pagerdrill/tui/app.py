@@ -44,6 +44,7 @@ log = logging.getLogger("pagerdrill.tui")
 
 SPARK_POINTS = 40
 QUIT_REASON = "quit from the TUI"
+LOGS = "logs"
 EXIT_GRACE_S = 3.0
 
 KEYS = [
@@ -726,25 +727,30 @@ class DrillScreen(Screen[None]):
         self.drill_app.act(Action("resolve", text="resolved from the TUI"))
 
     def action_help(self) -> None:
-        """Show or hide the keys in place of the checklist and signals: a panel of this
-        screen, not a screen of its own (no new screen to build and paint per key)."""
-        helping = not self.query_one("#help-panel").display
-        self.query_one("#help-panel").display = helping
-        for selector in ("#main", "#events"):
-            self.query_one(selector).display = not helping
-        self.query_one("#banner").display = not helping and self.page is not None
-        if not helping:  # hiding the checklist took its focus: give it back
-            self.query_one("#checklist", OptionList).focus()
+        """Show or hide the keys: a panel over the drill screen (its own layer), not a
+        screen of its own, so nothing under it is laid out again."""
+        panel = self.query_one("#help-panel")
+        panel.display = not panel.display
 
     def action_close_help(self) -> None:
         if self.query_one("#help-panel").display:
             self.action_help()
 
     def action_logs(self) -> None:
-        self.app.push_screen(LogsScreen(self.drill_app.target, self.drill_app.record))
+        self._open_logs(spans=False)
 
     def action_spans(self) -> None:
-        self.app.push_screen(LogsScreen(self.drill_app.target, self.drill_app.record, spans=True))
+        self._open_logs(spans=True)
+
+    def _open_logs(self, spans: bool) -> None:
+        if not self.app.is_screen_installed(LOGS):
+            self.app.install_screen(
+                LogsScreen(self.drill_app.target, self.drill_app.record, spans=spans), LOGS
+            )
+        logs = self.app.get_screen(LOGS)
+        assert isinstance(logs, LogsScreen)
+        logs.open_as(spans)
+        self.app.push_screen(LOGS)
 
     def action_runbooks(self) -> None:
         self.app.push_screen(RunbookScreen(self.engine.workspace.root, self.drill_app.record))

@@ -103,10 +103,22 @@ class LogsScreen(Screen[None]):
             self.services = list(self.target.services())
         except Exception:
             self.services = []
+        self.set_interval(1.0, self.poll)
+
+    def open_as(self, spans: bool) -> None:
+        """Before each showing: the lines or the spans view. The screen is built once
+        and kept (installed), so opening it again costs no compose and no mount."""
+        if spans != self.spans:
+            self.spans = spans
+            self.errors_only = self.errors_only or spans
+            self._shown = []
+
+    def on_screen_resume(self) -> None:
         self._evidence()
         self.refresh_title()
+        if self.records:
+            self.show(self.records, force=not self._shown)
         self.poll()
-        self.set_interval(1.0, self.poll)
 
     def _evidence(self) -> None:
         if self.spans:
@@ -138,6 +150,8 @@ class LogsScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="logs", exit_on_error=False)
     def poll(self) -> None:
+        if not self.is_current:
+            return  # kept for the next opening: no reading while hidden
         worker = get_current_worker()
         services = [self.service] if self.service else None
         try:
