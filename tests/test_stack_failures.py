@@ -288,3 +288,20 @@ def _unused_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def test_a_held_stack_lock_makes_the_next_command_wait_then_say_who_is_busy(tmp_path):
+    from pagerdrill.errors import StackBusyError
+    from pagerdrill.targets.base import exclusive
+
+    lock = tmp_path / "stack.lock"
+    with exclusive(lock, 5, "another command is changing this stack"):
+        started = time.monotonic()
+        with (
+            pytest.raises(StackBusyError, match=r"changing this stack \(lock .*stack\.lock\)"),
+            exclusive(lock, 0.3, "another command is changing this stack"),
+        ):
+            pass
+        assert time.monotonic() - started >= 0.3  # it waited before giving up
+    with exclusive(lock, 0.3, "free again"):  # released on exit
+        pass

@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -147,19 +147,36 @@ def test_a_drill_in_a_real_terminal_from_the_page_to_the_summary(stack, tmux):
     assert_stack_clean(stack)
 
 
-def test_kill_9_of_the_app_mid_fault_leaves_a_journal_recover_closes(stack, tmux):
+def paged_bad_password_drill(stack, tmux: Tmux) -> tuple[int, Callable[[], Path]]:
+    """`pagerdrill drill` of the bad-password scenario in the terminal, paged, the wrong
+    password in: the app's pid, and how to find its journal."""
     root = stack.workspace.root
     before = set(journals(root))
     pid = tmux.start(drill_argv(root, "signin-failure-spike"), root)
     tmux.wait_for("PAGE", timeout=90)
     assert stack.overrides("api")  # the wrong password is in
-    os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 10
+
+    def journal() -> Path:
+        (found,) = [p for p in journals(root) if p not in before]
+        return found
+
+    return pid, journal
+
+
+def wait_gone(pid: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
     while pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not pid_alive(pid)
+    assert not pid_alive(pid), f"pid {pid} still alive after {timeout:g} s"
 
-    (journal,) = [p for p in journals(root) if p not in before]
+
+def test_kill_9_of_the_app_mid_fault_leaves_a_journal_recover_closes(stack, tmux):
+    root = stack.workspace.root
+    pid, find_journal = paged_bad_password_drill(stack, tmux)
+    os.kill(pid, signal.SIGKILL)
+    wait_gone(pid, 10)
+
+    journal = find_journal()
     read = read_journal(journal)
     assert not read.finished
     assert not read.problems  # every event up to the kill is whole
@@ -175,18 +192,10 @@ def test_kill_9_of_the_app_mid_fault_leaves_a_journal_recover_closes(stack, tmux
 
 
 def test_closing_the_terminal_mid_fault_reverts_and_the_app_exits(stack, tmux):
-    root = stack.workspace.root
-    before = set(journals(root))
-    pid = tmux.start(drill_argv(root, "signin-failure-spike"), root)
-    tmux.wait_for("PAGE", timeout=90)
-    assert stack.overrides("api")  # the wrong password is in
+    pid, find_journal = paged_bad_password_drill(stack, tmux)
     tmux.kill_server()  # the terminal goes away: the app gets SIGHUP
-    deadline = time.monotonic() + 30
-    while pid_alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not pid_alive(pid), "the app outlived its terminal"
-    (journal,) = [p for p in journals(root) if p not in before]
-    read = read_journal(journal)
+    wait_gone(pid, 30)  # it does not outlive its terminal
+    read = read_journal(find_journal())
     aborted = next(e for e in read.events if e["type"] == "drill.aborted")
     assert aborted["reason"] == "the TUI got SIGHUP" and aborted["revert_failed"] == []
     assert not needs_recovery(read.events)

@@ -7,9 +7,15 @@ the local reference stack and on a team's compose project.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal, Protocol
+
+from pagerdrill.errors import StackBusyError
 
 State = Literal["running", "stopped", "exited", "absent"]
 Health = Literal["healthy", "unhealthy", "unknown"]
@@ -83,3 +89,23 @@ class Target(Protocol):
     def logs(self, service: str, tail: int = 50) -> list[str]: ...
 
     def follow_logs(self, service: str, tail: int = 10) -> Iterator[str]: ...
+
+
+@contextlib.contextmanager
+def exclusive(path: Path, wait_s: float, busy: str) -> Iterator[None]:
+    """Hold an advisory lock on `path` (the kernel drops it when a process dies, so a
+    crashed command never leaves it held); after `wait_s`, StackBusyError(busy)."""
+    with path.open("a") as fh:
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise StackBusyError(f"{busy} (lock {path})") from None
+                time.sleep(0.05)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)

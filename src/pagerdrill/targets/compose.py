@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
 import http.client
 import json
 import os
@@ -38,7 +37,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pagerdrill.errors import BadInputError, StackBusyError, StackError, UnknownServiceError
+from pagerdrill.errors import BadInputError, StackError, UnknownServiceError
 from pagerdrill.targets.base import (
     ExecResult,
     Health,
@@ -46,6 +45,7 @@ from pagerdrill.targets.base import (
     ProgressEvent,
     ServiceStatus,
     State,
+    exclusive,
 )
 from pagerdrill.targets.dockerhost import DockerHost, check_docker_host
 from pagerdrill.workspace import Workspace
@@ -514,23 +514,9 @@ class ComposeTarget:
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         self._ensure_state_dir()
-        with (self.state_dir / f"compose-{self.project}.lock").open("a") as fh:
-            deadline = time.monotonic() + LOCK_WAIT_S
-            while True:
-                try:
-                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise StackBusyError(
-                            f"another pagerdrill command is changing compose project "
-                            f"{self.project} (lock {fh.name})"
-                        ) from None
-                    time.sleep(0.05)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        busy = f"another pagerdrill command is changing compose project {self.project}"
+        with exclusive(self.state_dir / f"compose-{self.project}.lock", LOCK_WAIT_S, busy):
+            yield
 
     def _write_atomic(self, path: Path, text: str) -> None:
         self._ensure_state_dir()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
 import http.client
 import importlib.util
 import json
@@ -28,7 +27,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pagerdrill.errors import BadInputError, StackBusyError, StackError, UnknownServiceError
+from pagerdrill.errors import BadInputError, StackError, UnknownServiceError
 from pagerdrill.targets.base import (
     ExecResult,
     Health,
@@ -36,6 +35,7 @@ from pagerdrill.targets.base import (
     ProgressEvent,
     ServiceStatus,
     State,
+    exclusive,
 )
 from pagerdrill.targets.reference import (
     DEFAULT_ADMIN_PASSWORD,
@@ -227,23 +227,9 @@ class LocalTarget:
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         self._ensure_state_dir()
-        with (self.state_dir / "stack.lock").open("a") as fh:
-            deadline = time.monotonic() + LOCK_WAIT_S
-            while True:
-                try:
-                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise StackBusyError(
-                            "another pagerdrill command is changing this stack "
-                            f"(lock {self.state_dir / 'stack.lock'})"
-                        ) from None
-                    time.sleep(0.05)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        busy = "another pagerdrill command is changing this stack"
+        with exclusive(self.state_dir / "stack.lock", LOCK_WAIT_S, busy):
+            yield
 
     # -------------------------------------------------------------- services
 
