@@ -9,6 +9,7 @@ touched."""
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -43,8 +44,11 @@ class Tmux:
             raise AssertionError(f"tmux {' '.join(args)}: {out.stderr.strip()}")
         return out.stdout
 
-    def start(self, argv: list[str], cwd: Path) -> int:
-        """Run `argv` as the pane's own process (no shell); returns its pid."""
+    def start(self, argv: list[str], cwd: Path, status: Path | None = None) -> int:
+        """Run `argv` as the pane's own process (no shell) and return its pid; with
+        `status`, under a shell that writes the exit code there (the shell's pid)."""
+        if status is not None:
+            argv = ["sh", "-c", f"{shlex.join(argv)}; echo $? > {shlex.quote(str(status))}"]
         env = ["-e", "PYTHONUNBUFFERED=1", "-e", "TERM=xterm-256color"]
         self.run("new-session", "-d", "-s", self.session, "-x", "80", "-y", "24",
                  "-c", str(cwd), *env, *argv)  # fmt: skip
@@ -75,15 +79,15 @@ class Tmux:
                 raise AssertionError(f"{text!r} not on screen after {timeout:g} s:\n{screen}")
             time.sleep(0.3)
 
-    def exit_status(self, timeout: float = 30) -> int:
+    def exit_status(self, status: Path, timeout: float = 30) -> int:
+        """The exit code the app's shell wrote to `status` (see `start`). tmux cannot
+        be asked: it marks a pane dead when the pty closes, and may reap the process
+        (and learn its status) only later."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            out = self.run(
-                "list-panes", "-t", self.session, "-F", "#{pane_dead} #{pane_dead_status}"
-            )
-            dead, _, status = out.strip().partition(" ")
-            if dead == "1":
-                return int(status)
+            text = status.read_text().strip() if status.exists() else ""
+            if text:
+                return int(text)
             time.sleep(0.3)
         raise AssertionError(f"the app did not exit within {timeout:g} s:\n{self.screen()}")
 
@@ -108,7 +112,8 @@ def drill_argv(root: Path, name: str) -> list[str]:
 def test_a_drill_in_a_real_terminal_from_the_page_to_the_summary(stack, tmux):
     root = stack.workspace.root
     before = set(journals(root))
-    tmux.start(drill_argv(root, "api-500-injection"), root)
+    status = root / "drill.status"
+    tmux.start(drill_argv(root, "api-500-injection"), root, status=status)
     screen = tmux.wait_for("PAGE", timeout=90)
     assert "http-5xx" in screen and "Error rate on the api is up" in screen
     assert "drill 0:" in screen  # the drill clock runs from the page
@@ -131,7 +136,7 @@ def test_a_drill_in_a_real_terminal_from_the_page_to_the_summary(stack, tmux):
     tmux.keys("s")
     tmux.wait_for("timeline copied")
     tmux.keys("q")
-    assert tmux.exit_status() == 0
+    assert tmux.exit_status(status) == 0
 
     (journal,) = [p for p in journals(root) if p not in before]
     read = read_journal(journal)
