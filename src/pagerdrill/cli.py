@@ -873,15 +873,12 @@ DrillArg = Annotated[
 
 
 def _timeline(workspace: Path | None, drill: str, samples: bool | int = True):
-    from pagerdrill.journal import read_journal
-    from pagerdrill.redact import Redactor
     from pagerdrill.reports.drills import find_journal
-    from pagerdrill.reports.timeline import build
+    from pagerdrill.reports.timeline import load_redacted
     from pagerdrill.workspace import open_workspace
 
     ws = open_workspace(workspace)
-    read = read_journal(find_journal(ws.root / "drills", drill), samples=samples)
-    return build(read, Redactor.from_events(read.events, ws.config))
+    return load_redacted(find_journal(ws.root / "drills", drill), ws.config, samples)
 
 
 def _mmss(seconds) -> str:
@@ -1034,9 +1031,9 @@ def drills_export(
     samples = {"slack": False, "markdown": False, "html": HTML_POINTS, "json": JSON_POINTS}[fmt]
     tl = _timeline(workspace, drill, samples)
     if fmt == "slack":
-        from pagerdrill.reports.text import slack_messages
+        from pagerdrill.reports.text import slack_text
 
-        text = "\n\n".join(slack_messages(tl)) + "\n"
+        text = slack_text(tl)
     elif fmt == "markdown":
         from pagerdrill.reports.text import markdown
 
@@ -1052,11 +1049,9 @@ def drills_export(
     if output is None:
         sys.stdout.write(text)
         return
-    import os
+    from pagerdrill.reports.text import write_export
 
-    tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, output)  # never a half-written export
+    write_export(output, text)
     _console(stderr=True).print(f"wrote {output} ({len(text.encode()):,} bytes)")
 
 

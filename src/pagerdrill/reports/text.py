@@ -4,6 +4,9 @@ of a `Timeline`; the timeline is already redacted."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from pagerdrill.reports.timeline import ENGINEER, REVIEW, Entry, Timeline, clock, duration, wall
 
 # Slack shows long messages badly and cuts them; stay well under its limits, and
@@ -234,3 +237,15 @@ def to_json(tl: Timeline) -> dict:
         "markers": [{"t": m.t, "label": m.label, "who": m.who} for m in tl.markers],
         "reviews": tl.reviews,
     }
+
+
+def slack_text(tl: Timeline) -> str:
+    """The Slack messages as one paste (blank lines between the (i/n) parts)."""
+    return "\n\n".join(slack_messages(tl)) + "\n"
+
+
+def write_export(path: Path, text: str) -> None:
+    """Atomically: an export is whole or not there."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)

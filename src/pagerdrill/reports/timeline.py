@@ -270,6 +270,13 @@ def load(path: Path, redactor: Redactor | None = None, samples: bool | int = Tru
     return build(read_journal(path, samples=samples), redactor)
 
 
+def load_redacted(path: Path, workspace_config: Any = None, samples: bool | int = True) -> Timeline:
+    """The timeline of `path` with the drill's and the workspace's secrets masked: what
+    every export shows."""
+    read = read_journal(path, samples=samples)
+    return build(read, Redactor.from_events(read.events, workspace_config))
+
+
 def wall(ts: str) -> str:
     """HH:MM:SS (UTC) of an ISO timestamp, or the text itself when it is not one."""
     try:

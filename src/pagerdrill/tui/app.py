@@ -363,22 +363,14 @@ class SummaryScreen(Screen[None]):
     def action_export(self) -> None:
         """The timeline in the seed's Slack-paste form, redacted: saved next to the
         journal and put on the clipboard (OSC 52, where the terminal allows it)."""
-        import os
-
-        from pagerdrill.journal import read_journal
-        from pagerdrill.redact import Redactor
-        from pagerdrill.reports.text import slack_messages
-        from pagerdrill.reports.timeline import build
+        from pagerdrill.reports.text import slack_text, write_export
+        from pagerdrill.reports.timeline import load_redacted
 
         journal = Path(self.summary["journal"])
+        out = journal.with_suffix(".slack.txt")
         try:
-            read = read_journal(journal, samples=False)
-            tl = build(read, Redactor.from_events(read.events, self.config))
-            text = "\n\n".join(slack_messages(tl)) + "\n"
-            out = journal.with_suffix(".slack.txt")
-            tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-            tmp.write_text(text, encoding="utf-8")
-            os.replace(tmp, out)
+            text = slack_text(load_redacted(journal, self.config, samples=False))
+            write_export(out, text)
         except (OSError, PagerdrillError) as exc:
             self.app.notify(f"could not export the timeline: {exc}", severity="error")
             return
