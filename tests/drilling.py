@@ -42,6 +42,23 @@ def scenario(name: str) -> str:
     return str(SCENARIOS / f"{name}.yaml")
 
 
+def autopilot_drill(
+    root: Path, name: str, *params: str, timeout: float = 150
+) -> tuple[dict, list[dict]]:
+    """A whole drill of `name` run headless by the CLI on the workspace at `root`, the
+    answer key playing the engineer: its JSON summary and its journal's events. Fails
+    unless the run exits 0 with a whole journal."""
+    done = cli(
+        "run", scenario(name), "--headless", "--engineer", "ci", "--autopilot", "--json",
+        *FAST, *params, "-w", str(root), timeout=timeout,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr + done.stdout
+    summary = json.loads(done.stdout)
+    read = read_journal(Path(summary["journal"]))
+    assert read.complete, read.problems
+    return summary, read.events
+
+
 def journals(root: Path) -> list[Path]:
     return sorted((root / "drills").glob("*.jsonl"), key=lambda p: p.stat().st_mtime)
 

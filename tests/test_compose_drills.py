@@ -21,7 +21,6 @@ import subprocess
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 import yaml
@@ -40,6 +39,7 @@ from drilling import (
     WAIT_SCRIPT,
     api_faults,
     assert_stack_clean,
+    autopilot_drill,
     cli,
     events,
     journals,
@@ -90,15 +90,7 @@ def before_fault(evs: list[dict], probe: str, field: str) -> list:
 def autopilot(target: ComposeTarget, name: str, *params: str) -> list[dict]:
     """A whole drill, headless, the scenario's answer key playing the engineer; the
     journal's events. Fails unless it paged and closed with recovery verified."""
-    done = cli(
-        "run", scenario(name), "--headless", "--engineer", "ci", "--autopilot", "--json",
-        *FAST, *params, "-w", str(target.workspace.root), timeout=300,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr + done.stdout
-    summary = json.loads(done.stdout)
-    read = read_journal(Path(summary["journal"]))
-    assert read.complete, read.problems
-    evs = read.events
+    summary, evs = autopilot_drill(target.workspace.root, name, *params, timeout=300)
     assert evs[0]["target"] == "compose"
     assert summary["outcome"] == "closed" and summary["recovery_verified"]
     assert summary["alert_fired"] and summary["paged"] and summary["hypothesis"]["correct"]

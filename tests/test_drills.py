@@ -9,24 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from drilling import FAST, assert_stack_clean, cli, samples, scenario
-from pagerdrill.journal import read_journal
+from drilling import assert_stack_clean, autopilot_drill, cli, samples
 
 pytestmark = pytest.mark.stack
 
 
 def autopilot(stack, name: str, *params: str) -> tuple[dict, list[dict]]:
     root = stack.workspace.root
-    done = cli(
-        "run", scenario(name), "--headless", "--engineer", "ci", "--autopilot", "--json",
-        *FAST, *params, "-w", str(root),
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr + done.stdout
-    summary = json.loads(done.stdout)
-    read = read_journal(Path(summary["journal"]))
-    assert read.complete, read.problems
+    summary, evs = autopilot_drill(root, name, *params)
     check_exports(root, summary)
-    return summary, read.events
+    return summary, evs
 
 
 def check_exports(root: Path, summary: dict) -> None:
