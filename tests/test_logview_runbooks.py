@@ -68,6 +68,27 @@ def test_services_are_merged_in_time_order_and_a_failing_one_says_why():
     assert [r.message for r in problems(merged) if r.service != "gone"] == ["g2"]
 
 
+def test_a_pane_reading_each_second_parses_only_the_new_lines(monkeypatch):
+    import pagerdrill.logview as logview
+
+    parsed: list[str] = []
+
+    def counting(service: str, line: str):
+        parsed.append(line)
+        return parse_line(service, line)
+
+    monkeypatch.setattr(logview, "_parse_seen", logview.functools.lru_cache(1024)(counting))
+    lines = [js(f"00:{i:02d}.000", "info", f"m{i}") for i in range(40)]
+    src = Logs({"api": lines[:30]})
+    first = tail_services(src, tail=20)
+    assert len(parsed) == 20
+    src.lines["api"] = lines  # ten more lines: the tail moved by ten
+    second = tail_services(src, tail=20)
+    assert len(parsed) == 30 and parsed[20:] == lines[30:]
+    assert [r.message for r in second] == [f"m{i}" for i in range(20, 40)]
+    assert second[:10] == first[10:]
+
+
 def test_filter_words_must_all_be_there_in_any_field():
     r = parse_line("api", js("00:01.000", "error", "GET /api/promotions 500", route="/api/promo"))
     assert matches(r, "promotions 500") and matches(r, "API error")

@@ -11,6 +11,7 @@ warning and error lines that carry a trace_id by trace (the stand-in for Jaeger'
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import re
 from collections.abc import Iterable, Sequence
@@ -92,6 +93,11 @@ def parse_line(service: str, line: str) -> LogRecord:
     return LogRecord(service, level, text)
 
 
+_parse_seen = functools.lru_cache(maxsize=16_384)(parse_line)
+"""parse_line for tail_services: a pane polling each second reads mostly the lines it
+read the second before; those are parsed once."""
+
+
 class LogSource(Protocol):
     def services(self) -> list[str]: ...
 
@@ -111,7 +117,7 @@ def tail_services(
             lines = [f"(no logs: {exc})"]
         last = ""
         for i, line in enumerate(lines):
-            record = parse_line(service, line)
+            record = _parse_seen(service, line)
             # ISO timestamps (UTC) sort as text; a line without one stays after its
             # service's previous line
             if record.timestamp and "T" in record.timestamp:

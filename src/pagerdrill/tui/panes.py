@@ -88,7 +88,8 @@ class LogsScreen(Screen[None]):
         self.service: str | None = None
         self.services: list[str] = []
         self.records: list[LogRecord] = []
-        self._shown: list[str] = []
+        self._shown: list[object] = []
+        self._titled: tuple[str, str] | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(id="logs-title")
@@ -103,7 +104,11 @@ class LogsScreen(Screen[None]):
             self.services = list(self.target.services())
         except Exception:
             self.services = []
-        self.set_interval(1.0, self.poll)
+        self.set_interval(1.0, self._tick)
+
+    def _tick(self) -> None:
+        if self.is_current:  # kept for the next opening: no reading (no thread) hidden
+            self.poll()
 
     def open_as(self, spans: bool) -> None:
         """Before each showing: the lines or the spans view. The screen is built once
@@ -118,7 +123,9 @@ class LogsScreen(Screen[None]):
         self.refresh_title()
         if self.records:
             self.show(self.records, force=not self._shown)
-        self.poll()
+        # read the logs once this frame is out: the reading thread would hold the GIL
+        # while the UI thread draws it
+        self.call_after_refresh(self.poll)
 
     def _evidence(self) -> None:
         if self.spans:
@@ -138,7 +145,6 @@ class LogsScreen(Screen[None]):
             t.append("  errors only" if self.errors_only else "  all levels", style="bold")
         if self.query_text:
             t.append(f"  filter: {self.query_text}", style="yellow")
-        self.query_one("#logs-title", Static).update(t)
         keys = key_bar(
             ("e", "errors"),
             ("s", "lines" if self.spans else "spans"),
@@ -146,12 +152,13 @@ class LogsScreen(Screen[None]):
             ("/", "filter"),
             ("esc", "back"),
         )
-        self.query_one("#logs-keys", Static).update(keys)
+        if (t.plain, keys.plain) != self._titled:  # one line each: no layout
+            self._titled = (t.plain, keys.plain)
+            self.query_one("#logs-title", Static).update(t, layout=False)
+            self.query_one("#logs-keys", Static).update(keys, layout=False)
 
     @work(thread=True, exclusive=True, group="logs", exit_on_error=False)
     def poll(self) -> None:
-        if not self.is_current:
-            return  # kept for the next opening: no reading while hidden
         worker = get_current_worker()
         services = [self.service] if self.service else None
         try:
@@ -166,26 +173,29 @@ class LogsScreen(Screen[None]):
         """Render the records: new lines are appended to what is shown (a second's
         worth, not the whole tail again); a change of filter redraws."""
         self.records = records
+        kept: list[LogRecord] = []
         if self.spans:
             lines = self._span_lines(records)
+            keys: list[object] = [line.plain for line in lines]
         else:
             kept = [
                 r
                 for r in records
                 if (r.is_problem or not self.errors_only) and matches(r, self.query_text)
-            ]
-            lines = [log_line(r) for r in kept[-SHOWN:]]
-        keys = [line.plain for line in lines]
+            ][-SHOWN:]
+            keys = [(r.service, r.timestamp, r.level, r.message) for r in kept]
         view = self.query_one("#logs", RichLog)
         shown = self._shown
         if not force and keys == shown:
-            return  # nothing new: no repaint, no scroll jump
+            return  # nothing new: no repaint, no scroll jump, no line built
         self._shown = keys
         if not force and not self.spans and shown and shown[-1] in keys:
             at = len(keys) - 1 - keys[::-1].index(shown[-1])
-            for line in lines[at + 1 :]:
-                view.write(line)
+            for record in kept[at + 1 :]:
+                view.write(log_line(record))
             return
+        if not self.spans:
+            lines = [log_line(r) for r in kept]
         view.clear()
         if not lines:
             view.write(Text("(nothing matches)", style="dim"))
