@@ -19,14 +19,19 @@ probes and the signals pane at 1 Hz. The figures, in order:
 4. idle CPU, 10,000-event timeline.
 5. keypress -> repaint, 10,000-event timeline: N keys (100; 30 with --quick), cycling
    checklist down, up, `?` (help), escape, `l` (logs), escape. Each key also gets the
-   child's CPU time from just before it to its repaint ("CPU/key"): unlike the latency,
-   that hardly depends on what else the machine runs.
+   child's CPU time, every thread, from 20 ms before it to its repaint ("CPU/key"), and
+   its main thread's (the UI's) from the key's bytes to the repaint, from
+   /proc/PID/task/PID/schedstat ("UI/key"): what the key cost the app itself, however
+   busy the machine was.
 6. escape as a bare ESC byte (info; what a terminal without the kitty keyboard
    protocol sends): Textual holds a bare ESC for ESCDELAY (100 ms) in case a sequence
    follows.
-Then the drill is aborted through engine.abort() (every fault reverted), the child
-exits and the stack goes down. Verdicts: the latency's p95 against 50 ms ("max over"
-flags the tail), the idle CPU against 5% of one core. Exit code 1 if any is over.
+Each idle and key phase also reports the machine's steal time (/proc/stat): the share
+of its CPU the hypervisor gave to other guests meanwhile. On a shared VM, a slow run
+usually had a lot of it. Then the drill is aborted through engine.abort() (every fault
+reverted), the child exits and the stack goes down. Verdicts: the latency's p95 against
+50 ms ("max over" flags the tail), the idle CPU against 5% of one core. Exit code 1 if
+any is over.
 
 How a repaint is seen: this script is the terminal. It answers Textual's DECRQM query
 for synchronized output (mode 2026), so every frame the app writes is bracketed by
@@ -431,6 +436,7 @@ class PtyApp:
         self._seen = threading.Event()
         self._closed = threading.Event()
         self._replies = b""
+        self.last_ui_ms = 0.0
         self.reader = threading.Thread(target=self._read, name="pty-reader", daemon=True)
         self.reader.start()
 
@@ -487,14 +493,22 @@ class PtyApp:
                 raise RuntimeError(f"before {key!r}: the change is already on screen")
             self._expect, self._seen_at = change, None
             self._seen.clear()
+        ui0 = self.ui_ns()
         sent = time.monotonic()
         os.write(self.master, KEY_BYTES[key])
         if not self._seen.wait(KEY_TIMEOUT_S):
             raise RuntimeError(f"{key!r}: no frame showed the change within {KEY_TIMEOUT_S} s")
+        self.last_ui_ms = (self.ui_ns() - ui0) / 1e6
         with self.lock:
             self._expect = None
             assert self._seen_at is not None
             return (self._seen_at - sent) * 1000
+
+    def ui_ns(self) -> int:
+        """CPU time of the child's main thread (the UI's event loop) in ns, from
+        /proc/PID/task/PID/schedstat: what a key cost the UI, whatever else ran."""
+        path = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/schedstat")
+        return int(path.read_text().split()[0])
 
     def frames_and_bytes(self) -> tuple[int, int]:
         with self.lock:
@@ -571,14 +585,35 @@ def summary(values: list[float]) -> dict:
     }
 
 
+def cpu_ticks() -> tuple[int, int] | None:
+    """(steal, all) CPU ticks of the machine since boot, from /proc/stat (Linux)."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]
+    except OSError:
+        return None
+    ticks = [int(f) for f in fields]
+    return ticks[7] if len(ticks) > 7 else 0, sum(ticks)
+
+
+def steal_pct(t0: tuple[int, int] | None, t1: tuple[int, int] | None) -> float | None:
+    """The share of the machine's CPU time the hypervisor gave to others (steal) between
+    two readings: on a shared VM, a slow phase often had its CPU taken away."""
+    if t0 is None or t1 is None or t1[1] <= t0[1]:
+        return None
+    return 100 * (t1[0] - t0[0]) / (t1[1] - t0[1])
+
+
 def idle(app: PtyApp, seconds: float) -> dict:
     frames0, bytes0 = app.frames_and_bytes()
     c0 = app.cpu()
+    ticks0 = cpu_ticks()
     time.sleep(seconds)
+    ticks1 = cpu_ticks()
     c1 = app.cpu()
     frames1, bytes1 = app.frames_and_bytes()
     wall = c1["mono"] - c0["mono"]
     return {
+        "steal_pct": steal_pct(ticks0, ticks1),
         "seconds": wall,
         "cpu_s": c1["cpu"] - c0["cpu"],
         "cpu_pct": 100 * (c1["cpu"] - c0["cpu"]) / wall,
@@ -591,7 +626,9 @@ def idle(app: PtyApp, seconds: float) -> dict:
 def keys(app: PtyApp, n: int, rng: random.Random) -> dict:
     by_label: dict[str, list[float]] = {label: [] for label, *_ in CYCLE}
     cpu_by_label: dict[str, list[float]] = {label: [] for label, *_ in CYCLE}
+    ui_by_label: dict[str, list[float]] = {label: [] for label, *_ in CYCLE}
     every: list[float] = []
+    ticks0 = cpu_ticks()
     for i in range(n):
         label, key, pre, change = CYCLE[i % len(CYCLE)]
         # a pause off the 1 Hz beat, so keys land anywhere between signal updates
@@ -603,6 +640,7 @@ def keys(app: PtyApp, n: int, rng: random.Random) -> dict:
         every.append(ms)
         by_label[label].append(ms)
         cpu_by_label[label].append((after["cpu"] - before["cpu"]) * 1000)
+        ui_by_label[label].append(app.last_ui_ms)
     last = (n - 1) % len(CYCLE)
     if last % 2 == 0:  # a move or an open: undo it, back to the drill screen at step 1
         _label, key, pre, change = CYCLE[last + 1]
@@ -610,10 +648,13 @@ def keys(app: PtyApp, n: int, rng: random.Random) -> dict:
         time.sleep(0.1)
     cpu = [ms for v in cpu_by_label.values() for ms in v]
     return {
+        "steal_pct": steal_pct(ticks0, cpu_ticks()),
         "all": summary(every),
         "by_key": {k: summary(v) for k, v in by_label.items() if v},
         "cpu_ms": summary(cpu),
         "cpu_ms_by_key": {k: summary(v) for k, v in cpu_by_label.items() if v},
+        "ui_ms": summary([ms for v in ui_by_label.values() for ms in v]),
+        "ui_ms_by_key": {k: summary(v) for k, v in ui_by_label.items() if v},
         "ms": every,
     }
 
@@ -745,17 +786,19 @@ def report(results: dict) -> bool:
     sync = "on" if results.get("synchronized_output") else "OFF"
     print(f"terminal: pty {WIDTH}x{HEIGHT}, synchronized output {sync}; "
           "escape sent as CSI 27u (kitty protocol)")  # fmt: skip
-    print(f"{'measure':<44}{'p50':>9}{'p95':>9}{'max':>9}{'budget':>9}  {'verdict':<16}CPU/key p50")
+    print(f"{'measure':<44}{'p50':>9}{'p95':>9}{'max':>9}{'budget':>9}  {'verdict':<16}"
+          "CPU/key p50  UI/key p50")  # fmt: skip
     ok = True
 
-    def key_row(name: str, stats: dict, cpu: dict | None, budget: bool) -> None:
+    def key_row(name: str, stats: dict, cpu: dict | None, ui: dict | None, budget: bool) -> None:
         nonlocal ok
         text = verdict_keys(stats) if budget else "info"
         ok &= text != "OVER"
         shown = f"{BUDGET_KEY_MS:>7g}ms" if budget else f"{'—':>9}"
-        cpu_ms = f"{cpu['p50']:.1f} ms" if cpu else ""
+        cpu_ms = f"{cpu['p50']:>8.1f} ms" if cpu else ""
+        ui_ms = f"{ui['p50']:>9.1f} ms" if ui else ""
         print(f"{name:<44}{stats['p50']:>7.1f}ms{stats['p95']:>7.1f}ms{stats['max']:>7.1f}ms"
-              f"{shown}  {text:<16}{cpu_ms}")  # fmt: skip
+              f"{shown}  {text:<16}{cpu_ms}{ui_ms}")  # fmt: skip
 
     def cpu_row(name: str, stats: dict) -> None:
         nonlocal ok
@@ -766,17 +809,24 @@ def report(results: dict) -> bool:
         print(f"    UI thread {stats['main_thread_pct']:.2f}%, other threads "
               f"{stats['cpu_pct'] - stats['main_thread_pct']:.2f}%; "
               f"{stats['frames_per_s']:.1f} frames/s, "
-              f"{stats['bytes_per_s'] / 1024:.1f} KiB/s to the terminal")  # fmt: skip
+              f"{stats['bytes_per_s'] / 1024:.1f} KiB/s to the terminal{steal(stats)}")  # fmt: skip
+
+    def steal(stats: dict) -> str:
+        pct = stats.get("steal_pct")
+        return "" if pct is None else f"; CPU stolen by the hypervisor meanwhile: {pct:.1f}%"
 
     k10, k0 = results["keys_10k"], results["keys_empty"]
     key_row(f"keypress → repaint, 10k timeline (n={k10['all']['n']})", k10["all"],
-            k10["cpu_ms"], True)  # fmt: skip
+            k10["cpu_ms"], k10.get("ui_ms"), True)  # fmt: skip
+    if steal(k10):
+        print(f"    {steal(k10)[2:]}")
     for label, stats in k10["by_key"].items():
-        key_row(f"  {label} (n={stats['n']})", stats, k10["cpu_ms_by_key"][label], False)
+        ui = k10.get("ui_ms_by_key", {}).get(label)
+        key_row(f"  {label} (n={stats['n']})", stats, k10["cpu_ms_by_key"][label], ui, False)
     key_row(f"keypress → repaint, empty timeline (n={k0['all']['n']})", k0["all"],
-            k0["cpu_ms"], False)  # fmt: skip
+            k0["cpu_ms"], k0.get("ui_ms"), False)  # fmt: skip
     be = results["bare_escape_close"]
-    key_row(f"help close by a bare ESC byte (n={be['n']})", be, None, False)
+    key_row(f"help close by a bare ESC byte (n={be['n']})", be, None, None, False)
     cpu_row(f"idle CPU, 10k timeline ({results['idle_10k']['seconds']:.0f} s)", results["idle_10k"])
     cpu_row(
         f"idle CPU, empty timeline ({results['idle_empty']['seconds']:.0f} s)",
