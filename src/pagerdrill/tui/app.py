@@ -552,6 +552,8 @@ class DrillScreen(Screen[None]):
 
     def on_resize(self) -> None:
         self.refresh_status()
+        events = self.query_one("#events", Log)
+        self.call_after_refresh(events.scroll_end, animate=False)
 
     def show_page(self, event: dict) -> None:
         self.page = event
@@ -565,6 +567,8 @@ class DrillScreen(Screen[None]):
         t.append(f"\n{(event.get('symptom') or '').strip()}")
         banner.update(t)
         banner.display = True
+        events = self.query_one("#events", Log)
+        self.call_after_refresh(events.scroll_end, animate=False)  # once shrunk
 
     def update_signals(self, values: dict) -> None:
         for i, ((probe, field), _rule) in enumerate(self.signals):
@@ -581,7 +585,9 @@ class DrillScreen(Screen[None]):
 
     def write(self, line: str) -> None:
         events = self.query_one("#events", Log)
-        events.write_line(line)
+        # always follow: Log follows only if it was at its end, and the page's banner
+        # shrinks the pane, which leaves it short of the end for the rest of the drill
+        events.write_line(line, scroll_end=True)
         if events.max_lines is not None and events.line_count >= events.max_lines:
             # once full, Log (textual 8.2) trims the oldest line but refreshes a line
             # index past its end: repaint it whole or the new line never shows
