@@ -274,8 +274,13 @@ def help_text() -> Text:
 # ---------------------------------------------------------------- summary
 
 
-def summary_text(summary: dict, root_cause: str | None = None) -> Text:
+def summary_text(summary: dict, root_cause: str | None = None, width: int = 80) -> Text:
+    """The summary for a terminal `width` columns wide: the step titles' column is as
+    wide as the longest title, within what the times leave of the width (30 at least);
+    a title is cut, with an ellipsis, only past that."""
     out = Text()
+    longest = max((len(step["title"]) for step in summary["steps"]), default=0)
+    title_w = max(30, min(longest, width - 30))
     if summary["outcome"] == "closed":
         verified = summary["recovery_verified"]
         out.append(
@@ -294,11 +299,13 @@ def summary_text(summary: dict, root_cause: str | None = None) -> Text:
         out.append(f"acknowledged at {mmss(summary.get('time_to_ack_s'))}\n")
     else:
         out.append("no page\n")
-    out.append("\nChecklist" + " " * 43 + "target   done\n", style="bold")
+    out.append("\nChecklist" + " " * (title_w - 7) + "target   done\n", style="bold")
     for step in summary["steps"]:
-        title = step["title"][:50]
+        title = step["title"]
+        if len(title) > title_w:
+            title = title[: title_w - 1] + "…"
         done = step["done_s"]
-        out.append(f"  {title:<50}{mmss(step['target_s']):>6}  ")
+        out.append(f"  {title:<{title_w}}{mmss(step['target_s']):>6}  ")
         if done is None:
             out.append("    —\n", style="dim")
         elif step["met"]:
@@ -356,9 +363,15 @@ class SummaryScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="summary"):
-            yield Static(summary_text(self.summary, self.root_cause), id="summary-text")
+            yield Static(self._text(), id="summary-text")
         keys = key_bar(("s", "copy the timeline for Slack (and save it)"), ("q", "quit"))
         yield Static(keys, id="summary-keys")
+
+    def _text(self) -> Text:
+        return summary_text(self.summary, self.root_cause, width=self.app.size.width)
+
+    def on_resize(self) -> None:
+        self.query_one("#summary-text", Static).update(self._text())
 
     def action_export(self) -> None:
         """The timeline in the seed's Slack-paste form, redacted: saved next to the
