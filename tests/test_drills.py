@@ -96,7 +96,10 @@ def test_redis_flush_makes_reads_slow_and_misses_jump_and_loses_waiting_jobs(sta
 
 
 def test_ws_storm_makes_rt_reject_handshakes_until_the_source_is_blocked(stack):
-    summary, evs = autopilot(stack, "ws-handshake-storm")
+    # recovery must hold 6 s, not 2: the block restarts rt (3-4 s on a busy machine),
+    # and the storm's next wave, refused as blocked, can come 2 s after that; with 2 s
+    # the drill could close before a sample saw it
+    summary, evs = autopilot(stack, "ws-handshake-storm", "-p", "recovery_s=6")
     assert_paged_and_recovered(summary, evs)
     throttled = samples(evs, "throttled", "rate", after="fault.injected")
     assert max(t or 0 for t in throttled) > 5
