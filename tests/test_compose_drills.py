@@ -132,7 +132,9 @@ REF_DRILLS = {
     ),
     "test_compose_reference_ws_storm_is_throttled_until_the_source_is_blocked": (
         "ws-handshake-storm",
-        ("-p", "clients=100"),  # still 2x the gateway's limit of 50 a second
+        # clients: still 2x the gateway's limit of 50 a second; recovery_s: long enough
+        # for a sample to see the storm refused as blocked after rt's restart
+        ("-p", "clients=100", "-p", "recovery_s=6"),
     ),
     "test_compose_reference_injected_500s_stop_when_the_flag_is_off": (
         "api-500-injection",
