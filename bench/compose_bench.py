@@ -24,7 +24,6 @@ Results also go to bench/results/compose_bench.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -39,6 +38,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
+from benchkit import save_results  # noqa: E402
 from composing import (  # noqa: E402
     FOREIGN,
     REFERENCE,
@@ -281,9 +281,7 @@ def main() -> int:
             f"{'':<12} overhead over the fastest raw command: {overhead:+.1%} "
             f"(budget ≤ +{BUDGET_OVERHEAD:.0%}): {verdict}"
         )
-    out = REPO / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "compose_bench.json").write_text(json.dumps(results, indent=2))
+    save_results("compose_bench", results)
     return 1 if failed else 0
 
 

@@ -24,7 +24,6 @@ Verdicts compare the median with the budget; "p95 over" flags a tail past it.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import socket
@@ -51,6 +50,7 @@ from pagerdrill.workspace import load_workspace
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
+from benchkit import pct, save_results  # noqa: E402
 from helpers import write_workspace  # noqa: E402
 
 SCENARIOS = (
@@ -67,17 +67,6 @@ OBSERVE_TIMEOUT_S = 10.0
 # the observer's pause between EXISTS polls: resolution well under 1 ms, without the
 # busy loop taking a core (with Redis) from the inject() it times on a 2-core machine
 REDIS_POLL_S = 0.0005
-
-
-def pct(values: list[float], q: float) -> float:
-    """The q-th percentile (0-100), linear between the closest ranks."""
-    ordered = sorted(values)
-    if len(ordered) == 1:
-        return ordered[0]
-    pos = (len(ordered) - 1) * q / 100
-    low = int(pos)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
 
 
 def summary(values_ms: list[float]) -> dict[str, float]:
@@ -442,9 +431,7 @@ def main() -> int:
         if stats["unread"]:
             print(f"warning: {name}: probes read nothing: {', '.join(stats['unread'])}")
 
-    out = REPO / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "engine_bench.json").write_text(json.dumps(results, indent=2))
+    save_results("engine_bench", results)
     return 1 if failed else 0
 
 

@@ -7,7 +7,6 @@ to healthy again, and how fast `pagerdrill --help` answers.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import subprocess
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import yaml
 
+from benchkit import save_results
 from pagerdrill.targets.local import LocalTarget
 from pagerdrill.workspace import load_workspace
 
@@ -92,9 +92,7 @@ def main() -> int:
             f"{name:<22}{stats['median']:>8.3f}s{stats['min']:>8.3f}s{stats['max']:>8.3f}s"
             f"{BUDGETS[name]:>8.2f}s  {'ok' if ok else 'OVER BUDGET'}"
         )
-    out = REPO / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "stack_bench.json").write_text(json.dumps(results, indent=2))
+    save_results("stack_bench", results)
     return 1 if failed else 0
 
 

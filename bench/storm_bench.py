@@ -37,6 +37,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchkit import save_results
+
 REPO = Path(__file__).resolve().parents[1]
 ARTILLERY_DIR = REPO / "bench" / ".artillery"
 ARTILLERY_BIN = ARTILLERY_DIR / "node_modules" / ".bin" / "artillery"
@@ -384,13 +386,9 @@ def main() -> int:
         "socketio, so its\nvusers.session_length p95 (VU start -> connected, empty flow). "
         "CPU: client process incl. start-up."
     )
-    out = REPO / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "storm_bench.json").write_text(
-        json.dumps(
-            {str(n): {k: m.__dict__ for k, m in pair.items()} for n, pair in results.items()},
-            indent=2,
-        )
+    save_results(
+        "storm_bench",
+        {str(n): {k: m.__dict__ for k, m in pair.items()} for n, pair in results.items()},
     )
     return 0 if ok else 1
 

@@ -72,6 +72,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from benchkit import pct, save_results
+
 REPO = Path(__file__).resolve().parents[1]
 SCENARIO = REPO / "scenarios" / "api-500-injection.yaml"
 PARAMS = {"quiet_min_s": "0.5", "quiet_max_s": "1", "recovery_s": "2"}
@@ -566,16 +568,6 @@ class PtyApp:
 # ---------------------------------------------------------------- measures
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if len(ordered) == 1:
-        return ordered[0]
-    pos = (len(ordered) - 1) * q / 100
-    low = int(pos)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
-
-
 def summary(values: list[float]) -> dict:
     return {
         "p50": statistics.median(values),
@@ -867,9 +859,7 @@ def main() -> int:
         args.profile.mkdir(parents=True, exist_ok=True)
     results = run(args)
     ok = report(results)
-    out = REPO / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "tui_bench.json").write_text(json.dumps(results, indent=2))
+    save_results("tui_bench", results)
     return 0 if ok else 1
 
 
