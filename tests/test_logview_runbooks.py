@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from pathlib import Path
 
 from helpers import REPO
 from pagerdrill.logview import error_spans, matches, parse_line, problems, tail_services
-from pagerdrill.runbooks import load_runbooks, parse_runbook, search
+from pagerdrill.runbooks import load_runbooks, search
 
 
 def js(ts: str, level: str, message: str, trace: str | None = None, **fields) -> str:
@@ -118,17 +117,6 @@ def test_the_repos_runbooks_load_with_the_template_sections():
     assert all(b.path.name != "README.md" for b in books)
     for b in books:
         assert b.title and {"symptom", "diagnosis", "fix"} <= set(b.sections), b.path
-
-
-def test_search_needs_every_word_and_ranks_title_over_body():
-    a = parse_runbook(Path("a.md"), "# Redis flush\n## Symptom\ncache misses\n## Fix\nwarm it\n")
-    b = parse_runbook(Path("b.md"), "# Queue backlog\n## Symptom\nwaiting grows\n## Fix\nredis\n")
-    assert [h.runbook.name for h in search([a, b], "redis")] == ["a", "b"]
-    assert [h.runbook.name for h in search([a, b], "redis waiting")] == ["b"]
-    assert search([a, b], "nothing-like-this") == []
-    assert len(search([a, b], "  ")) == 2  # an empty query lists them all
-    hit = search([a, b], "misses")[0]
-    assert "cache misses" in hit.snippet
 
 
 def test_search_finds_the_runbook_for_each_seed_failure():

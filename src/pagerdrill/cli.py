@@ -18,6 +18,7 @@ os.environ.setdefault("TYPER_USE_RICH", "0")
 import typer
 
 from pagerdrill import __version__
+from pagerdrill.commands.runbooks import app as runbooks_app
 
 if TYPE_CHECKING:
     from pagerdrill.targets.base import ProgressEvent, ServiceStatus
@@ -317,6 +318,7 @@ scenarios_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(scenarios_app, name="scenarios")
+app.add_typer(runbooks_app, name="runbooks")
 
 
 def _workspace_or_none(workspace: Path | None):
@@ -448,6 +450,9 @@ def scenarios_validate(
 
     ws = _workspace_or_none(workspace)
     roles = role_bindings(ws) if ws is not None else None
+    from pagerdrill.runbooks import load_runbooks
+
+    runbooks = {rb.name for rb in load_runbooks(ws.root)} if ws is not None else None
     paths = list(files or [])
     if not paths:
         if ws is None:
@@ -459,7 +464,7 @@ def scenarios_validate(
     console, errors = _console(), _console(stderr=True)
     for path in paths:
         try:
-            sc = load_scenario(path, roles=roles)
+            sc = load_scenario(path, roles=roles, runbooks=runbooks)
         except ConfigError as exc:
             failed += 1
             from rich.markup import escape

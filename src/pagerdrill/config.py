@@ -96,9 +96,101 @@ class RoleBinding(Model):
     admin_password_env: str | None = None
 
 
+class RunbookSection(Model):
+    """One section of the team's runbook template: a `## NAME` heading and what it holds."""
+
+    name: str = Field(min_length=1)
+    """The heading's text (matched case-insensitively)."""
+
+    required: bool = True
+    """Whether a runbook without it is reported."""
+
+    form: Literal["text", "paragraph", "bullets", "steps"] = "text"
+    """What it must be: `text` anything not empty, `paragraph` one paragraph only,
+    `bullets` a bulleted list only, `steps` a numbered list only."""
+
+    commands: list[str] = []
+    """Labels this section must hold a fenced command block under, one at least for each
+    (the seed's Diagnosis: `Local stack` and `Deployed`)."""
+
+    placeholder: str = ""
+    """What `runbooks new` writes for it (a `{{TBD: ...}}` that lint rejects)."""
+
+
+DEFAULT_RUNBOOK_SECTIONS = (
+    RunbookSection(
+        name="Symptom", form="paragraph", placeholder="what the operator sees, in one paragraph"
+    ),
+    RunbookSection(
+        name="Likely causes", form="bullets", placeholder="the most frequent cause first"
+    ),
+    RunbookSection(
+        name="Diagnosis",
+        commands=["Local stack", "Deployed"],
+        placeholder="commands that tell the causes apart",
+    ),
+    RunbookSection(name="Fix", form="steps", placeholder="the first step, with its rollback"),
+    RunbookSection(
+        name="Prevention", form="bullets", placeholder="the alert or change that avoids it"
+    ),
+)
+
+
+class RunbooksConfig(Model):
+    """The team's runbooks: where they live and the template `runbooks lint` holds them to."""
+
+    dir: str = Field(default="runbooks", min_length=1)
+    """The runbooks' folder, relative to the workspace."""
+
+    index: str = Field(default="README.md", min_length=1)
+    """The file in that folder whose table (between the index markers) lists them."""
+
+    sections: list[RunbookSection] = Field(default=list(DEFAULT_RUNBOOK_SECTIONS), min_length=1)
+    """The sections, in the order a runbook must have them."""
+
+    labels: list[str] = ["Local stack", "Compose", "Deployed"]
+    """Every label a fenced command block may sit under: a sub-heading or the paragraph
+    just before the fence that begins with it (`**Local stack** (ports from ...):`)."""
+
+    local_label: str = "Local stack"
+    """The label of the commands `runbooks validate` runs on the local stack. Blocks
+    under any other label (Deployed, Compose ...) are never run."""
+
+    other_sections: bool = True
+    """Whether sections the template does not name are allowed (after its own)."""
+
+    command_timeout_s: float = Field(default=30.0, gt=0, le=600)
+    """How long `runbooks validate` lets one command run before it counts as hung."""
+
+    @field_validator("sections")
+    @classmethod
+    def _unique_sections(cls, value: list[RunbookSection]) -> list[RunbookSection]:
+        seen: set[str] = set()
+        for s in value:
+            if s.name.lower() in seen:
+                raise ValueError(f"section {s.name!r} is declared twice")
+            seen.add(s.name.lower())
+        return value
+
+    @field_validator("dir", "index")
+    @classmethod
+    def _relative(cls, value: str) -> str:
+        if value.startswith("/") or ".." in value.split("/"):
+            raise ValueError(f"{value!r}: expected a path inside the workspace")
+        return value
+
+    @property
+    def all_labels(self) -> tuple[str, ...]:
+        names = [*self.labels, self.local_label]
+        for s in self.sections:
+            names += s.commands
+        return tuple(dict.fromkeys(names))
+
+
 class WorkspaceConfig(Model):
     version: Literal[1] = 1
     target: Literal["local", "compose"] = "local"
     local: LocalTargetConfig = LocalTargetConfig()
     compose: ComposeTargetConfig | None = None
     roles: dict[str, RoleBinding] = {}
+    runbooks: RunbooksConfig = Field(default_factory=lambda: RunbooksConfig())

@@ -124,6 +124,11 @@ class AlertRule(Model):
     """What the page says (a symptom, never the cause)."""
     page: bool = True
     """Whether this alert pages the engineer (else it only goes to the timeline)."""
+    runbook: (
+        Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=100)] | None
+    ) = None
+    """The runbook for this alert (a file stem in runbooks/, as Prometheus rules carry
+    `runbook_url`); the page shows it. Leave it out to make finding it the engineer's step."""
 
 
 class Guard(Model):
@@ -303,9 +308,11 @@ def parse_scenario(
     path: Path,
     overrides: Mapping[str, Scalar] | None = None,
     roles: dict | None = None,
+    runbooks: set[str] | None = None,
 ) -> Scenario:
     """Parse and check a scenario. With `roles` (the workspace's bindings), every role
-    the scenario uses must be bound."""
+    the scenario uses must be bound; with `runbooks` (the workspace's runbook names),
+    every alert's runbook must exist."""
     data, lines = parse_yaml(text, path)
     if not isinstance(data, dict):
         raise ConfigError(path, [(1, "expected a mapping (title, severity, symptom, faults ...)")])
@@ -329,6 +336,12 @@ def parse_scenario(
         raise ConfigError(path, _sorted(problems))
     exprs: dict[str, Expr] = {}
     problems += _consistency(model, lines, exprs, roles)
+    for i, alert in enumerate(model.alerts):
+        if runbooks is not None and alert.runbook and alert.runbook not in runbooks:
+            loc: Loc = ("alerts", i, "runbook")
+            problems.append(
+                (lines.line_of(loc), f"{dotted(loc)}: no runbook '{alert.runbook}' in runbooks/")
+            )
     if problems:
         raise ConfigError(path, _sorted(problems))
     name = model.name or path.stem
@@ -336,9 +349,12 @@ def parse_scenario(
 
 
 def load_scenario(
-    path: Path, overrides: Mapping[str, Scalar] | None = None, roles: dict | None = None
+    path: Path,
+    overrides: Mapping[str, Scalar] | None = None,
+    roles: dict | None = None,
+    runbooks: set[str] | None = None,
 ) -> Scenario:
-    return parse_scenario(read_text(path), path, overrides, roles)
+    return parse_scenario(read_text(path), path, overrides, roles, runbooks)
 
 
 def _raw_fault_problems(faults: Any, lines: LineMap) -> Problems:

@@ -578,6 +578,9 @@ class DrillScreen(Screen[None]):
         if event.get("summary"):
             t.append(f"\n{event['summary']}")
         t.append(f"\n{(event.get('symptom') or '').strip()}")
+        alert = next((a for a in self.engine.model.alerts if a.name == event.get("alert")), None)
+        if alert is not None and alert.runbook:
+            t.append(f"\nrunbook: runbooks/{alert.runbook}.md (/ to open)", style="bold")
         banner.update(t)
         banner.display = True
         events = self.query_one("#events", Log)

@@ -291,7 +291,7 @@ class RunbookScreen(Screen[None]):
         hits = self.query_one("#runbook-hits", OptionList)
         hits.clear_options()
         if not self.runbooks or not self.hits:
-            why = "no runbook has all those words" if self.runbooks else "no runbooks in runbooks/"
+            why = "no runbook matches" if self.runbooks else "no runbooks in runbooks/"
             hits.add_option(Option(Text(why, style="dim"), disabled=True))
             return
         for i, hit in enumerate(self.hits):
