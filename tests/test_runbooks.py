@@ -131,8 +131,12 @@ def test_a_runbook_missing_from_the_index_and_an_alert_naming_no_runbook_are_rep
     line = next(
         i for i, t in enumerate(sc.read_text().splitlines(), 1) if "runbook: redis-flush" in t
     )
+    index = ws / "runbooks" / "README.md"
+    end = next(
+        i for i, t in enumerate(index.read_text().splitlines(), 1) if "runbooks-index:end" in t
+    )
     assert result.stdout.splitlines() == [
-        f'{ws / "runbooks" / "README.md"}:24: runbook "queue-backlog.md" is not in the index '
+        f'{index}:{end}: runbook "queue-backlog.md" is not in the index '
         "(expected a row for it; `pagerdrill runbooks index` adds it)",
         f'{sc}:{line}: alert "cache-misses" names runbook "redis-flush", which does not exist '
         "(expected the name of a runbook in the runbooks folder)",
