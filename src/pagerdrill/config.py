@@ -96,9 +96,18 @@ class RoleBinding(Model):
     admin_password_env: str | None = None
 
 
+class EscalationConfig(Model):
+    """Where the escalation matrix lives."""
+
+    matrix: str | None = None
+    """The matrix file, relative to the workspace: YAML, or a Markdown table
+    (`escalation-matrix.md`); default `escalation-matrix.yaml`."""
+
+
 class WorkspaceConfig(Model):
     version: Literal[1] = 1
     target: Literal["local", "compose"] = "local"
     local: LocalTargetConfig = LocalTargetConfig()
     compose: ComposeTargetConfig | None = None
     roles: dict[str, RoleBinding] = {}
+    escalation: EscalationConfig = EscalationConfig()
