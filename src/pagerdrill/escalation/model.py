@@ -67,7 +67,8 @@ Duration = Annotated[int, BeforeValidator(parse_duration), Field(ge=0)]
 
 def human_duration(seconds: int) -> str:
     for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= size and seconds % size == 0:
+        # hours up to a day: the severity table speaks of 24 h
+        if seconds >= size and seconds % size == 0 and not (unit == "d" and seconds <= 86400):
             return f"{seconds // size} {unit}"
     return f"{seconds} s"
 

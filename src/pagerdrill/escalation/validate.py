@@ -321,6 +321,7 @@ def validate(
                 f"table says {sev}: {SEVERITY_TABLE[sev][1]})",
             )
     previous_response: tuple[str, int] | None = None
+    loops: set[frozenset[str]] = set()
     for sev in SEVERITIES:
         tier = tiers.get(sev)
         if tier is None:
@@ -398,7 +399,7 @@ def validate(
                     "(when the page goes to the next level)",
                 )
             _contacts_of_level(m, roster, schedules, level, lloc, now, until, r)
-        _escalation_chain(m, tiers, sev, r)
+        _escalation_chain(m, tiers, sev, r, loops)
 
     _vendor(m, model, tiers, r, flagged)
     return r.problems
@@ -489,7 +490,9 @@ def _contacts_of_level(m, roster, schedules, level, lloc, now, until, r: _Report
             )
 
 
-def _escalation_chain(m: LoadedMatrix, tiers: dict, sev: str, r: _Report) -> None:
+def _escalation_chain(
+    m: LoadedMatrix, tiers: dict, sev: str, r: _Report, loops: set[frozenset[str]]
+) -> None:
     tier = tiers[sev]
     loc = ("tiers", sev, "escalates_to")
     index = SEVERITIES.index(sev)
@@ -508,6 +511,10 @@ def _escalation_chain(m: LoadedMatrix, tiers: dict, sev: str, r: _Report) -> Non
     chain, current = [sev], target
     while current is not None:
         if current in chain:
+            loop = frozenset(chain[chain.index(current) :])
+            if loop in loops:  # one loop, reported once, at its first tier
+                return
+            loops.add(loop)
             r.add(
                 "escalation-loop",
                 m.path,
