@@ -12,7 +12,7 @@ import pytest
 import pagerdrill
 
 UI_MODULES = ("textual", "typer", "rich")
-UI_LAYERS = ("pagerdrill.cli", "pagerdrill.tui", "pagerdrill.__main__")
+UI_LAYERS = ("pagerdrill.cli", "pagerdrill.commands", "pagerdrill.tui", "pagerdrill.__main__")
 
 
 def core_modules() -> list[str]:
@@ -36,6 +36,14 @@ def test_there_are_core_modules_to_check():
         "pagerdrill.recover",
         "pagerdrill.headless",
         "pagerdrill.storm",
+        "pagerdrill.escalation.model",
+        "pagerdrill.escalation.roster",
+        "pagerdrill.escalation.schedules",
+        "pagerdrill.escalation.load",
+        "pagerdrill.escalation.markdown",
+        "pagerdrill.escalation.validate",
+        "pagerdrill.escalation.oncall",
+        "pagerdrill.escalation.probes",
     }
     assert expected <= set(core_modules())
 

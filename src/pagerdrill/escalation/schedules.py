@@ -318,8 +318,14 @@ def rotation_layer(
 ) -> Layer:
     local = datetime.combine(start, handoff)
     anchor = local if length % DAY == 0 else to_utc(local, tz)
+    # nobody is on call from a rotation before its first handoff
     return Layer(
-        tz=tz, people=tuple(participants), turn_seconds=length, anchor=anchor, windows=windows
+        tz=tz,
+        people=tuple(participants),
+        turn_seconds=length,
+        anchor=anchor,
+        start=to_utc(local, tz),
+        windows=windows,
     )
 
 

@@ -230,7 +230,8 @@ def validate(
     for line, message in m.errors:
         r.add("invalid", m.path, line, message)
     flagged: set = set()
-    _placeholders(m.data, (), m, r, flagged)
+    if m.data is not None or not m.errors:
+        _placeholders(m.data, (), m, r, flagged)
     if m.model is None:
         return r.problems
     model = m.model
@@ -322,6 +323,7 @@ def validate(
             )
     previous_response: tuple[str, int] | None = None
     loops: set[frozenset[str]] = set()
+    seen_defaults: set[str] = set()
     for sev in SEVERITIES:
         tier = tiers.get(sev)
         if tier is None:
@@ -355,7 +357,7 @@ def validate(
                     "severity cannot promise a quicker response)",
                 )
             previous_response = (sev, tier.response)
-        _tier_links(m, model, sev, r, flagged)
+        _tier_links(m, model, sev, r, flagged, seen_defaults)
         levels = tier.levels
         if not levels:
             if (*loc, "levels") not in flagged:
@@ -405,7 +407,9 @@ def validate(
     return r.problems
 
 
-def _tier_links(m: LoadedMatrix, model: Matrix, sev: str, r: _Report, flagged: set) -> None:
+def _tier_links(
+    m: LoadedMatrix, model: Matrix, sev: str, r: _Report, flagged: set, seen_defaults: set[str]
+) -> None:
     tier = model.tiers[sev]  # type: ignore[index]
     loc = ("tiers", sev)
     for key, fallback in (
@@ -415,8 +419,10 @@ def _tier_links(m: LoadedMatrix, model: Matrix, sev: str, r: _Report, flagged: s
         value = getattr(tier, key) or fallback
         own = getattr(tier, key) is not None
         where = (*loc, key) if own else (key,)
-        if where in flagged:
-            continue
+        if where in flagged or (not own and value is not None and key in seen_defaults):
+            continue  # a top-level default is judged once, not once per tier
+        if not own and value is not None:
+            seen_defaults.add(key)
         if value is None:
             r.add(
                 "missing",
@@ -435,7 +441,7 @@ def _tier_links(m: LoadedMatrix, model: Matrix, sev: str, r: _Report, flagged: s
             )
         if key == "video_bridge":
             _url(m.path, m.line(*where), _dotted(where), value, r)
-    for where in ((*loc, "channel_webhook"), ("channel_webhook",)):
+    for where in ((*loc, "channel_webhook"),) + ((("channel_webhook",),) if sev == "P0" else ()):
         value = _get(m.data, where)
         if isinstance(value, str) and where not in flagged:
             _url(m.path, m.line(*where), _dotted(where), value, r)
