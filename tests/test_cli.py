@@ -81,6 +81,14 @@ def test_init_scaffolds_the_same_workspace_this_repo_is(tmp_path):
     assert sorted(p.name for p in (dest / "runbooks").glob("*.md")) == sorted(
         p.name for p in (REPO / "runbooks").glob("*.md")
     )
+    # the escalation matrix, its roster and schedule export: a fresh workspace validates
+    for name in (
+        "escalation-matrix.yaml",
+        "readiness/roster.yaml",
+        "escalation/schedules/secondary.json",
+    ):
+        assert (dest / name).read_text() == (REPO / name).read_text()
+    assert run("escalation", "validate", cwd=dest).returncode == 0
 
 
 def test_init_refuses_to_overwrite_a_workspace(tmp_path):

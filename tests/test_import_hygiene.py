@@ -43,6 +43,14 @@ def test_there_are_core_modules_to_check():
         "pagerdrill.runbooks.search",
         "pagerdrill.runbooks.validate",
         "pagerdrill.runbooks.scaffold",
+        "pagerdrill.escalation.model",
+        "pagerdrill.escalation.roster",
+        "pagerdrill.escalation.schedules",
+        "pagerdrill.escalation.load",
+        "pagerdrill.escalation.markdown",
+        "pagerdrill.escalation.validate",
+        "pagerdrill.escalation.oncall",
+        "pagerdrill.escalation.probes",
     }
     assert expected <= set(core_modules())
 

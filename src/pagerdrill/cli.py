@@ -18,6 +18,7 @@ os.environ.setdefault("TYPER_USE_RICH", "0")
 import typer
 
 from pagerdrill import __version__
+from pagerdrill.commands import escalation
 from pagerdrill.commands.runbooks import app as runbooks_app
 
 if TYPE_CHECKING:
@@ -872,6 +873,7 @@ drills_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(drills_app, name="drills")
+app.add_typer(escalation.app, name="escalation")
 DrillArg = Annotated[
     str, typer.Argument(metavar="ID", help="Drill id, a unique part of it, or a journal path.")
 ]

@@ -185,6 +185,12 @@ class RunbooksConfig(Model):
         for s in self.sections:
             names += s.commands
         return tuple(dict.fromkeys(names))
+class EscalationConfig(Model):
+    """Where the escalation matrix lives."""
+
+    matrix: str | None = None
+    """The matrix file, relative to the workspace: YAML, or a Markdown table
+    (`escalation-matrix.md`); default `escalation-matrix.yaml`."""
 
 
 class WorkspaceConfig(Model):
@@ -194,3 +200,4 @@ class WorkspaceConfig(Model):
     compose: ComposeTargetConfig | None = None
     roles: dict[str, RoleBinding] = {}
     runbooks: RunbooksConfig = Field(default_factory=lambda: RunbooksConfig())
+    escalation: EscalationConfig = EscalationConfig()
