@@ -242,3 +242,47 @@ def test_a_configured_redis_binary_that_is_missing_exits_2_and_starts_nothing(tm
         result.stderr
     )
     assert "not up" in run("stack", "status", cwd=ws, check=True).stdout
+
+
+# What a trainee could read before a drill: each secret a scenario file holds, by where
+# it lives (fault kinds and parameters, signals and alerts, mitigations, the cause).
+STORM_SECRETS = ("socketio-storm", "203.0.113.7", "throttled", "block-source", "flooding")
+
+
+def test_scenarios_show_without_reveal_tells_only_what_a_trainee_may_know():
+    shown = run("scenarios", "show", "ws-handshake-storm", "-w", str(REPO), check=True).stdout
+    for secret in STORM_SECRETS:
+        assert secret not in shown
+    assert "Root cause" not in shown and "Answer key" not in shown
+    assert "WS handshake storm" in shown and "P2" in shown and "rt, traffic" in shown
+    assert "The realtime gateway is refusing connections" in shown
+    assert "20-90 s" in shown  # how long the wait for the page can be
+    revealed = run("scenarios", "show", "ws-handshake-storm", "-w", str(REPO), "--reveal").stdout
+    for secret in STORM_SECRETS:
+        assert secret in revealed
+
+
+def test_scenarios_show_json_keeps_the_same_secrets_unless_reveal():
+    shown = run("scenarios", "show", "ws-handshake-storm", "-w", str(REPO), "--json", check=True)
+    doc = json.loads(shown.stdout)
+    assert set(doc) == {
+        "name", "file", "title", "severity", "symptom", "roles", "quiet_s", "max_duration_s",
+    }  # fmt: skip
+    for secret in STORM_SECRETS:
+        assert secret not in shown.stdout
+    revealed = run("scenarios", "show", "ws-handshake-storm", "-w", str(REPO), "--json", "--reveal")
+    doc = json.loads(revealed.stdout)
+    assert doc["faults"][0]["source"] == "203.0.113.7" and doc["answer"]["decision"] == "block"
+
+
+def test_scenarios_list_names_no_fault_unless_reveal():
+    kinds = ("socketio-storm", "redis-command", "stop-service", "restart-with-env", "http-fault")
+    listed = run("scenarios", "list", "-w", str(REPO), check=True).stdout
+    as_json = run("scenarios", "list", "-w", str(REPO), "--json", check=True).stdout
+    for kind in kinds:
+        assert kind not in listed and kind not in as_json
+    assert "FAULTS" not in listed and "WS handshake storm" in listed
+    assert all("faults" not in row for row in json.loads(as_json))
+    revealed = run("scenarios", "list", "-w", str(REPO), "--reveal", "--json", check=True)
+    assert {k for row in json.loads(revealed.stdout) for k in row["faults"]} == set(kinds)
+    assert "socketio-storm" in run("scenarios", "list", "-w", str(REPO), "--reveal").stdout

@@ -27,11 +27,29 @@ def test_a_service_line_keeps_its_level_trace_and_fields():
 
 
 def test_a_redis_line_is_read_in_its_own_format_and_put_in_utc():
-    r = parse_line("redis-cache", "854:M 22 Nov 2026 14:39:51.123 # Server initialized")
-    assert r.level == "warning" and r.message == "Server initialized"
+    r = parse_line("redis-cache", "854:M 22 Nov 2026 14:39:51.123 # Error accepting a client")
+    assert r.level == "warning" and r.message == "Error accepting a client"
     local = dt.datetime(2026, 11, 22, 14, 39, 51, 123000).astimezone(dt.UTC)
     assert r.timestamp == local.isoformat(timespec="milliseconds")
     assert parse_line("redis-cache", "854:M 22 Nov 2026 14:39:51.123 * Ready").level == "notice"
+
+
+def test_redis_start_up_notices_are_not_warnings_though_marked_so():
+    lines = [
+        "# oO0OoO0OoO0Oo Redis is starting oO0OoO0OoO0Oo",
+        "# Redis version=6.2.14, bits=64, commit=40305114, modified=0, pid=1, just started",
+        "# Configuration loaded",
+        "# Server initialized",
+        "# WARNING Memory overcommit must be enabled! Without it, a background save ...",
+        "# WARNING: The TCP backlog setting of 511 cannot be enforced",
+        "# User requested shutdown...",
+        "# Redis is now ready to exit, bye bye...",
+    ]
+    for line in lines:
+        record = parse_line("redis-cache", f"854:M 22 Nov 2026 14:39:51.123 {line}")
+        assert not record.is_problem, line
+    oom = parse_line("redis-cache", "854:M 22 Nov 2026 14:39:51.123 # WARNING: OOM command")
+    assert oom.is_problem
 
 
 def test_plain_text_is_info_unless_it_says_error_and_broken_json_is_text():

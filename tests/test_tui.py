@@ -190,7 +190,7 @@ def test_a_whole_drill_from_the_page_to_the_summary(stack, tmp_path, monkeypatch
                 pilot, lambda: any("decision:" in line for line in events_log.lines), "a decision"
             )
             await pilot.press("i")
-            hint = engine.model.hints[0]
+            hint = engine.model.hints[0].text
             await wait_until(
                 pilot, lambda: any(hint in line for line in events_log.lines), "a hint"
             )

@@ -90,3 +90,18 @@ def test_snapshot_summary(snap_compare, tmp_path, size):
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=size, run_before=show)
+
+
+async def _quiet(pilot: Pilot) -> None:
+    """Before the page: the stack's standard signals only."""
+    from tui_demo import sample_values
+
+    for i in range(12):
+        pilot.app.drill_screen.apply_event(  # type: ignore[attr-defined]
+            {"type": "probe.sample", "values": sample_values(i)}
+        )
+    await pilot.pause()
+
+
+def test_snapshot_drill_screen_quiet(snap_compare, tmp_path):
+    assert snap_compare(demo_app(tmp_path), terminal_size=(80, 24), run_before=_quiet)

@@ -88,9 +88,9 @@ def workspace(tmp: Path) -> Path:
     return root
 
 
-def demo_engine(tmp: Path) -> tuple[DrillEngine, Clock]:
+def demo_engine(tmp: Path, name: str = SCENARIO) -> tuple[DrillEngine, Clock]:
     ws = load_workspace(workspace(tmp))
-    sc = load_scenario(REPO / "scenarios" / f"{SCENARIO}.yaml", roles=role_bindings(ws))
+    sc = load_scenario(REPO / "scenarios" / f"{name}.yaml", roles=role_bindings(ws))
     checklist, _ = load_checklist(None)
     clock = Clock()
     engine = DrillEngine(sc, ws, StandIn(), "Dana", checklist, clock=clock, mode="tui")
@@ -99,13 +99,34 @@ def demo_engine(tmp: Path) -> tuple[DrillEngine, Clock]:
     return engine, clock
 
 
-def demo_app(tmp: Path) -> DrillApp:
+def demo_app(tmp: Path, name: str = SCENARIO) -> DrillApp:
     """The app over the demo engine; actions are kept in `app.sent`, never run."""
-    engine, _ = demo_engine(tmp)
+    engine, _ = demo_engine(tmp, name)
     app = DrillApp(engine, engine.target, ensure_stack=False, autostart=False)
     app.sent = []  # type: ignore[attr-defined]
     app.act = app.sent.append  # type: ignore[method-assign, attr-defined]
     return app
+
+
+def sample_values(i: int) -> dict:
+    """The probes' values `i` seconds into the demo: the api stops at 12 s, the queue's
+    waiting count climbs, settling stops; the rest of the stack goes on."""
+    down = i >= 12
+    waiting = (i - 12) * 9 if down else 0
+    return {
+        "queue": {"value": waiting, "waiting": waiting, "delayed": 3},
+        "api": {"value": 0 if down else 1, "up": 0 if down else 1},
+        "settled": {"value": 100.0 + 5 * min(i, 12), "rate": 0.0 if down else 5.0},
+        "produced": {"value": 100.0 + 5 * i, "rate": 5.0},
+        "stack.api_5xx": {"value": None if down else 0.0, "rate": None if down else 0.0},
+        "stack.traffic_errors": {"value": 0.4 if down else 0.0, "rate": None},
+        "stack.traffic_p95": {"value": 0.006 + (i % 3) / 1000, "rate": None},
+        "stack.cache_hits": {"value": 500.0, "rate": None if down else 4.0 + (i % 2)},
+        "stack.cache_misses": {"value": 20.0, "rate": None if down else 0.0},
+        "stack.queue": {"value": waiting, "waiting": waiting, "delayed": 3},
+        "stack.rt_accepted": {"value": 3.0, "rate": 0.0},
+        "stack.rt_refused": {"value": 0.0, "rate": 0.0},
+    }
 
 
 def paged_events(engine: DrillEngine) -> list[dict]:
@@ -118,8 +139,7 @@ def paged_events(engine: DrillEngine) -> list[dict]:
         {"type": "state", "to": "quiet"},
     ]
     for i in range(40):
-        waiting = 0 if i < 12 else (i - 12) * 9
-        out.append({"type": "probe.sample", "values": {"queue": {"waiting": waiting}}})
+        out.append({"type": "probe.sample", "values": sample_values(i)})
     out += [
         {"type": "alert.firing", "alert": alert.name},
         {

@@ -334,12 +334,24 @@ def _workspace_or_none(workspace: Path | None):
         return None
 
 
+REVEAL_HELP = "Also show the faults, signals, alerts, recovery, root cause and answer key."
+
+
+def _drill_length(m) -> str:
+    return (
+        f"the page comes {m.quiet.min_s:g}-{m.quiet.max_s:g} s after the stack is steady; "
+        f"the drill stops {m.max_duration_s / 60:g} min after the page"
+    )
+
+
 @scenarios_app.command("list")
 def scenarios_list(
     workspace: WorkspaceOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
+    reveal: Annotated[bool, typer.Option("--reveal", help="Also list each one's faults.")] = False,
 ) -> None:
-    """Every scenario in the workspace, with its severity and the roles it needs."""
+    """Every scenario in the workspace, with its severity and the roles it needs. What
+    each one breaks stays hidden unless --reveal (someone may drill it)."""
     import json
 
     from pagerdrill.errors import ConfigError
@@ -355,30 +367,25 @@ def scenarios_list(
             rows.append({"name": path.stem, "error": str(exc).splitlines()[0]})
             continue
         m = sc.model
-        rows.append(
-            {
-                "name": sc.name,
-                "title": m.title,
-                "severity": m.severity,
-                "roles": list(m.roles),
-                "faults": [f.kind for f in m.faults],
-            }
-        )
+        row = {"name": sc.name, "title": m.title, "severity": m.severity, "roles": list(m.roles)}
+        if reveal:
+            row["faults"] = [f.kind for f in m.faults]
+        rows.append(row)
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("NAME", "SEVERITY", "TITLE", "ROLES", "FAULTS"):
+    columns = ["NAME", "SEVERITY", "TITLE", "ROLES", *(["FAULTS"] if reveal else [])]
+    for column in columns:
         table.add_column(column)
     for r in rows:
         if "error" in r:
-            table.add_row(r["name"], "[red]invalid[/]", r["error"], "", "")
+            table.add_row(r["name"], "[red]invalid[/]", r["error"], *[""] * (len(columns) - 3))
         else:
-            table.add_row(
-                r["name"], r["severity"], r["title"], ", ".join(r["roles"]), ", ".join(r["faults"])
-            )
+            cells = [r["name"], r["severity"], r["title"], ", ".join(r["roles"])]
+            table.add_row(*cells, *([", ".join(r["faults"])] if reveal else []))
     _console().print(table)
 
 
@@ -386,27 +393,60 @@ def scenarios_list(
 def scenarios_show(
     name: Annotated[str, typer.Argument(help="Scenario name (file stem) or path.")],
     workspace: WorkspaceOption = None,
-    reveal: Annotated[
-        bool, typer.Option("--reveal", help="Also show the root cause and the answer key.")
-    ] = False,
+    reveal: Annotated[bool, typer.Option("--reveal", help=REVEAL_HELP)] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
 ) -> None:
-    """What a scenario breaks, how it shows, and how it recovers. The root cause and the
-    answer key stay hidden unless --reveal (someone may drill it)."""
+    """What a trainee may know before a drill: title, severity, symptom, the roles it
+    needs and how long it runs. What it breaks, how it shows and recovers, the cause and
+    the answer key stay hidden unless --reveal (someone may drill it)."""
+    import json
+
     from pagerdrill.scenario import find_scenario, load_scenario
     from pagerdrill.workspace import open_workspace
 
     ws = open_workspace(workspace)
     sc = load_scenario(find_scenario(ws.root, name))
     m = sc.model
+    if as_json:
+        doc: dict = {
+            "name": sc.name,
+            "file": str(sc.path),
+            "title": m.title,
+            "severity": m.severity,
+            "symptom": m.symptom.strip(),
+            "roles": list(m.roles),
+            "quiet_s": [m.quiet.min_s, m.quiet.max_s],
+            "max_duration_s": m.max_duration_s,
+        }
+        if reveal:
+            doc.update(
+                params=sc.params,
+                faults=[{"id": f.id, "kind": f.kind, "role": f.role, **f.params} for f in m.faults],
+                probes=[p.model_dump(exclude_defaults=True) for p in m.probes],
+                alerts=[a.model_dump() for a in m.alerts],
+                recovery=m.recovery.model_dump(),
+                decision=m.decision.model_dump() if m.decision else None,
+                mitigations=[x.model_dump(exclude_defaults=True) for x in m.mitigations],
+                hints=[h.model_dump(exclude_defaults=True) for h in m.hints],
+                root_cause=m.root_cause.strip(),
+                hypotheses=m.hypotheses.model_dump(),
+                answer=m.answer.model_dump(),
+            )
+        typer.echo(json.dumps(doc, indent=2))
+        return
     c = _console()
     c.print(f"[bold]{m.title}[/]  ({sc.name}, {m.severity})")
     c.print(f"[dim]{sc.path}[/]\n")
     c.print("[bold]Symptom[/] (what the engineer is told)")
     c.print(f"  {m.symptom.strip()}\n")
     c.print(f"[bold]Roles[/]   {', '.join(m.roles)}")
+    c.print(f"[bold]Length[/]  {_drill_length(m)}")
+    if not reveal:
+        c.print("\n[dim](faults, signals, alerts, recovery, root cause and answer key hidden; "
+                "--reveal shows them)[/]")  # fmt: skip
+        return
     if sc.params:
         c.print("[bold]Params[/]  " + ", ".join(f"{k}={v}" for k, v in sc.params.items()))
-    c.print(f"[bold]Quiet[/]   {m.quiet.min_s:g}-{m.quiet.max_s:g} s before the fault")
     c.print("[bold]Faults[/]")
     for f in m.faults:
         extra = ", ".join(f"{k}={v}" for k, v in f.params.items())
@@ -424,16 +464,13 @@ def scenarios_show(
         c.print(f"[bold]Decision[/] {m.decision.prompt}")
     if m.mitigations:
         c.print("[bold]Mitigations[/] " + ", ".join(x.id for x in m.mitigations))
-    if reveal:
-        c.print(f"\n[bold]Root cause[/]\n  {m.root_cause.strip()}")
-        right = [h.text for h in m.hypotheses.choices if h.correct]
-        c.print(f"[bold]Right hypothesis[/] {'; '.join(right)}")
-        c.print(
-            f"[bold]Answer key[/] hypothesis={m.answer.hypothesis} decision={m.answer.decision} "
-            f"mitigations={', '.join(m.answer.mitigations) or 'none'}"
-        )
-    else:
-        c.print("\n[dim](root cause hidden; --reveal shows it)[/]")
+    c.print(f"\n[bold]Root cause[/]\n  {m.root_cause.strip()}")
+    right = [h.text for h in m.hypotheses.choices if h.correct]
+    c.print(f"[bold]Right hypothesis[/] {'; '.join(right)}")
+    c.print(
+        f"[bold]Answer key[/] hypothesis={m.answer.hypothesis} decision={m.answer.decision} "
+        f"mitigations={', '.join(m.answer.mitigations) or 'none'}"
+    )
 
 
 @scenarios_app.command("validate")

@@ -28,7 +28,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pagerdrill import __version__
+from pagerdrill import __version__, dashboard
 from pagerdrill.checklist import Checklist
 from pagerdrill.config import RoleBinding
 from pagerdrill.errors import BadInputError, PagerdrillError
@@ -176,6 +176,23 @@ class DrillEngine:
         ]
         self._recovery = [scenario.expr(e) for e in self.model.recovery.all]
         self._recovery_probes = {probe for e in self._recovery for probe, _ in e.refs}
+        self.stack_rows = dashboard.standard_rows(self.roles.roles)
+        """The Signals pane's standard rows: the same for every scenario of the workspace."""
+        self.watched_rows = dashboard.scenario_rows(
+            self.model.probes,
+            [
+                (
+                    f"{a.expr}" + (f" for {a.for_s:g}s" if a.for_s else ""),
+                    scenario.expr(a.expr).refs,
+                )
+                for a in self.model.alerts
+            ],
+            [
+                *dashboard.hint_refs(self.model.hints),
+                *(ref for e in self._recovery for ref in sorted(e.refs)),
+            ],
+        )
+        """The scenario's own signals, shown from the page on."""
         self._steady_since: float | None = None
         self._steady_started: float | None = None
         self._recovered_since: float | None = None
@@ -354,6 +371,7 @@ class DrillEngine:
                 recovery=self.model.recovery.model_dump(),
             )
             probes = [make_probe(p, self.roles, self.target) for p in self.model.probes]
+            probes += dashboard.standard_probes(self.stack_rows, self.roles, self.target)
             self.probes = ProbeSet(probes, clock=self.clock)
         except BaseException:
             self._drill_lock.release()
@@ -718,7 +736,7 @@ class DrillEngine:
         hints = self.model.hints
         if self.hints_used >= len(hints):
             raise ActionRefused("no more hints")
-        text = hints[self.hints_used]
+        text = hints[self.hints_used].text
         self.hints_used += 1
         return self._emit("hint", index=self.hints_used, text=text, drill_s=self.drill_s(now))
 

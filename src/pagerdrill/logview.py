@@ -29,6 +29,16 @@ _REDIS = re.compile(
     r"(?P<mark>[.\-*#]) (?P<msg>.*)$"
 )
 _REDIS_LEVEL = {".": "debug", "-": "debug", "*": "notice", "#": "warning"}
+# Redis marks its start-up and shutdown notices '#' too, and warns about the host's
+# settings (overcommit, THP, the TCP backlog) at every start: none is an incident, so
+# none belongs under "errors only"
+_REDIS_ROUTINE = re.compile(
+    r"^(?:oO0OoO0OoO0Oo Redis is starting|Redis version=|Configuration loaded|"
+    r"Server initialized|Warning: no config file specified|"
+    r"WARNING:? (?:Memory overcommit|you have Transparent Huge Pages|The TCP backlog)|"
+    r"User requested shutdown|Received SIG\w+ scheduling shutdown|"
+    r"Redis is now ready to exit)"
+)
 _KNOWN = {"timestamp", "level", "service", "trace_id", "message"}
 
 
@@ -87,7 +97,10 @@ def parse_line(service: str, line: str) -> LogRecord:
             )
     m = _REDIS.match(text)
     if m:
-        return LogRecord(service, _REDIS_LEVEL[m["mark"]], m["msg"], timestamp=_redis_time(m["ts"]))
+        level = _REDIS_LEVEL[m["mark"]]
+        if level == "warning" and _REDIS_ROUTINE.match(m["msg"]):
+            level = "info"
+        return LogRecord(service, level, m["msg"], timestamp=_redis_time(m["ts"]))
     lowered = text.lower()
     level = "error" if ("error" in lowered or "traceback" in lowered) else "info"
     return LogRecord(service, level, text)

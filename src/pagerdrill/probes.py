@@ -11,6 +11,7 @@ A probe that cannot read its signal reports None for its fields, never raises.
 from __future__ import annotations
 
 import collections
+import re
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -152,18 +153,19 @@ class MetricProbe(Probe):
         super().__init__(spec)
         self.url = roles.metrics_url(spec.role)
         self.history: collections.deque[tuple[float, float]] = collections.deque()
+        self.patterns = {k: re.compile(v) for k, v in spec.label_patterns.items()}
+
+    def _wanted(self, labels: dict[str, str]) -> bool:
+        if not self.spec.labels.items() <= labels.items():
+            return False
+        return all(p.fullmatch(labels.get(k, "")) for k, p in self.patterns.items())
 
     def _value(self, cycle: Cycle) -> float | None:
         scraped = _scrape(cycle, self.url, self.spec.timeout_s)
         if scraped is None:
             return None
-        wanted = self.spec.labels.items()
         return float(
-            sum(
-                v
-                for labels, v in scraped.get(self.spec.metric or "", [])
-                if wanted <= labels.items()
-            )
+            sum(v for labels, v in scraped.get(self.spec.metric or "", []) if self._wanted(labels))
         )
 
     def sample(self, cycle: Cycle) -> Sample:

@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from pagerdrill.config import EnvValue
+from pagerdrill.dashboard import PANES, STACK, STANDARD_REFS
 from pagerdrill.errors import BadInputError, ConfigError
 from pagerdrill.expr import PRIMARY, Expr, ExprError
 from pagerdrill.expr import parse as parse_expr
@@ -92,6 +93,9 @@ class ProbeSpec(Model):
     """metric: the sample name as scraped, e.g. auth_failures_total."""
     labels: dict[str, str] = {}
     """metric: only series with these labels (summed)."""
+    label_patterns: dict[str, str] = {}
+    """metric: only series whose labels match these regular expressions in full (as
+    PromQL's `=~`: `status: "5.."` for every 5xx)."""
     rate: bool = False
     """metric: also compute the per-second rate (field `rate`)."""
     rate_window_s: float = Field(default=5.0, gt=0, le=3600)
@@ -101,6 +105,11 @@ class ProbeSpec(Model):
     def _complete(self) -> ProbeSpec:
         if self.kind == "metric" and not self.metric:
             raise ValueError("a metric probe needs `metric`")
+        for label, pattern in self.label_patterns.items():
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"label_patterns.{label}: bad regular expression: {exc}") from None
         return self
 
 
@@ -186,6 +195,21 @@ class Mitigation(Model):
         return self
 
 
+class Hint(Model):
+    """A hint, and where on the drill screen its answer is to be found."""
+
+    text: str = Field(min_length=1)
+    shows: list[str] = []
+    """What answers it: signals (`probe` or `probe.field` of this scenario's probes, or a
+    standard signal of the stack such as `stack.queue.delayed`) and panes (logs, spans,
+    runbooks). Every signal named here is on the Signals pane once the drill pages."""
+
+
+def _hint(value: Any) -> Any:
+    """A hint written as plain text points at nothing in particular."""
+    return {"text": value} if isinstance(value, str) else value
+
+
 class Answer(Model):
     """The canonical response, played by --autopilot."""
 
@@ -219,7 +243,7 @@ class ScenarioModel(Model):
     decision: Decision | None = None
     recovery: Recovery
     mitigations: list[Mitigation] = []
-    hints: list[str] = []
+    hints: list[Annotated[Hint, BeforeValidator(_hint)]] = []
     answer: Answer
 
 
@@ -470,11 +494,35 @@ def _consistency(
         at(("answer",), "the scenario has a decision prompt: the answer needs `decision`")
     if m.decision is not None and not any(c.correct for c in m.decision.choices):
         at(("decision", "choices"), "at least one choice must be `correct: true`")
+    for i, hint in enumerate(m.hints):
+        for j, name in enumerate(hint.shows):
+            problem = _shown_problem(name, fields)
+            if problem:
+                at(("hints", i, "shows", j), problem)
     mitigation_ids = {x.id for x in m.mitigations}
     for i, mid in enumerate(m.answer.mitigations):
         if mid not in mitigation_ids:
             at(("answer", "mitigations", i), f"no mitigation '{mid}'")
     return problems
+
+
+def _shown_problem(name: str, fields: dict[str, frozenset[str]]) -> str | None:
+    """Why a hint's `shows` entry names nothing the drill screen shows, else None."""
+    if name in PANES:
+        return None
+    if name.startswith(STACK):
+        if name in STANDARD_REFS:
+            return None
+        return f"'{name}' is not a standard signal ({', '.join(sorted(STANDARD_REFS))})"
+    probe, _, field = name.partition(".")
+    if probe not in fields:
+        known = ", ".join([*sorted(fields), *PANES])
+        return f"'{name}': no probe '{probe}' and no pane of that name ({known})"
+    if field and field not in fields[probe]:
+        return (
+            f"'{name}': a {probe} probe has no field '{field}' ({', '.join(sorted(fields[probe]))})"
+        )
+    return None
 
 
 # ----------------------------------------------------------------- the workspace

@@ -136,11 +136,19 @@ class Api:
         if not market_id.isdigit() or not 1 <= int(market_id) <= MARKETS:
             return web.json_response({"error": "no such market"}, status=404)
         key = f"cache:market:{market_id}"
-        cached = await self.redis.get(key)
+        trace_id = request["trace_id"]
+        route = "/api/markets/{market_id}"
+        try:
+            cached = await self.redis.get(key)
+        except Exception as exc:
+            log.warning(f"cache read failed for market {market_id}: {exc!r}", trace_id,
+                        route=route, key=key)  # fmt: skip
+            raise
         if cached is not None:
             CACHE_HITS.inc()
             return web.Response(body=cached, content_type="application/json")
         CACHE_MISSES.inc()
+        started = time.perf_counter()
         # the uncached path: what the cache exists to avoid
         await asyncio.sleep(self.slow_path_s)
         seed = int(market_id)
@@ -150,7 +158,21 @@ class Api:
             "odds": {"home": 1.5 + seed / 100, "draw": 3.2, "away": 2.8 - seed / 100},
         }
         raw = json.dumps(market)
-        await self.redis.set(key, raw, ex=self.cache_ttl)
+        # a cold read is what an engineer looks for when reads turn slow: each one is
+        # a warning on its trace
+        log.warning(
+            f"cache miss: market {market_id} read from the slow path (cold cache)",
+            trace_id,
+            route=route,
+            key=key,
+            duration_ms=round((time.perf_counter() - started) * 1000, 1),
+        )
+        try:
+            await self.redis.set(key, raw, ex=self.cache_ttl)
+        except Exception as exc:
+            log.warning(f"cache write failed for market {market_id}: {exc!r}", trace_id,
+                        route=route, key=key)  # fmt: skip
+            raise
         return web.Response(text=raw, content_type="application/json")
 
     async def place_bet(self, request: web.Request) -> web.Response:

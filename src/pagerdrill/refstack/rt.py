@@ -22,6 +22,7 @@ from pagerdrill.refstack.common import (
     env_number,
     env_str,
     health,
+    new_trace_id,
     run,
     serve,
     service_app,
@@ -49,6 +50,7 @@ class Throttler:
         self.blocked = blocked
         self._windows: dict[str, tuple[float, int]] = {}
         self._last_warning: dict[str, float] = {}
+        self._refused: dict[tuple[str, str], int] = {}
 
     def admit(self, source: str, now: float) -> str | None:
         """None if the handshake may proceed, else the reason it is refused."""
@@ -67,12 +69,19 @@ class Throttler:
             self._last_warning = {k: v for k, v in self._last_warning.items() if v >= now - 1.0}
         return None
 
-    def should_log(self, source: str, now: float) -> bool:
-        """At most one warning per source per second, so a storm cannot flood the log."""
-        if now - self._last_warning.get(source, 0.0) >= 1.0:
-            self._last_warning[source] = now
-            return True
-        return False
+    def refused(self, source: str, reason: str, now: float) -> int | None:
+        """Count a refused handshake; at most once a second per source, the number
+        refused (for this reason) since its last summary, else None: a storm of
+        hundreds a second is a line a second, not a line a handshake."""
+        key = (source, reason)
+        self._refused[key] = self._refused.get(key, 0) + 1
+        if now - self._last_warning.get(source, -1e9) < 1.0:
+            return None
+        self._last_warning[source] = now
+        count = self._refused.pop(key)
+        if len(self._refused) > 10_000:
+            self._refused.clear()
+        return count
 
 
 def source_of(environ: dict) -> str:
@@ -97,10 +106,15 @@ def make_app() -> web.Application:
         reason = throttler.admit(source, now)
         if reason is not None:
             REJECTED.labels(reason).inc()
-            if throttler.should_log(source, now):
+            count = throttler.refused(source, reason, now)
+            if count is not None:
+                # its own trace: the error spans list each source's refusals
                 log.warning(
-                    f"handshake refused ({reason})",
+                    f"handshake refused ({reason}) from {source}: {count} since its last line",
+                    new_trace_id(),
                     source=source,
+                    reason=reason,
+                    refused=count,
                     limit=throttler.limit,
                     window_s=throttler.window_s,
                 )

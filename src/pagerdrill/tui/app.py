@@ -17,7 +17,6 @@ import logging
 import random
 import subprocess
 import threading
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,19 +29,18 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Button, Input, Label, Log, OptionList, Sparkline, Static
+from textual.widgets import Button, Input, Label, Log, OptionList, Static
 from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
 from pagerdrill.engine import Action, ActionRefused, DrillEngine, Phase
 from pagerdrill.errors import BadInputError, PagerdrillError
-from pagerdrill.expr import PRIMARY
 from pagerdrill.headless import Cadence
 from pagerdrill.tui.panes import LogsScreen, RunbookScreen, key_bar
+from pagerdrill.tui.signals import SignalsPane
 
 log = logging.getLogger("pagerdrill.tui")
 
-SPARK_POINTS = 40
 QUIT_REASON = "quit from the TUI"
 LOGS = "logs"
 EXIT_GRACE_S = 3.0
@@ -73,24 +71,6 @@ def mmss(seconds: float | None) -> str:
         return "—"
     s = int(seconds)
     return f"{s // 60}:{s % 60:02d}"
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, int | float):
-        return float(value)
-    return None
-
-
-def _show(value: Any) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:.3g}"
-    return str(value)
 
 
 # ---------------------------------------------------------------- messages
@@ -417,25 +397,8 @@ class DrillScreen(Screen[None]):
     def __init__(self, engine: DrillEngine) -> None:
         super().__init__(id="drill-screen")
         self.engine = engine
-        self.signals = self._signal_refs()
-        self.history: dict[tuple[str, str], deque[float]] = {
-            ref: deque(maxlen=SPARK_POINTS) for ref, _ in self.signals
-        }
         self.page: dict | None = None
         self._shown: dict[str, tuple] = {}
-
-    def _signal_refs(self) -> list[tuple[tuple[str, str], str]]:
-        """(probe, field) read by the alert rules, each with its rule as the threshold."""
-        out: list[tuple[tuple[str, str], str]] = []
-        seen: set[tuple[str, str]] = set()
-        for alert in self.engine.model.alerts:
-            expr = self.engine.scenario.expr(alert.expr)
-            rule = f"{alert.expr}" + (f" for {alert.for_s:g}s" if alert.for_s else "")
-            for ref in sorted(expr.refs):
-                if ref not in seen:
-                    seen.add(ref)
-                    out.append((ref, rule))
-        return out
 
     def compose(self) -> ComposeResult:
         yield Static(id="status")
@@ -444,13 +407,7 @@ class DrillScreen(Screen[None]):
             with Vertical(id="left"):
                 yield Label("Checklist", classes="panel-title")
                 yield OptionList(*self._step_prompts(), id="checklist")
-            with VerticalScroll(id="signals"):
-                yield Label("Signals", classes="panel-title")
-                for i, ((probe, field), rule) in enumerate(self.signals):
-                    name = probe if field == PRIMARY else f"{probe}.{field}"
-                    yield Static(Text(name), id=f"signal-{i}", classes="signal")
-                    yield Sparkline([], id=f"spark-{i}")
-                    yield Static(Text(f"alert: {rule}", style="dim"), classes="threshold")
+            yield SignalsPane(self.engine.stack_rows, self.engine.watched_rows, id="signals")
         yield Static(help_text(), id="help-panel")
         events = Log(id="events", max_lines=200)
         events.can_focus = False
@@ -583,21 +540,12 @@ class DrillScreen(Screen[None]):
             t.append(f"\nrunbook: runbooks/{alert.runbook}.md (/ to open)", style="bold")
         banner.update(t)
         banner.display = True
+        self.query_one("#signals", SignalsPane).page()
         events = self.query_one("#events", Log)
         self.call_after_refresh(events.scroll_end, animate=False)  # once shrunk
 
     def update_signals(self, values: dict) -> None:
-        for i, ((probe, field), _rule) in enumerate(self.signals):
-            value = (values.get(probe) or {}).get(field)
-            number = _number(value)
-            history = self.history[(probe, field)]
-            history.append(number if number is not None else 0.0)
-            name = probe if field == PRIMARY else f"{probe}.{field}"
-            label = Text()
-            label.append(f"{name} ")
-            label.append(_show(value), style="bold")
-            self._show(f"#signal-{i}", label, layout=False)
-            self.query_one(f"#spark-{i}", Sparkline).data = list(history)
+        self.query_one("#signals", SignalsPane).sample(values)
 
     def write(self, line: str) -> None:
         events = self.query_one("#events", Log)
