@@ -538,9 +538,12 @@ def _event_printer(redactor):
     """Progress of a headless drill, one line per event that matters, on stderr."""
     console = _console(stderr=True)
 
+    from pagerdrill.timefmt import clock as t_clock
+    from pagerdrill.timefmt import duration as t_duration
+
     def clock(event: dict) -> str:
         at = event.get("drill_s")
-        return f"T+{int(at // 60):02d}:{at % 60:04.1f}" if isinstance(at, int | float) else " " * 9
+        return t_clock(at, tenths=True) if isinstance(at, int | float) else " " * 9
 
     def show(event: dict) -> None:
         event = redactor.data(event)
@@ -548,7 +551,7 @@ def _event_printer(redactor):
         text = None
         if t == "state":
             text = f"[bold]{event['to']}[/]" + (
-                f" for {event['quiet_s']:.1f} s" if "quiet_s" in event else ""
+                f" for {t_duration(event['quiet_s'])}" if "quiet_s" in event else ""
             )
             if event.get("reason"):
                 text += f": {event['reason']}"
@@ -589,9 +592,9 @@ def _event_printer(redactor):
 
 
 def _fmt_s(value) -> str:
-    if value is None:
-        return "-"
-    return f"{int(value // 60)}:{value % 60:04.1f}"
+    from pagerdrill.timefmt import mmss_tenths
+
+    return mmss_tenths(value, none="-")
 
 
 def _print_summary(summary: dict) -> None:
@@ -882,10 +885,9 @@ def _timeline(workspace: Path | None, drill: str, samples: bool | int = True):
 
 
 def _mmss(seconds) -> str:
-    if seconds is None:
-        return "-"
-    whole = round(seconds)
-    return f"{whole // 60}:{whole % 60:02d}"
+    from pagerdrill.timefmt import mmss
+
+    return mmss(seconds, none="-")
 
 
 @drills_app.command("list")
@@ -954,7 +956,8 @@ def drills_show(drill: DrillArg, workspace: WorkspaceOption = None) -> None:
     from rich.table import Table
 
     from pagerdrill.reports.text import outcome_text
-    from pagerdrill.reports.timeline import clock, duration, signal_summary, wall
+    from pagerdrill.reports.timeline import signal_summary, wall
+    from pagerdrill.timefmt import clock, duration
 
     tl = _timeline(workspace, drill, samples=HTML_POINTS)
     s = tl.summary

@@ -27,10 +27,9 @@ from pagerdrill.reports.timeline import (
     Marker,
     Series,
     Timeline,
-    clock,
-    duration,
     wall,
 )
+from pagerdrill.timefmt import clock, duration, mmss
 
 MAX_POINTS = 600
 """At most this many points are drawn per series."""
@@ -149,8 +148,7 @@ def _time_step(span: float) -> float:
 
 
 def _since_start(seconds: float) -> str:
-    whole = round(seconds)
-    return f"{whole // 60:02d}:{whole % 60:02d}"
+    return clock(seconds).removeprefix("T+")
 
 
 def _value_domain(values: Iterable[float], threshold: float | None) -> tuple[float, float, float]:
@@ -380,8 +378,8 @@ def _targets(summary: dict[str, Any]) -> str:
     def row(
         what: str, target: float | None, done: float | None, met: bool | None, note: str = ""
     ) -> None:
-        target_text = f"≤ {duration(target)}" if target is not None else "—"
-        done_text = duration(done) if done is not None else "not done"
+        target_text = f"≤ {mmss(target)}" if target is not None else "—"
+        done_text = mmss(done) if done is not None else "not done"
         note_html = f' <span class="note">{_e(note)}</span>' if note else ""
         rows.append(
             f'<tr><td>{_e(what)}{note_html}</td><td class="num">{_e(target_text)}</td>'
@@ -606,8 +604,8 @@ def render_html(timeline: Timeline) -> str:
         ("Duration", _e(duration(timeline.duration_s))),
         ("Outcome", _outcome(summary)),
         ("Review", _verdict(timeline.review)),
-        ("Time to acknowledge", _e(duration(_seconds(summary.get("time_to_ack_s"))))),
-        ("Time to recovery", _e(duration(_seconds(summary.get("time_to_recovery_s"))))),
+        ("Time to acknowledge", _e(mmss(_seconds(summary.get("time_to_ack_s"))))),
+        ("Time to recovery", _e(mmss(_seconds(summary.get("time_to_recovery_s"))))),
     ]
     parts += [f"<div><dt>{name}</dt><dd>{value}</dd></div>" for name, value in meta]
     parts.append("</dl></header>")

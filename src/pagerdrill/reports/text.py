@@ -7,7 +7,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pagerdrill.reports.timeline import ENGINEER, REVIEW, Entry, Timeline, clock, duration, wall
+from pagerdrill.reports.timeline import ENGINEER, REVIEW, Entry, Timeline, wall
+from pagerdrill.timefmt import clock, duration, mmss
 
 # Slack shows long messages badly and cuts them; stay well under its limits, and
 # split a long timeline into several messages marked (1/3), (2/3) ...
@@ -134,10 +135,6 @@ def _cell(text: object) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def _mmss(seconds: float | None) -> str:
-    return clock(seconds).removeprefix("T+") if seconds is not None else "—"
-
-
 def markdown(tl: Timeline) -> str:
     s = tl.summary
     out = [f"# Drill: {_cell(s.get('title') or s.get('scenario') or tl.drill)} "
@@ -161,7 +158,7 @@ def markdown(tl: Timeline) -> str:
     for step in s["steps"]:
         met = "✓" if step["met"] else ("✗" if step["done_s"] is not None else "not done")
         out.append(
-            f"| {_cell(step['title'])} | {_mmss(step['done_s'])} | {_mmss(step['target_s'])} "
+            f"| {_cell(step['title'])} | {mmss(step['done_s'])} | {mmss(step['target_s'])} "
             f"| {met} |"
         )
     h = s["hypothesis"]
@@ -171,12 +168,12 @@ def markdown(tl: Timeline) -> str:
         else "✗"
     )
     out.append(
-        f"| Symptom → right hypothesis | {_mmss(h['correct_s'])} | {_mmss(h['target_s'])} "
+        f"| Symptom → right hypothesis | {mmss(h['correct_s'])} | {mmss(h['target_s'])} "
         f"| {hyp_met} |"
     )
-    out.append(f"| Acknowledged | {_mmss(s['time_to_ack_s'])} | | |")
-    out.append(f"| Mitigated | {_mmss(s['time_to_mitigate_s'])} | | |")
-    out.append(f"| Recovery verified | {_mmss(s['time_to_recovery_s'])} | | |")
+    out.append(f"| Acknowledged | {mmss(s['time_to_ack_s'])} | | |")
+    out.append(f"| Mitigated | {mmss(s['time_to_mitigate_s'])} | | |")
+    out.append(f"| Recovery verified | {mmss(s['time_to_recovery_s'])} | | |")
     out += ["", f"Hints used: {s['hints_used']}. Notes: {s['notes']}. "
             f"Clock paused: {s['paused_s']:g} s.", ""]  # fmt: skip
     out += ["## Hypothesis", "", _hypothesis_line(s), ""]

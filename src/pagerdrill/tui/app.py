@@ -38,6 +38,7 @@ from pagerdrill.engine import Action, ActionRefused, DrillEngine, Phase
 from pagerdrill.errors import BadInputError, PagerdrillError
 from pagerdrill.expr import PRIMARY
 from pagerdrill.headless import Cadence
+from pagerdrill.timefmt import mmss
 from pagerdrill.tui.panes import LogsScreen, RunbookScreen, key_bar
 
 log = logging.getLogger("pagerdrill.tui")
@@ -66,13 +67,6 @@ KEYS = [
     ("?", "this help"),
     ("q / ctrl+c", "quit: aborts the drill and reverts every fault"),
 ]
-
-
-def mmss(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    s = int(seconds)
-    return f"{s // 60}:{s % 60:02d}"
 
 
 def _number(value: Any) -> float | None:
