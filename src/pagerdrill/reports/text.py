@@ -10,9 +10,12 @@ from pathlib import Path
 from pagerdrill.reports.timeline import ENGINEER, REVIEW, Entry, Timeline, wall
 from pagerdrill.timefmt import clock, duration, mmss
 
-# Slack shows long messages badly and cuts them; stay well under its limits, and
-# split a long timeline into several messages marked (1/3), (2/3) ...
-SLACK_MESSAGE_LIMIT = 3500
+# Slack truncates a message's text past 40,000 characters (its documented limit for a
+# message, api.slack.com/changelog/2018-04-truncating-really-long-messages, the same
+# for a message pasted in the composer); only a timeline longer than that is split,
+# into messages marked (1/3), (2/3) ... of about the same size. The 4,000 that Slack
+# recommends is for API clients and a block's text, not for a person's paste.
+SLACK_MESSAGE_LIMIT = 40_000
 
 
 def _when(ts: str | None) -> str:
@@ -71,17 +74,12 @@ def _review_line(review: dict | None) -> str | None:
 # ---------------------------------------------------------------------- Slack
 
 
-def _mrkdwn(text: str) -> str:
-    """Slack's three control characters; the rest is literal."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def _slack_line(entry: Entry, engineer: str) -> str:
+    # Text as a person types it in the composer: Slack's `&lt;` escaping is for its API
+    # and would show literally when pasted.
     who = engineer if entry.who == ENGINEER else ("review" if entry.who == REVIEW else "")
-    text = _mrkdwn(entry.text)
-    if entry.kind == "page":
-        text = f"*{text}*"
-    lead = f"*{_mrkdwn(who)}*: " if who else ""
+    text = f"*{entry.text}*" if entry.kind == "page" else entry.text
+    lead = f"*{who}*: " if who else ""
     when = f"`{wall(entry.ts)}`"
     return f"{when} {clock(entry.page_s)} — {lead}{text}".replace("  ", " ")
 
@@ -91,41 +89,54 @@ def slack_messages(tl: Timeline, limit: int = SLACK_MESSAGE_LIMIT) -> list[str]:
     s = tl.summary
     engineer = s.get("engineer") or "engineer"
     head = [
-        f"*Drill: {_mrkdwn(s.get('title') or s.get('scenario') or tl.drill)}* "
-        f"({s.get('severity') or '?'}) — engineer *{_mrkdwn(engineer)}*",
+        f"*Drill: {s.get('title') or s.get('scenario') or tl.drill}* "
+        f"({s.get('severity') or '?'}) — engineer *{engineer}*",
         f"Started {_when(s.get('started'))} · duration {duration(tl.duration_s)} · "
-        f"{_mrkdwn(outcome_text(s))}",
+        f"{outcome_text(s)}",
     ]
     review = _review_line(tl.review)
     if review:
-        head.append(f"Review: {_mrkdwn(review)}")
+        head.append(f"Review: {review}")
     if not tl.complete:
-        head.append(f"_Incomplete journal: {_mrkdwn('; '.join(tl.problems) or 'no end')}_")
+        head.append(f"_Incomplete journal: {'; '.join(tl.problems) or 'no end'}_")
     head.append("*Timeline* (UTC; T± from the page)")
     lines = [_slack_line(e, engineer) for e in tl.entries]
     tail = [
-        f"*Hypothesis*: {_mrkdwn(_hypothesis_line(s))}",
-        f"*Resolution*: {_mrkdwn(_resolution_line(s))}",
+        f"*Hypothesis*: {_hypothesis_line(s)}",
+        f"*Resolution*: {_resolution_line(s)}",
     ]
     return _split(head, lines, tail, limit)
 
 
 def _split(head: list[str], lines: list[str], tail: list[str], limit: int) -> list[str]:
     room = limit - 12  # the "(12/12) " marker
-    messages: list[list[str]] = [list(head)]
-    size = sum(len(x) + 1 for x in head)
-    for line in [*lines, *tail]:
-        if len(line) > room // 2:
-            line = line[: room // 2 - 1] + "…"
-        if size + len(line) + 1 > room:
-            messages.append([])
-            size = 0
-        messages[-1].append(line)
-        size += len(line) + 1
-    if len(messages) == 1:
-        return ["\n".join(messages[0])]
+    every = [
+        ln if len(ln) <= room // 2 else ln[: room // 2 - 1] + "…" for ln in head + lines + tail
+    ]
+    total = sum(len(x) + 1 for x in every)
+    if total - 1 <= limit:
+        return ["\n".join(every)]
+    # The fewest messages the limit allows, filled to about the same size, so that the
+    # last is never a line or two on its own.
+    longest = max(len(x) + 1 for x in every)
+    count = -(-total // room)
+    while len(messages := _pack(every, min(room, -(-total // count) + longest))) > count:
+        count += 1
     n = len(messages)
     return [f"({i}/{n}) " + "\n".join(m) for i, m in enumerate(messages, 1)]
+
+
+def _pack(lines: list[str], size: int) -> list[list[str]]:
+    """`lines` in order into messages of at most `size` characters."""
+    messages: list[list[str]] = [[]]
+    used = 0
+    for line in lines:
+        if messages[-1] and used + len(line) + 1 > size:
+            messages.append([])
+            used = 0
+        messages[-1].append(line)
+        used += len(line) + 1
+    return messages
 
 
 # ------------------------------------------------------------------- Markdown
