@@ -4,6 +4,7 @@ schema, secrets never leaving, broken journals exported as far as they go."""
 
 from __future__ import annotations
 
+import html as html_module
 import json
 import os
 import shutil
@@ -19,8 +20,19 @@ from pagerdrill.config import WorkspaceConfig
 from pagerdrill.journal import read_journal
 from pagerdrill.redact import Redactor
 from pagerdrill.reports.drills import list_drills, review
-from pagerdrill.reports.text import SLACK_MESSAGE_LIMIT, markdown, slack_messages, to_json
+from pagerdrill.reports.html import render_html
+from pagerdrill.reports.text import (
+    SLACK_MESSAGE_LIMIT,
+    counts_line,
+    decision_line,
+    markdown,
+    outcome_text,
+    slack_messages,
+    step_lines,
+    to_json,
+)
 from pagerdrill.reports.timeline import build, load
+from pagerdrill.timefmt import clock, mmss
 
 JOURNALS = REPO / "tests" / "fixtures" / "journals"
 GOLDEN = REPO / "tests" / "fixtures" / "golden"
@@ -395,3 +407,46 @@ def test_hand_edited_events_never_break_an_export(tmp_path, extra, at):
     timeline = load(path)
     every_format(timeline)  # nothing raises
     list_drills(tmp_path)  # nor does the list
+
+
+# ------------------------------------------------------------ the same facts
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_every_format_states_the_same_facts(scenario):
+    """What the lead reads of a drill does not depend on the format chosen."""
+    tl = load(JOURNALS / f"{scenario}.jsonl")
+    s = tl.summary
+    h = s["hypothesis"]
+    facts = {
+        "engineer": s["engineer"],
+        "title": s["title"],
+        "severity": s["severity"],
+        "scenario": s["scenario"],
+        "drill": tl.drill,
+        "page": s["page_alert"],
+        "outcome": outcome_text(s),
+        "hypothesis": h["first_text"],
+        "counts": counts_line(s),
+        "decision": decision_line(s),
+        "mitigated": clock(s["time_to_mitigate_s"]),
+        "recovered": clock(s["time_to_recovery_s"]),
+        "hypothesis target": mmss(h["target_s"]),
+        **{f"step {title}": title for title, *_ in step_lines(s)},
+        **{f"step time {title}": f"{done}" for title, done, *_ in step_lines(s)},
+        **{f"step target {title}": f"{target}" for title, _, target, _ in step_lines(s)},
+    }
+    assert s["hints_used"] == 0 and "Hints used: 0." in facts["counts"]
+    exports = {
+        "slack": "\n".join(slack_messages(tl)),
+        "markdown": markdown(tl),
+        "html": html_module.unescape(render_html(tl)),
+    }
+    for fmt, text in exports.items():
+        missing = [name for name, value in facts.items() if str(value) not in text]
+        assert not missing, f"the {fmt} export lacks {missing}"
+    document = to_json(tl)["summary"]
+    for key in ("engineer", "title", "severity", "scenario", "page_alert", "hints_used",
+                "notes", "paused_s", "decision", "time_to_mitigate_s", "time_to_recovery_s",
+                "steps", "hypothesis"):  # fmt: skip
+        assert key in document, key

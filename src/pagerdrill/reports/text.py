@@ -62,6 +62,33 @@ def _resolution_line(summary: dict) -> str:
     return "; ".join(parts)
 
 
+def counts_line(summary: dict) -> str:
+    """The drill's counts, worded the same in every export."""
+    h = summary.get("hypothesis") or {}
+    return (
+        f"Hints used: {summary['hints_used']}. Notes: {summary['notes']}. "
+        f"Hypotheses stated: {h.get('attempts', 0)}. "
+        f"Clock paused: {duration(summary['paused_s'])}."
+    )
+
+
+def decision_line(summary: dict) -> str:
+    """The page-the-lead decision as the engineer took it."""
+    d = summary.get("decision")
+    if not d:
+        return "no decision taken"
+    return str(d.get("choice"))
+
+
+def step_lines(summary: dict) -> list[tuple[str, str, str, str]]:
+    """(title, time, target, met) of each checklist step, from the page."""
+    rows = []
+    for step in summary["steps"]:
+        met = "✓" if step["met"] else ("✗" if step["done_s"] is not None else "not done")
+        rows.append((step["title"], mmss(step["done_s"]), mmss(step["target_s"]), met))
+    return rows
+
+
 def _review_line(review: dict | None) -> str | None:
     if not review:
         return None
@@ -99,11 +126,20 @@ def slack_messages(tl: Timeline, limit: int = SLACK_MESSAGE_LIMIT) -> list[str]:
         head.append(f"Review: {review}")
     if not tl.complete:
         head.append(f"_Incomplete journal: {'; '.join(tl.problems) or 'no end'}_")
+    head.append(f"Drill `{tl.drill}` · scenario `{s.get('scenario')}` · "
+                f"page {s.get('page_alert') or 'no page'}")  # fmt: skip
     head.append("*Timeline* (UTC; T± from the page)")
     lines = [_slack_line(e, engineer) for e in tl.entries]
-    tail = [
+    tail = ["*Times against targets* (from the page)"]
+    tail += [
+        f"{title}: {done} (target {target}) {met}" for title, done, target, met in step_lines(s)
+    ]
+    tail += [
         f"*Hypothesis*: {_hypothesis_line(s)}",
+        # the decision's grade belongs on this line, as in the other formats
+        f"*Decision*: {decision_line(s)}",
         f"*Resolution*: {_resolution_line(s)}",
+        counts_line(s),
     ]
     return _split(head, lines, tail, limit)
 
@@ -166,12 +202,8 @@ def markdown(tl: Timeline) -> str:
     out += ["| | |", "|---|---|", *[f"| {k} | {_cell(v)} |" for k, v in rows], ""]
     out += ["## Times against targets", "", "| From the page | Time | Target | Met |",
             "|---|---|---|---|"]  # fmt: skip
-    for step in s["steps"]:
-        met = "✓" if step["met"] else ("✗" if step["done_s"] is not None else "not done")
-        out.append(
-            f"| {_cell(step['title'])} | {mmss(step['done_s'])} | {mmss(step['target_s'])} "
-            f"| {met} |"
-        )
+    for title, done, target, met in step_lines(s):
+        out.append(f"| {_cell(title)} | {done} | {target} | {met} |")
     h = s["hypothesis"]
     hyp_met = (
         "✓"
@@ -185,12 +217,12 @@ def markdown(tl: Timeline) -> str:
     out.append(f"| Acknowledged | {mmss(s['time_to_ack_s'])} | | |")
     out.append(f"| Mitigated | {mmss(s['time_to_mitigate_s'])} | | |")
     out.append(f"| Recovery verified | {mmss(s['time_to_recovery_s'])} | | |")
-    out += ["", f"Hints used: {s['hints_used']}. Notes: {s['notes']}. "
-            f"Clock paused: {s['paused_s']:g} s.", ""]  # fmt: skip
+    out += ["", counts_line(s), ""]
     out += ["## Hypothesis", "", _hypothesis_line(s), ""]
-    if s.get("decision"):
-        d = s["decision"]
-        out += ["## Decision", "", f"{d['choice']} ({'right' if d['correct'] else 'wrong'})", ""]
+    d = s.get("decision")
+    # the decision's grade belongs on this line, as in the other formats
+    grade = f" ({'right' if d['correct'] else 'wrong'})" if d else ""
+    out += ["## Decision", "", f"{decision_line(s)}{grade}", ""]
     out += ["## Resolution", "", _resolution_line(s), ""]
     out += ["## Timeline", "", "| Time (UTC) | From the page | Who | What |", "|---|---|---|---|"]
     engineer = s.get("engineer") or "engineer"
