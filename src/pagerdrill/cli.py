@@ -93,16 +93,41 @@ def _stack_name(target: LocalTarget | ComposeTarget) -> str:
     return "the reference stack"
 
 
+class _TrimmedLines:
+    """A stream that drops the spaces rich pads each line with: piped output is read by
+    scripts and diffs, where trailing blanks are noise."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.pending = ""
+
+    def write(self, text: str) -> int:
+        *lines, self.pending = (self.pending + text).split("\n")
+        for line in lines:
+            self.stream.write(line.rstrip() + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.write(self.pending)  # a line not yet ended is written as it is
+        self.pending = ""
+        self.stream.flush()
+
+
 def _console(stderr: bool = False):
     from rich.console import Console
 
     stream = sys.stderr if stderr else sys.stdout
-    # piped output (scripts, CI logs) gets whole lines rather than an 80-column cut
-    return Console(stderr=stderr, highlight=False, width=None if stream.isatty() else 200)
+    if stream.isatty():
+        return Console(stderr=stderr, highlight=False)
+    # piped output (scripts, CI logs) gets whole lines rather than an 80-column cut, each
+    # as long as its content
+    from typing import IO, cast
+
+    return Console(file=cast(IO[str], _TrimmedLines(stream)), highlight=False, width=200)
 
 
-def _progress_printer():
-    console = _console()
+def _progress_printer(stderr: bool = False):
+    console = _console(stderr=stderr)
     marks = {
         "starting": "[dim]…[/]",
         "healthy": "[green]✓[/]",
@@ -641,10 +666,18 @@ def _print_summary(summary: dict) -> None:
 @app.command("run", short_help="Run a drill headless (scripted or autopilot).")
 def run(
     scenario: Annotated[str, typer.Argument(help="Scenario name or file.")],
-    engineer: Annotated[str, typer.Option("--engineer", "-e", help="Who is drilling.")],
+    engineer: Annotated[
+        str | None,
+        typer.Option(
+            "--engineer", "-e", help="Who is drilling (default: git config user.name, else $USER)."
+        ),
+    ] = None,
     headless: Annotated[
-        bool, typer.Option("--headless", help="No TUI: actions come from --script/--autopilot.")
-    ] = False,
+        bool,
+        typer.Option(
+            "--headless", help="Accepted and implied: run never opens the TUI (that is `drill`)."
+        ),
+    ] = True,
     script: Annotated[
         Path | None, typer.Option("--script", metavar="FILE", help="Timed engineer actions.")
     ] = None,
@@ -682,11 +715,10 @@ def run(
     from pagerdrill.journal import read_journal
     from pagerdrill.scenario import find_scenario, load_scenario, parse_param
     from pagerdrill.summary import exit_code, summarize
+    from pagerdrill.workspace import default_engineer
 
-    if not headless:
-        raise BadInputError(
-            "`pagerdrill run` needs --headless (the interactive drill is `pagerdrill drill`)"
-        )
+    del headless  # run is always headless; the flag stays accepted for old scripts
+    engineer = engineer or default_engineer()
     if (script is None) == (not autopilot) and not dry_run:
         raise BadInputError("give one of --script FILE or --autopilot")
     target = _target(workspace, allow_remote_docker)
@@ -744,7 +776,8 @@ def run(
         if not target.is_up():
             _console(stderr=True).print("starting the stack:")
             started_stack = True
-            target.up(progress=_progress_printer() if not as_json else None)
+            # stdout carries only the summary (or the JSON): progress goes with the events
+            target.up(progress=_progress_printer(stderr=True) if not as_json else None)
         if not as_json:
             _console(stderr=True).print(
                 f"drill {engine.drill_id}: {sc.model.title} ({sc.model.severity}), "
@@ -919,7 +952,12 @@ def drills_list(
         typer.echo(json.dumps([r.to_json() for r in rows], indent=2))
         return
     if not rows:
-        _console().print("no drills yet (run one: pagerdrill run SCENARIO --headless ...)")
+        given = (("engineer", engineer), ("scenario", scenario), ("since", since))
+        filters = [f"--{name} {value}" for name, value in given if value]
+        if filters and list_drills(ws.root / "drills", ws.state_dir / "drills-index.json"):
+            _console().print(f"no drill matches {' '.join(filters)}")
+        else:
+            _console().print("no drills yet (run one: pagerdrill run SCENARIO ...)")
         return
     header = ("DRILL", "DATE", "ENGINEER", "SCENARIO", "SEV", "OUTCOME", "ACK",
               "→HYPOTHESIS", "RIGHT", "RECOVERY", "REVIEW")  # fmt: skip
@@ -933,7 +971,7 @@ def drills_list(
             r.outcome + ("" if r.complete else " (incomplete)"),
             _mmss(r.time_to_ack_s),
             _mmss(r.hypothesis_s),
-            "yes" if r.hypothesis_correct else "no",
+            ("yes" if r.hypothesis_correct else "no") if r.hypothesis_s is not None else "-",
             _mmss(r.time_to_recovery_s) if r.recovery_verified else "-",
             r.verdict or "-",
         )

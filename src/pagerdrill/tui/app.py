@@ -15,7 +15,6 @@ import contextlib
 import getpass
 import logging
 import random
-import subprocess
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -40,6 +39,7 @@ from pagerdrill.expr import PRIMARY
 from pagerdrill.headless import Cadence
 from pagerdrill.timefmt import mmss
 from pagerdrill.tui.panes import LogsScreen, RunbookScreen, key_bar
+from pagerdrill.workspace import default_engineer
 
 log = logging.getLogger("pagerdrill.tui")
 
@@ -817,22 +817,6 @@ class StartChoices:
     scenarios: list[ScenarioEntry]
     engineer: str
     build: EngineBuilder
-
-
-def default_engineer() -> str:
-    """`git config user.name`, else the login name."""
-    try:
-        out = subprocess.run(
-            ["git", "config", "user.name"], capture_output=True, text=True, timeout=5, check=False
-        )
-        if out.returncode == 0 and out.stdout.strip():
-            return out.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
-    try:
-        return getpass.getuser()
-    except Exception:
-        return "anon"
 
 
 class StartScreen(Screen[None]):
