@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -106,3 +107,32 @@ def test_run_needs_neither_headless_nor_engineer_and_its_stdout_is_the_summary(w
     assert first.startswith("500s on a non-critical route (P3), ana: closed"), done.stdout
     assert "journal:" in done.stdout
     assert not LocalTarget(load_workspace(workspace_dir)).is_up()  # it took its stack down
+
+
+COMMANDS = [
+    ("init",), ("run",), ("drill",), ("recover",),
+    *[("stack", c) for c in ("up", "down", "status", "logs", "stop", "start", "restart", "exec")],
+    *[("scenarios", c) for c in ("list", "show", "validate", "check")],
+    *[("drills", c) for c in ("list", "show", "export", "review")],
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_help_names_every_argument_in_one_style(command):
+    done = cli(*command, "--help")
+    assert done.returncode == 0, done.stderr
+    usage = done.stdout.splitlines()[0]
+    names = re.findall(r"[{\[]([^\]}]+)[}\]]", usage.split("[OPTIONS]", 1)[1])
+    assert all(name.isupper() for name in names), usage
+
+
+def test_stack_exec_usage_shows_the_command_it_runs():
+    usage = cli("stack", "exec", "--help").stdout.splitlines()[0]
+    assert usage.endswith("{SERVICE} {COMMAND}..."), usage
+
+
+@pytest.mark.parametrize("group", [(), ("stack",), ("scenarios",), ("drills",)], ids=str)
+def test_group_help_gives_each_command_a_whole_short_help(group):
+    done = cli(*group, "--help")
+    listed = done.stdout.split("Commands:", 1)[1].strip().splitlines()
+    assert listed and not [line for line in listed if line.rstrip().endswith("...")], listed

@@ -182,7 +182,7 @@ def stack_up(
     _status_table(statuses)
 
 
-@stack_app.command("down")
+@stack_app.command("down", short_help="Stop every service of the stack.")
 def stack_down(
     workspace: WorkspaceOption = None, allow_remote_docker: AllowRemoteOption = False
 ) -> None:
@@ -308,12 +308,16 @@ def stack_restart(
 def stack_exec(
     ctx: typer.Context,
     service: ServiceArg,
+    command: Annotated[
+        list[str],
+        typer.Argument(metavar="COMMAND", help="The command to run and its arguments."),
+    ],
     workspace: WorkspaceOption = None,
     allow_remote_docker: AllowRemoteOption = False,
 ) -> None:
     """Run a command beside a service, in its environment (in its container on a compose
     stack), e.g. `pagerdrill stack exec redis-cache redis-cli -a cache DBSIZE`."""
-    result = _target(workspace, allow_remote_docker).exec(service, ctx.args)
+    result = _target(workspace, allow_remote_docker).exec(service, [*command, *ctx.args])
     sys.stdout.write(result.stdout)
     sys.stderr.write(result.stderr)
     raise typer.Exit(result.returncode)
@@ -321,7 +325,9 @@ def stack_exec(
 
 @app.command("init", short_help="Scaffold a workspace in a new folder.")
 def init(
-    directory: Annotated[Path, typer.Argument(help="Folder to make into a workspace.")],
+    directory: Annotated[
+        Path, typer.Argument(metavar="DIR", help="Folder to make into a workspace.")
+    ],
 ) -> None:
     """Scaffold a workspace (pagerdrill.yaml, compose/, scenarios/, runbooks/ ...)."""
     from pagerdrill.workspace import init_workspace
@@ -356,7 +362,7 @@ def _workspace_or_none(workspace: Path | None):
         return None
 
 
-@scenarios_app.command("list")
+@scenarios_app.command("list", short_help="The scenarios, their severity and roles.")
 def scenarios_list(
     workspace: WorkspaceOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
@@ -404,9 +410,9 @@ def scenarios_list(
     _console().print(table)
 
 
-@scenarios_app.command("show")
+@scenarios_app.command("show", short_help="What a scenario breaks and how it shows.")
 def scenarios_show(
-    name: Annotated[str, typer.Argument(help="Scenario name (file stem) or path.")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Scenario name (file stem) or path.")],
     workspace: WorkspaceOption = None,
     reveal: Annotated[
         bool, typer.Option("--reveal", help="Also show the root cause and the answer key.")
@@ -458,10 +464,11 @@ def scenarios_show(
         c.print("\n[dim](root cause hidden; --reveal shows it)[/]")
 
 
-@scenarios_app.command("validate")
+@scenarios_app.command("validate", short_help="Every problem of every scenario.")
 def scenarios_validate(
     files: Annotated[
-        list[Path] | None, typer.Argument(help="Scenario files (default: all in the workspace).")
+        list[Path] | None,
+        typer.Argument(metavar="FILE", help="Scenario files (default: all in the workspace)."),
     ] = None,
     workspace: WorkspaceOption = None,
 ) -> None:
@@ -496,7 +503,7 @@ def scenarios_validate(
         raise typer.Exit(2)
 
 
-@scenarios_app.command("check")
+@scenarios_app.command("check", short_help="Which scenarios the role bindings can run.")
 def scenarios_check(
     workspace: WorkspaceOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
@@ -665,7 +672,7 @@ def _print_summary(summary: dict) -> None:
 
 @app.command("run", short_help="Run a drill headless (scripted or autopilot).")
 def run(
-    scenario: Annotated[str, typer.Argument(help="Scenario name or file.")],
+    scenario: Annotated[str, typer.Argument(metavar="SCENARIO", help="Scenario name or file.")],
     engineer: Annotated[
         str | None,
         typer.Option(
@@ -923,7 +930,7 @@ def _mmss(seconds) -> str:
     return mmss(seconds, none="-")
 
 
-@drills_app.command("list")
+@drills_app.command("list", short_help="Every drill: outcome, times, verdict.")
 def drills_list(
     engineer: Annotated[str | None, typer.Option("--engineer", help="Only this engineer.")] = None,
     scenario: Annotated[str | None, typer.Option("--scenario", help="Only this scenario.")] = None,
@@ -986,7 +993,7 @@ def drills_list(
     _console().print("[dim]DRILL is the end of the drill id; any unique part of it names it[/]")
 
 
-@drills_app.command("show")
+@drills_app.command("show", short_help="A drill's timeline and times.")
 def drills_show(drill: DrillArg, workspace: WorkspaceOption = None) -> None:
     """A drill's timeline: the engineer's steps and the system's events interleaved, the
     times against targets, and the signals summarised."""
@@ -1045,7 +1052,7 @@ HTML_POINTS = 600
 JSON_POINTS = 2000
 
 
-@drills_app.command("export")
+@drills_app.command("export", short_help="Export a drill: Slack, Markdown, JSON, HTML.")
 def drills_export(
     drill: DrillArg,
     fmt: Annotated[
@@ -1096,7 +1103,7 @@ def drills_export(
     _console(stderr=True).print(f"wrote {output} ({len(text.encode()):,} bytes)")
 
 
-@drills_app.command("review")
+@drills_app.command("review", short_help="Record a lead's verdict on a drill.")
 def drills_review(
     drill: DrillArg,
     by: Annotated[str, typer.Option("--by", help="Who reviews.")],
