@@ -487,6 +487,20 @@ class DrillScreen(Screen[None]):
         for i, prompt in enumerate(self._step_prompts()):
             checklist.replace_option_prompt_at_index(i, prompt)
 
+    def highlight_next_open_step(self) -> None:
+        """After a tick the highlight leaves a done step for the next open one (wrapping
+        to the first), so enter and `o` act on a step still to do."""
+        checklist = self.query_one("#checklist", OptionList)
+        steps = self.engine.checklist.steps
+        at = checklist.highlighted
+        if at is None or not 0 <= at < len(steps) or steps[at].id not in self.engine.steps_done:
+            return
+        order = [*range(at + 1, len(steps)), *range(at)]
+        for i in order:
+            if steps[i].id not in self.engine.steps_done:
+                checklist.highlighted = i
+                return
+
     def phase_text(self) -> str:
         phase = self.engine.phase
         if self.engine.page_mono is None:
@@ -629,6 +643,7 @@ class DrillScreen(Screen[None]):
             late = " (over target)" if event.get("over") else ""
             self.write(f"{at}done: {event.get('title')}{late}")
             self.refresh_checklist()
+            self.highlight_next_open_step()
         elif kind == "note":
             self.write(f"{at}note: {event.get('text')}")
         elif kind == "hypothesis":
