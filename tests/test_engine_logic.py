@@ -202,3 +202,20 @@ def test_engineer_actions_before_the_page_are_refused(tmp_path, verb):
     with pytest.raises(ActionRefused, match="nothing has paged"):
         engine.act(Action(verb, text="x"))
     engine.abort("test over")
+
+
+def test_looking_at_the_evidence_ticks_its_step_once_with_the_evidence_on_it(tmp_path):
+    engine, _, clock, _ = make(tmp_path)
+    advance(engine, clock, 3)
+    assert engine.phase == Phase.PAGED
+    engine.act(Action("ack"))
+    engine.act(Action("evidence", step="logs", what="logs", text="errors of all services"))
+    engine.act(Action("evidence", step="logs", what="logs", text="api only"))
+    engine.act(Action("evidence", step="dashboards", what="signals", text="the signals panel"))
+    engine.abort("test over")
+    done = [e for e in read_journal(engine.journal_path).events if e["type"] == "step.done"]
+    by_step = {e["step"]: e for e in done}
+    assert [e["step"] for e in done] == ["acknowledge", "logs", "dashboards"]  # each once
+    assert by_step["logs"]["evidence"] == "logs: errors of all services"
+    assert by_step["logs"]["target_s"] > 0 and by_step["logs"]["over"] is False
+    assert by_step["dashboards"]["evidence"] == "signals: the signals panel"

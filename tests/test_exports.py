@@ -4,6 +4,7 @@ schema, secrets never leaving, broken journals exported as far as they go."""
 
 from __future__ import annotations
 
+import html as html_module
 import json
 import os
 import shutil
@@ -19,8 +20,19 @@ from pagerdrill.config import WorkspaceConfig
 from pagerdrill.journal import read_journal
 from pagerdrill.redact import Redactor
 from pagerdrill.reports.drills import list_drills, review
-from pagerdrill.reports.text import SLACK_MESSAGE_LIMIT, markdown, slack_messages, to_json
+from pagerdrill.reports.html import render_html
+from pagerdrill.reports.text import (
+    SLACK_MESSAGE_LIMIT,
+    counts_line,
+    decision_line,
+    markdown,
+    outcome_text,
+    slack_messages,
+    step_lines,
+    to_json,
+)
 from pagerdrill.reports.timeline import build, load
+from pagerdrill.timefmt import clock, mmss
 
 JOURNALS = REPO / "tests" / "fixtures" / "journals"
 GOLDEN = REPO / "tests" / "fixtures" / "golden"
@@ -87,17 +99,57 @@ def test_a_long_timeline_is_split_into_numbered_slack_messages(tmp_path):
     last = json.loads(lines[-1])
     extra = [
         json.dumps({"v": 1, "seq": last["seq"] + 1 + i, "ts": last["ts"], "t": last["t"],
-                    "type": "note", "drill": last["drill"], "text": f"note number {i} " * 4})
-        for i in range(200)
+                    "type": "note", "drill": last["drill"], "text": f"note number {i} " * 40})
+        for i in range(300)
     ]  # fmt: skip
     path.write_text("\n".join([*lines, *extra]) + "\n")
     messages = slack_messages(load(path))
     assert len(messages) > 3
     assert all(len(m) <= SLACK_MESSAGE_LIMIT for m in messages)
+    # no tiny tail: the parts are of about the same size
+    assert min(len(m) for m in messages) > SLACK_MESSAGE_LIMIT // 2
     n = len(messages)
     assert [m.split(" ", 1)[0] for m in messages] == [f"({i}/{n})" for i in range(1, n + 1)]
     joined = "\n".join(messages)
-    assert all(f"note number {i} " in joined for i in range(200))  # nothing dropped
+    assert all(f"note number {i} " in joined for i in range(300))  # nothing dropped
+
+
+def _with_notes(tmp_path, count: int, text: str) -> Path:
+    path = tmp_path / "notes.jsonl"
+    lines = (JOURNALS / "bullmq-backpressure.jsonl").read_text().splitlines()
+    last = json.loads(lines[-1])
+    extra = [
+        json.dumps({"v": 1, "seq": last["seq"] + 1 + i, "ts": last["ts"], "t": last["t"],
+                    "type": "note", "drill": last["drill"], "text": f"{text} {i}"})
+        for i in range(count)
+    ]  # fmt: skip
+    path.write_text("\n".join([*lines, *extra]) + "\n")
+    return path
+
+
+def test_the_slack_export_is_text_to_paste_with_no_api_escaping(tmp_path):
+    path = _with_notes(tmp_path, 1, "p95 < 200 ms & errors > 1%, see <runbook>")
+    text = "\n".join(slack_messages(load(path)))
+    assert "queue.waiting < 10" in text
+    assert "p95 < 200 ms & errors > 1%, see <runbook>" in text
+    assert "&lt;" not in text and "&gt;" not in text and "&amp;" not in text
+
+
+def test_a_slack_export_of_a_few_kilobytes_is_one_message(tmp_path):
+    path = _with_notes(tmp_path, 30, "queue depth still climbing, settled rate zero, api down")
+    messages = slack_messages(load(path))
+    assert 3_500 < len(messages[0]) < 10_000
+    assert len(messages) == 1 and not messages[0].startswith("(1/")
+
+
+def test_a_slack_export_just_over_the_limit_splits_into_parts_of_about_the_same_size(tmp_path):
+    path = _with_notes(tmp_path, 40, "queue depth still climbing, settled rate zero, api down")
+    whole = slack_messages(load(path), limit=10**6)[0]
+    limit = len(whole) - 100  # a little too long for one message
+    messages = slack_messages(load(path), limit=limit)
+    assert [m.split(" ", 1)[0] for m in messages] == ["(1/2)", "(2/2)"]
+    assert all(len(m) <= limit for m in messages)
+    assert min(len(m) for m in messages) > len(whole) // 3  # no one-line tail
 
 
 # ------------------------------------------------------------------ secrets
@@ -355,3 +407,46 @@ def test_hand_edited_events_never_break_an_export(tmp_path, extra, at):
     timeline = load(path)
     every_format(timeline)  # nothing raises
     list_drills(tmp_path)  # nor does the list
+
+
+# ------------------------------------------------------------ the same facts
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_every_format_states_the_same_facts(scenario):
+    """What the lead reads of a drill does not depend on the format chosen."""
+    tl = load(JOURNALS / f"{scenario}.jsonl")
+    s = tl.summary
+    h = s["hypothesis"]
+    facts = {
+        "engineer": s["engineer"],
+        "title": s["title"],
+        "severity": s["severity"],
+        "scenario": s["scenario"],
+        "drill": tl.drill,
+        "page": s["page_alert"],
+        "outcome": outcome_text(s),
+        "hypothesis": h["first_text"],
+        "counts": counts_line(s),
+        "decision": decision_line(s),
+        "mitigated": clock(s["time_to_mitigate_s"]),
+        "recovered": clock(s["time_to_recovery_s"]),
+        "hypothesis target": mmss(h["target_s"]),
+        **{f"step {title}": title for title, *_ in step_lines(s)},
+        **{f"step time {title}": f"{done}" for title, done, *_ in step_lines(s)},
+        **{f"step target {title}": f"{target}" for title, _, target, _ in step_lines(s)},
+    }
+    assert s["hints_used"] == 0 and "Hints used: 0." in facts["counts"]
+    exports = {
+        "slack": "\n".join(slack_messages(tl)),
+        "markdown": markdown(tl),
+        "html": html_module.unescape(render_html(tl)),
+    }
+    for fmt, text in exports.items():
+        missing = [name for name, value in facts.items() if str(value) not in text]
+        assert not missing, f"the {fmt} export lacks {missing}"
+    document = to_json(tl)["summary"]
+    for key in ("engineer", "title", "severity", "scenario", "page_alert", "hints_used",
+                "notes", "paused_s", "decision", "time_to_mitigate_s", "time_to_recovery_s",
+                "steps", "hypothesis"):  # fmt: skip
+        assert key in document, key

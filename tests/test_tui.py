@@ -118,6 +118,7 @@ def test_a_whole_drill_from_the_page_to_the_summary(stack, tmp_path, monkeypatch
             checklist = app.drill_screen.query_one("#checklist", OptionList)
             prompt = str(checklist.get_option_at_index(1).prompt)
             assert "[✓]" in prompt
+            assert checklist.highlighted == 2  # on to the next open step
 
             # the step's link: the team's dashboard, in the browser
             app.drill_screen.query_one("#checklist", OptionList).highlighted = 1
@@ -137,6 +138,8 @@ def test_a_whole_drill_from_the_page_to_the_summary(stack, tmp_path, monkeypatch
             heads = [t for t in rich_log_text(app.screen) if re.match(r"\d\d:\d\d:\d\d ", t)]
             assert heads and all(" ERR " in t or " WARN " in t for t in heads), heads
             await pilot.press("escape")
+            # looking at the logs is the logs step done
+            await wait_until(pilot, lambda: "logs" in engine.steps_done, "the logs step")
             # the error spans: one per trace_id, the route named
             await pilot.press("s")
             assert isinstance(app.screen, LogsScreen) and app.screen.spans

@@ -95,16 +95,41 @@ def _stack_name(target: LocalTarget | ComposeTarget) -> str:
     return "the reference stack"
 
 
+class _TrimmedLines:
+    """A stream that drops the spaces rich pads each line with: piped output is read by
+    scripts and diffs, where trailing blanks are noise."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.pending = ""
+
+    def write(self, text: str) -> int:
+        *lines, self.pending = (self.pending + text).split("\n")
+        for line in lines:
+            self.stream.write(line.rstrip() + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.write(self.pending)  # a line not yet ended is written as it is
+        self.pending = ""
+        self.stream.flush()
+
+
 def _console(stderr: bool = False):
     from rich.console import Console
 
     stream = sys.stderr if stderr else sys.stdout
-    # piped output (scripts, CI logs) gets whole lines rather than an 80-column cut
-    return Console(stderr=stderr, highlight=False, width=None if stream.isatty() else 200)
+    if stream.isatty():
+        return Console(stderr=stderr, highlight=False)
+    # piped output (scripts, CI logs) gets whole lines rather than an 80-column cut, each
+    # as long as its content
+    from typing import IO, cast
+
+    return Console(file=cast(IO[str], _TrimmedLines(stream)), highlight=False, width=200)
 
 
-def _progress_printer():
-    console = _console()
+def _progress_printer(stderr: bool = False):
+    console = _console(stderr=stderr)
     marks = {
         "starting": "[dim]…[/]",
         "healthy": "[green]✓[/]",
@@ -159,7 +184,7 @@ def stack_up(
     _status_table(statuses)
 
 
-@stack_app.command("down")
+@stack_app.command("down", short_help="Stop every service of the stack.")
 def stack_down(
     workspace: WorkspaceOption = None, allow_remote_docker: AllowRemoteOption = False
 ) -> None:
@@ -285,12 +310,16 @@ def stack_restart(
 def stack_exec(
     ctx: typer.Context,
     service: ServiceArg,
+    command: Annotated[
+        list[str],
+        typer.Argument(metavar="COMMAND", help="The command to run and its arguments."),
+    ],
     workspace: WorkspaceOption = None,
     allow_remote_docker: AllowRemoteOption = False,
 ) -> None:
     """Run a command beside a service, in its environment (in its container on a compose
     stack), e.g. `pagerdrill stack exec redis-cache redis-cli -a cache DBSIZE`."""
-    result = _target(workspace, allow_remote_docker).exec(service, ctx.args)
+    result = _target(workspace, allow_remote_docker).exec(service, [*command, *ctx.args])
     sys.stdout.write(result.stdout)
     sys.stderr.write(result.stderr)
     raise typer.Exit(result.returncode)
@@ -298,7 +327,9 @@ def stack_exec(
 
 @app.command("init", short_help="Scaffold a workspace in a new folder.")
 def init(
-    directory: Annotated[Path, typer.Argument(help="Folder to make into a workspace.")],
+    directory: Annotated[
+        Path, typer.Argument(metavar="DIR", help="Folder to make into a workspace.")
+    ],
 ) -> None:
     """Scaffold a workspace (pagerdrill.yaml, compose/, scenarios/, runbooks/ ...)."""
     from pagerdrill.workspace import init_workspace
@@ -344,7 +375,7 @@ def _drill_length(m) -> str:
     )
 
 
-@scenarios_app.command("list")
+@scenarios_app.command("list", short_help="The scenarios, their severity and roles.")
 def scenarios_list(
     workspace: WorkspaceOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
@@ -389,9 +420,11 @@ def scenarios_list(
     _console().print(table)
 
 
-@scenarios_app.command("show")
+@scenarios_app.command(
+    "show", short_help="A scenario's symptom and roles; --reveal for what it breaks."
+)
 def scenarios_show(
-    name: Annotated[str, typer.Argument(help="Scenario name (file stem) or path.")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Scenario name (file stem) or path.")],
     workspace: WorkspaceOption = None,
     reveal: Annotated[bool, typer.Option("--reveal", help=REVEAL_HELP)] = False,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
@@ -473,10 +506,11 @@ def scenarios_show(
     )
 
 
-@scenarios_app.command("validate")
+@scenarios_app.command("validate", short_help="Every problem of every scenario.")
 def scenarios_validate(
     files: Annotated[
-        list[Path] | None, typer.Argument(help="Scenario files (default: all in the workspace).")
+        list[Path] | None,
+        typer.Argument(metavar="FILE", help="Scenario files (default: all in the workspace)."),
     ] = None,
     workspace: WorkspaceOption = None,
 ) -> None:
@@ -514,7 +548,7 @@ def scenarios_validate(
         raise typer.Exit(2)
 
 
-@scenarios_app.command("check")
+@scenarios_app.command("check", short_help="Which scenarios the role bindings can run.")
 def scenarios_check(
     workspace: WorkspaceOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
@@ -581,9 +615,12 @@ def _event_printer(redactor):
     """Progress of a headless drill, one line per event that matters, on stderr."""
     console = _console(stderr=True)
 
+    from pagerdrill.timefmt import clock as t_clock
+    from pagerdrill.timefmt import duration as t_duration
+
     def clock(event: dict) -> str:
         at = event.get("drill_s")
-        return f"T+{int(at // 60):02d}:{at % 60:04.1f}" if isinstance(at, int | float) else " " * 9
+        return t_clock(at, tenths=True) if isinstance(at, int | float) else " " * 9
 
     def show(event: dict) -> None:
         event = redactor.data(event)
@@ -591,7 +628,7 @@ def _event_printer(redactor):
         text = None
         if t == "state":
             text = f"[bold]{event['to']}[/]" + (
-                f" for {event['quiet_s']:.1f} s" if "quiet_s" in event else ""
+                f" for {t_duration(event['quiet_s'])}" if "quiet_s" in event else ""
             )
             if event.get("reason"):
                 text += f": {event['reason']}"
@@ -632,9 +669,9 @@ def _event_printer(redactor):
 
 
 def _fmt_s(value) -> str:
-    if value is None:
-        return "-"
-    return f"{int(value // 60)}:{value % 60:04.1f}"
+    from pagerdrill.timefmt import mmss_tenths
+
+    return mmss_tenths(value, none="-")
 
 
 def _print_summary(summary: dict) -> None:
@@ -680,11 +717,19 @@ def _print_summary(summary: dict) -> None:
 
 @app.command("run", short_help="Run a drill headless (scripted or autopilot).")
 def run(
-    scenario: Annotated[str, typer.Argument(help="Scenario name or file.")],
-    engineer: Annotated[str, typer.Option("--engineer", "-e", help="Who is drilling.")],
+    scenario: Annotated[str, typer.Argument(metavar="SCENARIO", help="Scenario name or file.")],
+    engineer: Annotated[
+        str | None,
+        typer.Option(
+            "--engineer", "-e", help="Who is drilling (default: git config user.name, else $USER)."
+        ),
+    ] = None,
     headless: Annotated[
-        bool, typer.Option("--headless", help="No TUI: actions come from --script/--autopilot.")
-    ] = False,
+        bool,
+        typer.Option(
+            "--headless", help="Accepted and implied: run never opens the TUI (that is `drill`)."
+        ),
+    ] = True,
     script: Annotated[
         Path | None, typer.Option("--script", metavar="FILE", help="Timed engineer actions.")
     ] = None,
@@ -722,11 +767,10 @@ def run(
     from pagerdrill.journal import read_journal
     from pagerdrill.scenario import find_scenario, load_scenario, parse_param
     from pagerdrill.summary import exit_code, summarize
+    from pagerdrill.workspace import default_engineer
 
-    if not headless:
-        raise BadInputError(
-            "`pagerdrill run` needs --headless (the interactive drill is `pagerdrill drill`)"
-        )
+    del headless  # run is always headless; the flag stays accepted for old scripts
+    engineer = engineer or default_engineer()
     if (script is None) == (not autopilot) and not dry_run:
         raise BadInputError("give one of --script FILE or --autopilot")
     target = _target(workspace, allow_remote_docker)
@@ -784,7 +828,8 @@ def run(
         if not target.is_up():
             _console(stderr=True).print("starting the stack:")
             started_stack = True
-            target.up(progress=_progress_printer() if not as_json else None)
+            # stdout carries only the summary (or the JSON): progress goes with the events
+            target.up(progress=_progress_printer(stderr=True) if not as_json else None)
         if not as_json:
             _console(stderr=True).print(
                 f"drill {engine.drill_id}: {sc.model.title} ({sc.model.severity}), "
@@ -926,13 +971,12 @@ def _timeline(workspace: Path | None, drill: str, samples: bool | int = True):
 
 
 def _mmss(seconds) -> str:
-    if seconds is None:
-        return "-"
-    whole = round(seconds)
-    return f"{whole // 60}:{whole % 60:02d}"
+    from pagerdrill.timefmt import mmss
+
+    return mmss(seconds, none="-")
 
 
-@drills_app.command("list")
+@drills_app.command("list", short_help="Every drill: outcome, times, verdict.")
 def drills_list(
     engineer: Annotated[str | None, typer.Option("--engineer", help="Only this engineer.")] = None,
     scenario: Annotated[str | None, typer.Option("--scenario", help="Only this scenario.")] = None,
@@ -961,7 +1005,12 @@ def drills_list(
         typer.echo(json.dumps([r.to_json() for r in rows], indent=2))
         return
     if not rows:
-        _console().print("no drills yet (run one: pagerdrill run SCENARIO --headless ...)")
+        given = (("engineer", engineer), ("scenario", scenario), ("since", since))
+        filters = [f"--{name} {value}" for name, value in given if value]
+        if filters and list_drills(ws.root / "drills", ws.state_dir / "drills-index.json"):
+            _console().print(f"no drill matches {' '.join(filters)}")
+        else:
+            _console().print("no drills yet (run one: pagerdrill run SCENARIO ...)")
         return
     header = ("DRILL", "DATE", "ENGINEER", "SCENARIO", "SEV", "OUTCOME", "ACK",
               "→HYPOTHESIS", "RIGHT", "RECOVERY", "REVIEW")  # fmt: skip
@@ -975,7 +1024,7 @@ def drills_list(
             r.outcome + ("" if r.complete else " (incomplete)"),
             _mmss(r.time_to_ack_s),
             _mmss(r.hypothesis_s),
-            "yes" if r.hypothesis_correct else "no",
+            ("yes" if r.hypothesis_correct else "no") if r.hypothesis_s is not None else "-",
             _mmss(r.time_to_recovery_s) if r.recovery_verified else "-",
             r.verdict or "-",
         )
@@ -990,7 +1039,7 @@ def drills_list(
     _console().print("[dim]DRILL is the end of the drill id; any unique part of it names it[/]")
 
 
-@drills_app.command("show")
+@drills_app.command("show", short_help="A drill's timeline and times.")
 def drills_show(drill: DrillArg, workspace: WorkspaceOption = None) -> None:
     """A drill's timeline: the engineer's steps and the system's events interleaved, the
     times against targets, and the signals summarised."""
@@ -998,7 +1047,8 @@ def drills_show(drill: DrillArg, workspace: WorkspaceOption = None) -> None:
     from rich.table import Table
 
     from pagerdrill.reports.text import outcome_text
-    from pagerdrill.reports.timeline import clock, duration, signal_summary, wall
+    from pagerdrill.reports.timeline import signal_summary, wall
+    from pagerdrill.timefmt import clock, duration
 
     tl = _timeline(workspace, drill, samples=HTML_POINTS)
     s = tl.summary
@@ -1048,7 +1098,7 @@ HTML_POINTS = 600
 JSON_POINTS = 2000
 
 
-@drills_app.command("export")
+@drills_app.command("export", short_help="Export a drill: Slack, Markdown, JSON, HTML.")
 def drills_export(
     drill: DrillArg,
     fmt: Annotated[
@@ -1099,7 +1149,7 @@ def drills_export(
     _console(stderr=True).print(f"wrote {output} ({len(text.encode()):,} bytes)")
 
 
-@drills_app.command("review")
+@drills_app.command("review", short_help="Record a lead's verdict on a drill.")
 def drills_review(
     drill: DrillArg,
     by: Annotated[str, typer.Option("--by", help="Who reviews.")],

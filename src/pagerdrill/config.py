@@ -185,6 +185,8 @@ class RunbooksConfig(Model):
         for s in self.sections:
             names += s.commands
         return tuple(dict.fromkeys(names))
+
+
 class EscalationConfig(Model):
     """Where the escalation matrix lives."""
 

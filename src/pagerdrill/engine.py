@@ -674,7 +674,8 @@ class DrillEngine:
 
     def _act_evidence(self, action: Action, now: float) -> dict:
         """The engineer opened the logs, searched the runbooks, opened a step's URL ...:
-        journalled against the step it evidences (it does not tick the step)."""
+        journalled against the step it evidences, and that step is done then (looking is
+        what the step asks), timed against its target with the evidence on it."""
         if action.step is not None and self.checklist.step(action.step) is None:
             known = ", ".join(s.id for s in self.checklist.steps)
             raise BadInputError(f"no checklist step '{action.step}' (steps: {known})")
@@ -683,10 +684,14 @@ class DrillEngine:
             self.evidence.setdefault(action.step, []).append(
                 f"{action.what}: {detail}" if detail else str(action.what)
             )
-        return self._emit(
+        event = self._emit(
             "evidence", step=action.step, what=action.what, about=detail or None,
             drill_s=self.drill_s(now),
         )  # fmt: skip
+        step = action.step
+        if step is not None and step not in self.steps_done and step != "acknowledge":
+            self._step_event(step, now, evidence="; ".join(self.evidence[step]))
+        return event
 
     def _act_note(self, action: Action, now: float) -> dict:
         if not action.text or not action.text.strip():

@@ -17,14 +17,25 @@ SECRET_NAME = re.compile(
     r"(?i)(^|[_\-.])(pass(word|wd)?|secret|token|api[_\-]?key|private[_\-]?key|"
     r"credentials?|auth)($|[_\-.])"
 )
+# A name in free text that says its value is secret. `pass` and `pwd` are a whole part of
+# the name (REDIS_PASS, dbPwd), never a piece of another word, or `passed: 3` and
+# `bypass: on` would be masked; and the bare word `pass` is English too (a review's
+# `PASS: blocked the source`), so alone it counts only in assignment form (`pass=x`), as
+# a flag or an environment pair is written. The longer words are secret names with any
+# prefix (dbpassword, GITHUB_TOKEN), but not inside a longer word (`tokens: 5`).
 _SECRET_WORD = (
-    r"[A-Za-z0-9_.\-]*(?:password|passwd|pass|secret|token|api[_\-]?key|private[_\-]?key|"
-    r"credentials?)[A-Za-z0-9_.\-]*"
+    r"(?:[A-Za-z0-9.\-]*[_.\-]|[A-Za-z0-9]*[a-z0-9](?=[A-Z]))?(?i:pass|pwd)"
+    r"|[A-Za-z0-9_.\-]*(?i:password|passwd|secret|token|api[_\-]?key|private[_\-]?key|"
+    r"credentials?)"
 )
 _PATTERNS = (
     (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 ***"),
     (
-        re.compile(rf"(?i)\b({_SECRET_WORD})(\s*[=:]\s*)(?!\*\*\*)([^\s,;\"'}}]+)"),
+        re.compile(
+            rf"(?<![A-Za-z0-9_.\-])(?!(?i:pass)\s*:)((?:{_SECRET_WORD})(?:[_.\-][A-Za-z0-9_.\-]*)?)"
+            rf"(?![A-Za-z0-9])"
+            rf"(\s*[=:]\s*)(?!\*\*\*)([^\s,;\"'}}]+)"
+        ),
         r"\1\2***",
     ),
     (re.compile(r"(redis-cli\b[^\n]*?\s-a\s+)(\S+)"), r"\1***"),

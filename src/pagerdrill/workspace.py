@@ -4,8 +4,10 @@ runbooks, readiness records, archived drills and the compose stack."""
 from __future__ import annotations
 
 import difflib
+import getpass
 import os
 import shutil
+import subprocess
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -203,3 +205,20 @@ def init_workspace(dest: Path) -> list[Path]:
         return written
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def default_engineer() -> str:
+    """Who is drilling when nobody says: `git config user.name`, else the login name
+    (the TUI and `run` alike)."""
+    try:
+        out = subprocess.run(
+            ["git", "config", "user.name"], capture_output=True, text=True, timeout=5, check=False
+        )
+        if out.returncode == 0 and out.stdout.strip():
+            return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "anon"

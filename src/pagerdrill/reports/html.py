@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from html import escape
 from typing import Any
 
+from pagerdrill.reports.text import _hypothesis_line, _resolution_line, counts_line, decision_line
 from pagerdrill.reports.timeline import (
     ENGINEER,
     REVIEW,
@@ -27,10 +28,9 @@ from pagerdrill.reports.timeline import (
     Marker,
     Series,
     Timeline,
-    clock,
-    duration,
     wall,
 )
+from pagerdrill.timefmt import clock, duration, mmss
 
 MAX_POINTS = 600
 """At most this many points are drawn per series."""
@@ -149,8 +149,7 @@ def _time_step(span: float) -> float:
 
 
 def _since_start(seconds: float) -> str:
-    whole = round(seconds)
-    return f"{whole // 60:02d}:{whole % 60:02d}"
+    return clock(seconds).removeprefix("T+")
 
 
 def _value_domain(values: Iterable[float], threshold: float | None) -> tuple[float, float, float]:
@@ -380,8 +379,8 @@ def _targets(summary: dict[str, Any]) -> str:
     def row(
         what: str, target: float | None, done: float | None, met: bool | None, note: str = ""
     ) -> None:
-        target_text = f"≤ {duration(target)}" if target is not None else "—"
-        done_text = duration(done) if done is not None else "not done"
+        target_text = f"≤ {mmss(target)}" if target is not None else "—"
+        done_text = mmss(done) if done is not None else "not done"
         note_html = f' <span class="note">{_e(note)}</span>' if note else ""
         rows.append(
             f'<tr><td>{_e(what)}{note_html}</td><td class="num">{_e(target_text)}</td>'
@@ -414,6 +413,30 @@ def _targets(summary: dict[str, Any]) -> str:
         '<th class="num">Actual</th><th>Result</th></tr></thead><tbody>'
         + "".join(rows)
         + "</tbody></table>"
+    )
+
+
+def _findings(summary: dict[str, Any]) -> str:
+    """The hypothesis, the decision, the resolution and the counts, as the text exports
+    word them."""
+
+    def worded(line: Callable[[dict], str]) -> str:
+        # a summary with fields missing (a hand-edited journal) still renders
+        try:
+            return line(summary)
+        except (KeyError, TypeError, AttributeError):
+            return "—"
+
+    rows = [
+        ("Hypothesis", worded(_hypothesis_line)),
+        # the decision's grade belongs on this line, as in the other formats
+        ("Decision", worded(decision_line)),
+        ("Resolution", worded(_resolution_line)),
+    ]
+    return (
+        '<dl class="findings">'
+        + "".join(f"<div><dt>{name}</dt><dd>{_e(value)}</dd></div>" for name, value in rows)
+        + f'</dl><p class="counts">{_e(worded(counts_line))}</p>'
     )
 
 
@@ -485,6 +508,9 @@ h3 { font-size: 15px; margin: 0; font-weight: 650; font-family: ui-monospace, SF
 .meta dt { font-size: 12px; text-transform: uppercase; letter-spacing: .04em;
   color: var(--muted); }
 .meta dd { margin: 0; font-weight: 550; overflow-wrap: anywhere; }
+.findings { margin: 14px 0 0; } .findings div { display: flex; gap: 12px; margin: 4px 0; }
+.findings dt { min-width: 7em; color: var(--muted); } .findings dd { margin: 0; }
+.counts { color: var(--muted); margin: 8px 0 0; }
 .outcome.good { color: var(--good); } .outcome.bad { color: var(--bad); }
 .verdict { font-weight: 700; }
 .muted, .note, .chart-meta { color: var(--muted); }
@@ -606,8 +632,11 @@ def render_html(timeline: Timeline) -> str:
         ("Duration", _e(duration(timeline.duration_s))),
         ("Outcome", _outcome(summary)),
         ("Review", _verdict(timeline.review)),
-        ("Time to acknowledge", _e(duration(_seconds(summary.get("time_to_ack_s"))))),
-        ("Time to recovery", _e(duration(_seconds(summary.get("time_to_recovery_s"))))),
+        ("Page", _or_dash(summary.get("page_alert") or "no page")),
+        ("Time to acknowledge", _e(mmss(_seconds(summary.get("time_to_ack_s"))))),
+        ("Time to recovery", _e(mmss(_seconds(summary.get("time_to_recovery_s"))))),
+        ("Hints used", _e(summary.get("hints_used", 0))),
+        ("Notes", _e(summary.get("notes", 0))),
     ]
     parts += [f"<div><dt>{name}</dt><dd>{value}</dd></div>" for name, value in meta]
     parts.append("</dl></header>")
@@ -629,6 +658,7 @@ def render_html(timeline: Timeline) -> str:
         )
     parts.append("<section><h2>Times against the targets</h2>")
     parts.append(_targets(summary))
+    parts.append(_findings(summary))
     parts.append("</section>")
     if timeline.series:
         parts.append("<section><h2>Signals</h2>")

@@ -7,11 +7,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pagerdrill.reports.timeline import ENGINEER, REVIEW, Entry, Timeline, clock, duration, wall
+from pagerdrill.reports.timeline import ENGINEER, REVIEW, Entry, Timeline, wall
+from pagerdrill.timefmt import clock, duration, mmss
 
-# Slack shows long messages badly and cuts them; stay well under its limits, and
-# split a long timeline into several messages marked (1/3), (2/3) ...
-SLACK_MESSAGE_LIMIT = 3500
+# Slack truncates a message's text past 40,000 characters (its documented limit for a
+# message, api.slack.com/changelog/2018-04-truncating-really-long-messages, the same
+# for a message pasted in the composer); only a timeline longer than that is split,
+# into messages marked (1/3), (2/3) ... of about the same size. The 4,000 that Slack
+# recommends is for API clients and a block's text, not for a person's paste.
+SLACK_MESSAGE_LIMIT = 40_000
 
 
 def _when(ts: str | None) -> str:
@@ -58,6 +62,33 @@ def _resolution_line(summary: dict) -> str:
     return "; ".join(parts)
 
 
+def counts_line(summary: dict) -> str:
+    """The drill's counts, worded the same in every export."""
+    h = summary.get("hypothesis") or {}
+    return (
+        f"Hints used: {summary['hints_used']}. Notes: {summary['notes']}. "
+        f"Hypotheses stated: {h.get('attempts', 0)}. "
+        f"Clock paused: {duration(summary['paused_s'])}."
+    )
+
+
+def decision_line(summary: dict) -> str:
+    """The page-the-lead decision as the engineer took it."""
+    d = summary.get("decision")
+    if not d:
+        return "no decision taken"
+    return str(d.get("choice"))
+
+
+def step_lines(summary: dict) -> list[tuple[str, str, str, str]]:
+    """(title, time, target, met) of each checklist step, from the page."""
+    rows = []
+    for step in summary["steps"]:
+        met = "✓" if step["met"] else ("✗" if step["done_s"] is not None else "not done")
+        rows.append((step["title"], mmss(step["done_s"]), mmss(step["target_s"]), met))
+    return rows
+
+
 def _review_line(review: dict | None) -> str | None:
     if not review:
         return None
@@ -70,17 +101,12 @@ def _review_line(review: dict | None) -> str | None:
 # ---------------------------------------------------------------------- Slack
 
 
-def _mrkdwn(text: str) -> str:
-    """Slack's three control characters; the rest is literal."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def _slack_line(entry: Entry, engineer: str) -> str:
+    # Text as a person types it in the composer: Slack's `&lt;` escaping is for its API
+    # and would show literally when pasted.
     who = engineer if entry.who == ENGINEER else ("review" if entry.who == REVIEW else "")
-    text = _mrkdwn(entry.text)
-    if entry.kind == "page":
-        text = f"*{text}*"
-    lead = f"*{_mrkdwn(who)}*: " if who else ""
+    text = f"*{entry.text}*" if entry.kind == "page" else entry.text
+    lead = f"*{who}*: " if who else ""
     when = f"`{wall(entry.ts)}`"
     return f"{when} {clock(entry.page_s)} — {lead}{text}".replace("  ", " ")
 
@@ -90,41 +116,63 @@ def slack_messages(tl: Timeline, limit: int = SLACK_MESSAGE_LIMIT) -> list[str]:
     s = tl.summary
     engineer = s.get("engineer") or "engineer"
     head = [
-        f"*Drill: {_mrkdwn(s.get('title') or s.get('scenario') or tl.drill)}* "
-        f"({s.get('severity') or '?'}) — engineer *{_mrkdwn(engineer)}*",
+        f"*Drill: {s.get('title') or s.get('scenario') or tl.drill}* "
+        f"({s.get('severity') or '?'}) — engineer *{engineer}*",
         f"Started {_when(s.get('started'))} · duration {duration(tl.duration_s)} · "
-        f"{_mrkdwn(outcome_text(s))}",
+        f"{outcome_text(s)}",
     ]
     review = _review_line(tl.review)
     if review:
-        head.append(f"Review: {_mrkdwn(review)}")
+        head.append(f"Review: {review}")
     if not tl.complete:
-        head.append(f"_Incomplete journal: {_mrkdwn('; '.join(tl.problems) or 'no end')}_")
+        head.append(f"_Incomplete journal: {'; '.join(tl.problems) or 'no end'}_")
+    head.append(f"Drill `{tl.drill}` · scenario `{s.get('scenario')}` · "
+                f"page {s.get('page_alert') or 'no page'}")  # fmt: skip
     head.append("*Timeline* (UTC; T± from the page)")
     lines = [_slack_line(e, engineer) for e in tl.entries]
-    tail = [
-        f"*Hypothesis*: {_mrkdwn(_hypothesis_line(s))}",
-        f"*Resolution*: {_mrkdwn(_resolution_line(s))}",
+    tail = ["*Times against targets* (from the page)"]
+    tail += [
+        f"{title}: {done} (target {target}) {met}" for title, done, target, met in step_lines(s)
+    ]
+    tail += [
+        f"*Hypothesis*: {_hypothesis_line(s)}",
+        # the decision's grade belongs on this line, as in the other formats
+        f"*Decision*: {decision_line(s)}",
+        f"*Resolution*: {_resolution_line(s)}",
+        counts_line(s),
     ]
     return _split(head, lines, tail, limit)
 
 
 def _split(head: list[str], lines: list[str], tail: list[str], limit: int) -> list[str]:
     room = limit - 12  # the "(12/12) " marker
-    messages: list[list[str]] = [list(head)]
-    size = sum(len(x) + 1 for x in head)
-    for line in [*lines, *tail]:
-        if len(line) > room // 2:
-            line = line[: room // 2 - 1] + "…"
-        if size + len(line) + 1 > room:
-            messages.append([])
-            size = 0
-        messages[-1].append(line)
-        size += len(line) + 1
-    if len(messages) == 1:
-        return ["\n".join(messages[0])]
+    every = [
+        ln if len(ln) <= room // 2 else ln[: room // 2 - 1] + "…" for ln in head + lines + tail
+    ]
+    total = sum(len(x) + 1 for x in every)
+    if total - 1 <= limit:
+        return ["\n".join(every)]
+    # The fewest messages the limit allows, filled to about the same size, so that the
+    # last is never a line or two on its own.
+    longest = max(len(x) + 1 for x in every)
+    count = -(-total // room)
+    while len(messages := _pack(every, min(room, -(-total // count) + longest))) > count:
+        count += 1
     n = len(messages)
     return [f"({i}/{n}) " + "\n".join(m) for i, m in enumerate(messages, 1)]
+
+
+def _pack(lines: list[str], size: int) -> list[list[str]]:
+    """`lines` in order into messages of at most `size` characters."""
+    messages: list[list[str]] = [[]]
+    used = 0
+    for line in lines:
+        if messages[-1] and used + len(line) + 1 > size:
+            messages.append([])
+            used = 0
+        messages[-1].append(line)
+        used += len(line) + 1
+    return messages
 
 
 # ------------------------------------------------------------------- Markdown
@@ -132,10 +180,6 @@ def _split(head: list[str], lines: list[str], tail: list[str], limit: int) -> li
 
 def _cell(text: object) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
-
-
-def _mmss(seconds: float | None) -> str:
-    return clock(seconds).removeprefix("T+") if seconds is not None else "—"
 
 
 def markdown(tl: Timeline) -> str:
@@ -158,12 +202,8 @@ def markdown(tl: Timeline) -> str:
     out += ["| | |", "|---|---|", *[f"| {k} | {_cell(v)} |" for k, v in rows], ""]
     out += ["## Times against targets", "", "| From the page | Time | Target | Met |",
             "|---|---|---|---|"]  # fmt: skip
-    for step in s["steps"]:
-        met = "✓" if step["met"] else ("✗" if step["done_s"] is not None else "not done")
-        out.append(
-            f"| {_cell(step['title'])} | {_mmss(step['done_s'])} | {_mmss(step['target_s'])} "
-            f"| {met} |"
-        )
+    for title, done, target, met in step_lines(s):
+        out.append(f"| {_cell(title)} | {done} | {target} | {met} |")
     h = s["hypothesis"]
     hyp_met = (
         "✓"
@@ -171,18 +211,18 @@ def markdown(tl: Timeline) -> str:
         else "✗"
     )
     out.append(
-        f"| Symptom → right hypothesis | {_mmss(h['correct_s'])} | {_mmss(h['target_s'])} "
+        f"| Symptom → right hypothesis | {mmss(h['correct_s'])} | {mmss(h['target_s'])} "
         f"| {hyp_met} |"
     )
-    out.append(f"| Acknowledged | {_mmss(s['time_to_ack_s'])} | | |")
-    out.append(f"| Mitigated | {_mmss(s['time_to_mitigate_s'])} | | |")
-    out.append(f"| Recovery verified | {_mmss(s['time_to_recovery_s'])} | | |")
-    out += ["", f"Hints used: {s['hints_used']}. Notes: {s['notes']}. "
-            f"Clock paused: {s['paused_s']:g} s.", ""]  # fmt: skip
+    out.append(f"| Acknowledged | {mmss(s['time_to_ack_s'])} | | |")
+    out.append(f"| Mitigated | {mmss(s['time_to_mitigate_s'])} | | |")
+    out.append(f"| Recovery verified | {mmss(s['time_to_recovery_s'])} | | |")
+    out += ["", counts_line(s), ""]
     out += ["## Hypothesis", "", _hypothesis_line(s), ""]
-    if s.get("decision"):
-        d = s["decision"]
-        out += ["## Decision", "", f"{d['choice']} ({'right' if d['correct'] else 'wrong'})", ""]
+    d = s.get("decision")
+    # the decision's grade belongs on this line, as in the other formats
+    grade = f" ({'right' if d['correct'] else 'wrong'})" if d else ""
+    out += ["## Decision", "", f"{decision_line(s)}{grade}", ""]
     out += ["## Resolution", "", _resolution_line(s), ""]
     out += ["## Timeline", "", "| Time (UTC) | From the page | Who | What |", "|---|---|---|---|"]
     engineer = s.get("engineer") or "engineer"

@@ -18,6 +18,7 @@ from typing import Any
 from pagerdrill.journal import JournalRead, read_journal
 from pagerdrill.redact import Redactor
 from pagerdrill.summary import summarize
+from pagerdrill.timefmt import clock, duration
 
 # who an entry belongs to: the engineer's actions, the system's events, the lead's review
 ENGINEER, SYSTEM, REVIEW = "engineer", "system", "review"
@@ -134,7 +135,7 @@ _ENGINEER_LINES: dict[str, Formatter] = {
     "mitigation.failed": lambda g: f"mitigation {g('mitigation')} failed: {g('error')}",
     "resolve": lambda g: "resolved" + _opt(": ", g("text")),
     "clock.paused": lambda g: f"clock paused by {g('by')}",
-    "clock.resumed": lambda g: f"clock resumed by {g('by')} after {g('paused_s'):.0f} s",
+    "clock.resumed": lambda g: f"clock resumed by {g('by')} after {duration(g('paused_s'))}",
     "evidence": lambda g: f"opened {g('what')}" + _opt(": ", g("about")),
 }
 
@@ -147,7 +148,7 @@ def _text(event: dict) -> tuple[str, str] | None:
         to = g("to")
         if to not in ("steady-state", "quiet"):
             return None  # the other phases are told by the events that moved them
-        extra = f" for {g('quiet_s'):.0f} s" if isinstance(g("quiet_s"), int | float) else ""
+        extra = f" for {duration(g('quiet_s'))}" if isinstance(g("quiet_s"), int | float) else ""
         return SYSTEM, f"drill {to}{extra}"
     if t in _SYSTEM_LINES:
         return SYSTEM, _SYSTEM_LINES[t](g)
@@ -285,22 +286,6 @@ def wall(ts: str) -> str:
         return ts
 
 
-def clock(seconds: float | None) -> str:
-    """T+mm:ss from the page (T-mm:ss before it)."""
-    if seconds is None:
-        return ""
-    whole = round(abs(seconds))
-    sign = "-" if seconds < 0 and whole else "+"
-    return f"T{sign}{whole // 60:02d}:{whole % 60:02d}"
-
-
-def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    whole = round(seconds)
-    return f"{whole // 60}m {whole % 60:02d}s" if whole >= 60 else f"{seconds:.1f}s"
-
-
 def signal_summary(series: Series, page_t: float | None) -> dict[str, Any]:
     """First, peak and last value, and when the alert threshold was first crossed."""
     values = [v for _, v in series.points]
@@ -313,7 +298,7 @@ def signal_summary(series: Series, page_t: float | None) -> dict[str, Any]:
                "==": float.__eq__}  # fmt: skip
         for t, v in series.points:
             if ops[series.op](v, series.threshold):
-                crossed = clock(t - page_t) if page_t is not None else f"{t:.0f} s"
+                crossed = clock(t - page_t) if page_t is not None else duration(t)
                 break
     return {"first": f"{values[0]:.4g}", "peak": f"{peak:.4g}", "last": f"{values[-1]:.4g}",
             "crossed": crossed}  # fmt: skip

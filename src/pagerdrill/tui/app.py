@@ -15,7 +15,6 @@ import contextlib
 import getpass
 import logging
 import random
-import subprocess
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,8 +35,10 @@ from textual.worker import get_current_worker
 from pagerdrill.engine import Action, ActionRefused, DrillEngine, Phase
 from pagerdrill.errors import BadInputError, PagerdrillError
 from pagerdrill.headless import Cadence
+from pagerdrill.timefmt import mmss
 from pagerdrill.tui.panes import LogsScreen, RunbookScreen, key_bar
 from pagerdrill.tui.signals import SignalsPane
+from pagerdrill.workspace import default_engineer
 
 log = logging.getLogger("pagerdrill.tui")
 
@@ -64,13 +65,6 @@ KEYS = [
     ("?", "this help"),
     ("q / ctrl+c", "quit: aborts the drill and reverts every fault"),
 ]
-
-
-def mmss(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    s = int(seconds)
-    return f"{s // 60}:{s % 60:02d}"
 
 
 # ---------------------------------------------------------------- messages
@@ -450,6 +444,20 @@ class DrillScreen(Screen[None]):
         for i, prompt in enumerate(self._step_prompts()):
             checklist.replace_option_prompt_at_index(i, prompt)
 
+    def highlight_next_open_step(self) -> None:
+        """After a tick the highlight leaves a done step for the next open one (wrapping
+        to the first), so enter and `o` act on a step still to do."""
+        checklist = self.query_one("#checklist", OptionList)
+        steps = self.engine.checklist.steps
+        at = checklist.highlighted
+        if at is None or not 0 <= at < len(steps) or steps[at].id not in self.engine.steps_done:
+            return
+        order = [*range(at + 1, len(steps)), *range(at)]
+        for i in order:
+            if steps[i].id not in self.engine.steps_done:
+                checklist.highlighted = i
+                return
+
     def phase_text(self) -> str:
         phase = self.engine.phase
         if self.engine.page_mono is None:
@@ -586,6 +594,7 @@ class DrillScreen(Screen[None]):
             late = " (over target)" if event.get("over") else ""
             self.write(f"{at}done: {event.get('title')}{late}")
             self.refresh_checklist()
+            self.highlight_next_open_step()
         elif kind == "note":
             self.write(f"{at}note: {event.get('text')}")
         elif kind == "hypothesis":
@@ -774,22 +783,6 @@ class StartChoices:
     scenarios: list[ScenarioEntry]
     engineer: str
     build: EngineBuilder
-
-
-def default_engineer() -> str:
-    """`git config user.name`, else the login name."""
-    try:
-        out = subprocess.run(
-            ["git", "config", "user.name"], capture_output=True, text=True, timeout=5, check=False
-        )
-        if out.returncode == 0 and out.stdout.strip():
-            return out.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
-    try:
-        return getpass.getuser()
-    except Exception:
-        return "anon"
 
 
 class StartScreen(Screen[None]):
