@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from html import escape
 from typing import Any
 
+from pagerdrill.reports.text import decision_line, hypothesis_line
 from pagerdrill.reports.timeline import (
     ENGINEER,
     REVIEW,
@@ -29,6 +30,7 @@ from pagerdrill.reports.timeline import (
     Timeline,
     clock,
     duration,
+    grade_text,
     wall,
 )
 
@@ -403,7 +405,12 @@ def _targets(summary: dict[str, Any]) -> str:
         attempts = int(hyp.get("attempts") or 0)
         note = f"{attempts} attempt{'s' if attempts != 1 else ''}"
         if attempts and not hyp.get("first_correct"):
-            note += ", the first was wrong"
+            first = hyp.get("first_grade") or "wrong"
+            note += (
+                ", the first was wrong"
+                if first == "wrong"
+                else f", the first: {grade_text(first, hyp.get('first_graded_by'))}"
+            )
         met = None if target is None else (done is not None and done <= target)
         row("Root-cause hypothesis (first right one)", target, done, met, note)
     row("Mitigation applied", None, _seconds(summary.get("time_to_mitigate_s")), None)
@@ -437,6 +444,19 @@ def _timeline_table(timeline: Timeline) -> str:
 
 
 # ------------------------------------------------------------------ page
+
+
+def _grades(summary: dict[str, Any]) -> str:
+    """The hypothesis and the decision with their grades, as the text exports say them."""
+    rows = [("Hypothesis", hypothesis_line(summary))]
+    decision = decision_line(summary)
+    if decision:
+        rows.append(("Decision", decision))
+    items = "".join(f"<div><dt>{name}</dt><dd>{_e(text)}</dd></div>" for name, text in rows)
+    return (
+        '<section class="grades"><h2>Hypothesis and decision</h2>'
+        f'<dl class="meta">{items}</dl></section>'
+    )
 
 
 def _verdict(review: dict[str, Any] | None) -> str:
@@ -630,6 +650,7 @@ def render_html(timeline: Timeline) -> str:
     parts.append("<section><h2>Times against the targets</h2>")
     parts.append(_targets(summary))
     parts.append("</section>")
+    parts.append(_grades(summary))
     if timeline.series:
         parts.append("<section><h2>Signals</h2>")
         parts.append(

@@ -7,7 +7,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pagerdrill.reports.timeline import ENGINEER, REVIEW, Entry, Timeline, clock, duration, wall
+from pagerdrill.reports.timeline import (
+    ENGINEER,
+    REVIEW,
+    Entry,
+    Timeline,
+    clock,
+    duration,
+    grade_text,
+    wall,
+)
 
 # Slack shows long messages badly and cuts them; stay well under its limits, and
 # split a long timeline into several messages marked (1/3), (2/3) ...
@@ -32,18 +41,33 @@ def outcome_text(summary: dict) -> str:
     return "crashed (the journal stops without an end)"
 
 
-def _hypothesis_line(summary: dict) -> str:
-    h = summary["hypothesis"]
-    if not h["attempts"]:
+def hypothesis_line(summary: dict) -> str:
+    """The first hypothesis and its grade (right, wrong, for the lead to grade, or the
+    lead's grade), when a right one came, and the target: every export says this. A
+    summary read from a damaged journal may lack any of it."""
+    h = summary.get("hypothesis") or {}
+    if not h.get("attempts"):
         return "no hypothesis stated"
-    first = "right" if h["first_correct"] else "wrong"
-    text = f"{h['first_text']} ({first}, at {clock(h['first_s'])}"
-    if h["correct"] and not h["first_correct"]:
-        text += f"; right at {clock(h['correct_s'])}"
+    first = h.get("first_grade") or ("right" if h.get("first_correct") else "wrong")
+    graded = grade_text(first, h.get("first_graded_by"))
+    text = f"{h.get('first_text')} ({graded}, at {clock(h.get('first_s'))}"
+    if h.get("correct") and not h.get("first_correct"):
+        text += f"; right at {clock(h.get('correct_s'))}"
+    later = (h.get("to_grade") or 0) - (first == "ungraded")
+    if later > 0:
+        text += f"; {later} more for the lead to grade"
     target = h.get("target_s")
     if target is not None:
         text += f"; target {clock(target).removeprefix('T+')}"
     return text + ")"
+
+
+def decision_line(summary: dict) -> str | None:
+    """The scenario's decision and its grade, when one was made."""
+    d = summary.get("decision")
+    if not isinstance(d, dict):
+        return None
+    return f"{d.get('choice')} ({'right' if d.get('correct') else 'wrong'})"
 
 
 def _resolution_line(summary: dict) -> str:
@@ -103,7 +127,7 @@ def slack_messages(tl: Timeline, limit: int = SLACK_MESSAGE_LIMIT) -> list[str]:
     head.append("*Timeline* (UTC; T± from the page)")
     lines = [_slack_line(e, engineer) for e in tl.entries]
     tail = [
-        f"*Hypothesis*: {_mrkdwn(_hypothesis_line(s))}",
+        f"*Hypothesis*: {_mrkdwn(hypothesis_line(s))}",
         f"*Resolution*: {_mrkdwn(_resolution_line(s))}",
     ]
     return _split(head, lines, tail, limit)
@@ -179,10 +203,10 @@ def markdown(tl: Timeline) -> str:
     out.append(f"| Recovery verified | {_mmss(s['time_to_recovery_s'])} | | |")
     out += ["", f"Hints used: {s['hints_used']}. Notes: {s['notes']}. "
             f"Clock paused: {s['paused_s']:g} s.", ""]  # fmt: skip
-    out += ["## Hypothesis", "", _hypothesis_line(s), ""]
-    if s.get("decision"):
-        d = s["decision"]
-        out += ["## Decision", "", f"{d['choice']} ({'right' if d['correct'] else 'wrong'})", ""]
+    out += ["## Hypothesis", "", hypothesis_line(s), ""]
+    decision = decision_line(s)
+    if decision:
+        out += ["## Decision", "", decision, ""]
     out += ["## Resolution", "", _resolution_line(s), ""]
     out += ["## Timeline", "", "| Time (UTC) | From the page | Who | What |", "|---|---|---|---|"]
     engineer = s.get("engineer") or "engineer"
