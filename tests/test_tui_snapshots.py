@@ -90,3 +90,15 @@ def test_snapshot_summary(snap_compare, tmp_path, size):
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=size, run_before=show)
+
+
+def test_snapshot_hypothesis_dialog(snap_compare, tmp_path):
+    """The choices in the drill's shuffled order, each about as long as the others."""
+    assert snap_compare(demo_app(tmp_path), terminal_size=(80, 24), press=["h"],
+                        run_before=_paged)  # fmt: skip
+
+
+def test_snapshot_page_the_lead_prompt(snap_compare, tmp_path):
+    """Step 6: the checklist's prompt, the call and the reason, whole at 80x24."""
+    assert snap_compare(demo_app(tmp_path), terminal_size=(80, 24), press=["6"],
+                        run_before=_paged)  # fmt: skip

@@ -150,8 +150,6 @@ class DrillEngine:
         self.mode = mode
         self.roles = RoleResolver(role_bindings(workspace), target)
         self.drill_id = new_drill_id(scenario.name, engineer)
-        self.hypothesis_choices = shown_choices(self.model, self.drill_id)
-        """The hypothesis choices in the order this drill shows them (journalled)."""
         self.journal_path = self.drills_dir / f"{self.drill_id}.jsonl"
         self.phase = Phase.SCHEDULED
         self.stop_event = threading.Event()
@@ -202,6 +200,12 @@ class DrillEngine:
         self._undo: list[tuple[str, Any]] = []
         self.abort_reason: str | None = None
         self.revert_failed: list[str] = []
+
+    @property
+    def hypothesis_choices(self) -> list:
+        """The hypothesis choices in the order this drill shows them (journalled): a
+        function of the drill id alone."""
+        return shown_choices(self.model, self.drill_id)
 
     # ------------------------------------------------------------- events
 
