@@ -411,7 +411,7 @@ def test_summary_of_a_closed_drill_times_every_step_against_its_target():
 
 def test_summary_times_the_first_right_hypothesis_and_counts_every_attempt():
     h = summarize(drill(*FULL))["hypothesis"]
-    assert h == {
+    assert {k: v for k, v in h.items() if k != "stated"} == {
         "first_s": 210.0,
         "first_text": "redis",
         "correct": True,
@@ -419,7 +419,17 @@ def test_summary_times_the_first_right_hypothesis_and_counts_every_attempt():
         "correct_s": 280.0,
         "target_s": 300,
         "attempts": 3,
+        # a journal from before three-way grades: `correct` true is right, false wrong
+        "first_grade": "wrong",
+        "first_graded_by": None,
+        "grade": "right",
+        "to_grade": 0,
     }
+    assert [(x["text"], x["grade"]) for x in h["stated"]] == [
+        ("redis", "wrong"),
+        ("consumer down", "right"),
+        ("again", "right"),
+    ]
 
 
 def test_summary_with_only_wrong_hypotheses_is_not_correct():

@@ -76,19 +76,20 @@ def test_each_shipped_scenario_loads_and_its_answer_key_is_graded_correct(path):
     sc = load_scenario(path)
     assert sc.name == path.stem
     answer = sc.model.answer
-    assert grade_hypothesis(sc.model, answer.hypothesis, None) is True
+    assert grade_hypothesis(sc.model, answer.hypothesis, None).grade == "right"
     wrong = [c.id for c in sc.model.hypotheses.choices if not c.correct]
-    assert wrong and not any(grade_hypothesis(sc.model, c, None) for c in wrong)
+    assert wrong and all(grade_hypothesis(sc.model, c, None).grade == "wrong" for c in wrong)
     # every expression the engine will look up was compiled at load time
     for source in [a.expr for a in sc.model.alerts] + list(sc.model.recovery.all):
         assert sc.expr(source).source == source
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
-def test_typed_as_free_text_the_right_choice_grades_right_and_the_wrong_ones_wrong(path):
+def test_typed_as_free_text_the_right_choice_grades_right_and_the_wrong_ones_never_do(path):
     m = load_scenario(path).model
     for choice in m.hypotheses.choices:
-        assert grade_hypothesis(m, None, choice.text) is choice.correct, choice.text
+        grade = grade_hypothesis(m, None, choice.text).grade
+        assert (grade == "right") is choice.correct, (choice.text, grade)
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
@@ -249,49 +250,52 @@ def test_an_override_that_breaks_a_constraint_is_reported_at_the_line_that_uses_
 
 
 @pytest.mark.parametrize(
-    ("text", "right"),
+    ("text", "grade"),
     [
-        ("The API is DOWN", True),
-        ("the consumer is not running", True),
-        ("Worker crashed!", True),
-        ("api-down", True),
-        ("api is fine", False),  # a term of the first group only
-        ("it is down", False),  # a term of the second group only
-        ("rapid downturn", False),  # api / down only inside other words
-        ("apis downs", False),
-        ("", False),
-        (None, False),
+        ("The API is DOWN", "right"),
+        ("the consumer is not running", "right"),  # a keyword that holds a "not"
+        ("Worker crashed!", "right"),
+        ("api-down", "right"),
+        ("api is fine", "ungraded"),  # a term of the first group only, and negated
+        ("it is down", "ungraded"),  # a term of the second group only
+        ("rapid downturn", "wrong"),  # api / down only inside other words
+        ("apis downs", "wrong"),
+        ("", "wrong"),
+        (None, "wrong"),
     ],
 )
-def test_free_text_is_right_with_a_whole_word_of_every_keyword_group(text, right):
+def test_free_text_is_right_with_a_whole_word_of_every_keyword_group(text, grade):
     m = load_scenario(REPO / "scenarios" / "bullmq-backpressure.yaml").model
-    assert grade_hypothesis(m, None, text) is right
+    assert grade_hypothesis(m, None, text).grade == grade
 
 
 def test_a_keyword_with_dots_matches_only_the_whole_address():
     m = load_scenario(REPO / "scenarios" / "ws-handshake-storm.yaml").model
-    assert grade_hypothesis(m, None, "a storm from 203.0.113.7")
-    assert not grade_hypothesis(m, None, "a storm from 203.0.113.70")
-    assert not grade_hypothesis(m, None, "a storm from 203x0y113z7")
+    assert grade_hypothesis(m, None, "a storm from 203.0.113.7").grade == "right"
+    # "storm" alone names one group of two: the lead grades it
+    assert grade_hypothesis(m, None, "a storm from 203.0.113.70").grade == "ungraded"
+    assert grade_hypothesis(m, None, "a storm from 203x0y113z7").grade == "ungraded"
+    assert grade_hypothesis(m, None, "traffic from 203.0.113.70").grade == "wrong"
 
 
 def test_a_chosen_hypothesis_is_graded_by_its_mark_not_by_any_text():
     m = load_scenario(REPO / "scenarios" / "bullmq-backpressure.yaml").model
-    assert grade_hypothesis(m, "consumer-down", "nonsense")
-    assert not grade_hypothesis(m, "redis-slow", "the api consumer is down")
-    assert not grade_hypothesis(m, "no-such-choice", None)
+    assert grade_hypothesis(m, "consumer-down", "nonsense").grade == "right"
+    assert grade_hypothesis(m, "redis-slow", "the api consumer is down").grade == "wrong"
+    assert grade_hypothesis(m, "no-such-choice", None).grade == "wrong"
 
 
-def test_free_text_is_never_right_when_the_scenario_has_no_keywords():
+def test_free_text_is_left_for_the_lead_when_the_scenario_has_no_keywords():
     m = parse_scenario(ok_text("  keywords:\n    - [api, service]\n    - [down, stopped]\n"), OK)
     assert m.model.hypotheses.keywords == []
-    assert not grade_hypothesis(m.model, None, "the api service is down")
+    graded = grade_hypothesis(m.model, None, "the api service is down")
+    assert graded.grade == "ungraded" and graded.correct is None
 
 
 def test_a_keyword_that_starts_with_a_slash_matches_as_a_whole_word():
     text = ok_text("    - [api, service]\n", "    - [/api/promotions]\n")
     m = parse_scenario(text, OK).model
-    assert grade_hypothesis(m, None, "the /api/promotions route is down")
+    assert grade_hypothesis(m, None, "the /api/promotions route is down").grade == "right"
 
 
 # ------------------------------------------------------------------ bad scenario files

@@ -20,7 +20,7 @@ pytest.importorskip(
 
 from textual.pilot import Pilot
 from textual.screen import Screen
-from textual.widgets import Input, Log, OptionList, RichLog, Static
+from textual.widgets import Input, Label, Log, OptionList, RichLog, Static
 
 from drilling import SCENARIOS, api_faults, assert_stack_clean, scenario
 from helpers import REPO, write_workspace
@@ -38,6 +38,7 @@ from pagerdrill.tui.app import (
     MitigationPicker,
     NoteInput,
     StartScreen,
+    StepPrompt,
     SummaryScreen,
     make_app,
 )
@@ -45,6 +46,15 @@ from pagerdrill.tui.panes import LogsScreen, RunbookReader, RunbookScreen
 
 FAST = {"quiet_min_s": "0.5", "quiet_max_s": "1", "recovery_s": "2"}
 SIZE = (80, 24)
+
+
+def notices(app: DrillApp) -> list[str]:
+    """The notifications the app has shown (textual keeps them on the app)."""
+    return [str(n.message) for n in app._notifications]
+
+
+def screen_text(screen: Screen) -> str:
+    return " ".join(str(label.content) for label in screen.query(Label))
 
 
 def rich_log_text(screen: Screen) -> list[str]:
@@ -174,13 +184,38 @@ def test_a_whole_drill_from_the_page_to_the_summary(stack, tmp_path, monkeypatch
             app.screen.query_one(Input).value = "500s only on /api/promotions"
             await pilot.press("enter")
 
+            # step 6 asks for the call and why, showing the checklist's prompt
+            await pilot.press("6")
+            assert isinstance(app.screen, StepPrompt)
+            assert "If this were P0/P1 I would page now." in screen_text(app.screen)
+            await pilot.press("down", "enter")  # the second call: don't page
+            await pilot.press(*"P3, one route")
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: "page-lead" in engine.steps_done, "step 6")
+            events_log = app.drill_screen.query_one("#events", Log)
+            assert any("(why: P3, one route)" in line for line in events_log.lines)
+
             await pilot.press("h")
             assert isinstance(app.screen, HypothesisPicker)
-            choices = engine.model.hypotheses.choices
-            right = next(i for i, c in enumerate(choices) if c.correct)
-            app.screen.query_one(OptionList).highlighted = right
+            # listed in the drill's shuffled order, as journalled
+            shown = engine.hypothesis_choices
+            options = app.screen.query_one(OptionList)
+            assert [options.get_option_at_index(i).id for i in range(options.option_count)] == [
+                c.id for c in shown
+            ]
+            options.highlighted = next(i for i, c in enumerate(shown) if c.correct)
             await pilot.press("enter")
             await wait_until(pilot, lambda: engine.phase == Phase.HYPOTHESIS, "the hypothesis")
+            # recorded, on screen; the grade stays hidden (the scenario's default)
+            await wait_until(
+                pilot, lambda: "hypothesis recorded" in notices(app), "the hypothesis notice"
+            )
+            await wait_until(
+                pilot,
+                lambda: any("hypothesis recorded:" in line for line in events_log.lines),
+                "the hypothesis line",
+            )
+            assert not any("right" in n or "wrong" in n for n in notices(app))
 
             await pilot.press("d")
             assert isinstance(app.screen, DecisionPicker)
@@ -227,7 +262,11 @@ def test_a_whole_drill_from_the_page_to_the_summary(stack, tmp_path, monkeypatch
     assert {e["step"] for e in evs if e["type"] == "step.done"} >= {"acknowledge", "dashboards"}
     assert next(e for e in evs if e["type"] == "note")["text"] == "500s only on /api/promotions"
     hypothesis = next(e for e in evs if e["type"] == "hypothesis")
-    assert hypothesis["correct"] is True
+    assert hypothesis["correct"] is True and hypothesis["grade"] == "right"
+    assert evs[0]["hypotheses"]["shown"] == [c.id for c in engine.hypothesis_choices]
+    page_lead = next(e for e in evs if e["type"] == "step.done" and e["step"] == "page-lead")
+    assert (page_lead["choice"], page_lead["reason"]) == ("no-page", "P3, one route")
+    assert page_lead["prompt"] == "If this were P0/P1 I would page now."
     decision = next(e for e in evs if e["type"] == "decision")
     assert decision["choice"] == "hours" and decision["correct"] is True
     assert next(e for e in evs if e["type"] == "mitigation")["mitigation"] == "disable-fault"
@@ -249,6 +288,55 @@ def test_a_whole_drill_from_the_page_to_the_summary(stack, tmp_path, monkeypatch
         "clock.paused",
         "clock.resumed",
     ]
+    assert api_faults(stack) == {}
+    assert_stack_clean(stack)
+
+
+@pytest.mark.stack
+def test_a_scenario_with_live_feedback_shows_each_hypothesis_grade_as_it_is_stated(stack):
+    """`feedback: live` (a practice drill): the trainee sees the grade on stating it,
+    and free text the matcher is not sure of says it is for the lead to grade."""
+    root = stack.workspace.root
+    (root / "scenarios").mkdir(exist_ok=True)
+    text = (REPO / "scenarios" / "api-500-injection.yaml").read_text()
+    assert text.count("  feedback: hidden") == 1
+    path = root / "scenarios" / "api-500-injection.yaml"
+    path.write_text(text.replace("  feedback: hidden", "  feedback: live"))
+    app = make_app(root, str(path), "tui-test", dict(FAST))
+    engine = app.engine
+
+    async def drill() -> None:
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            await wait_for_page(pilot, app)
+            await pilot.press("h")
+            assert isinstance(app.screen, HypothesisPicker)
+            app.screen.query_one(Input).focus()
+            await pilot.press(*"not the promotions route, it is fine")
+            await pilot.press("enter")
+            await wait_until(
+                pilot,
+                lambda: "hypothesis recorded (for the lead to grade)" in notices(app),
+                "the notice for free text the matcher is not sure of",
+            )
+            await pilot.press("h")
+            shown = engine.hypothesis_choices
+            app.screen.query_one(OptionList).highlighted = next(
+                i for i, c in enumerate(shown) if c.correct
+            )
+            await pilot.press("enter")
+            await wait_until(
+                pilot, lambda: "hypothesis recorded (right)" in notices(app), "the right notice"
+            )
+            events_log = app.drill_screen.query_one("#events", Log)
+            assert any("hypothesis recorded (right):" in line for line in events_log.lines)
+            await pilot.press("q", "y")
+            await wait_until(pilot, lambda: engine.done, "the abort", timeout=30)
+            await pilot.pause(0.5)
+
+    asyncio.run(drill())
+    grades = [e["grade"] for e in read_journal(engine.journal_path).events
+              if e["type"] == "hypothesis"]  # fmt: skip
+    assert grades == ["ungraded", "right"]
     assert api_faults(stack) == {}
     assert_stack_clean(stack)
 

@@ -105,3 +105,15 @@ async def _quiet(pilot: Pilot) -> None:
 
 def test_snapshot_drill_screen_quiet(snap_compare, tmp_path):
     assert snap_compare(demo_app(tmp_path), terminal_size=(80, 24), run_before=_quiet)
+
+
+def test_snapshot_hypothesis_dialog(snap_compare, tmp_path):
+    """The choices in the drill's shuffled order, each about as long as the others."""
+    assert snap_compare(demo_app(tmp_path), terminal_size=(80, 24), press=["h"],
+                        run_before=_paged)  # fmt: skip
+
+
+def test_snapshot_page_the_lead_prompt(snap_compare, tmp_path):
+    """Step 6: the checklist's prompt, the call and the reason, whole at 80x24."""
+    assert snap_compare(demo_app(tmp_path), terminal_size=(80, 24), press=["6"],
+                        run_before=_paged)  # fmt: skip

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pagerdrill.yamlfile import load_yaml, validate
 
@@ -22,6 +22,11 @@ class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class StepChoice(Model):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=40)
+    text: str = Field(min_length=1)
+
+
 class Step(Model):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     title: str = Field(min_length=1)
@@ -29,6 +34,25 @@ class Step(Model):
     targets: dict[Severity, float] = {}
     url: str | None = None
     prompt: str | None = None
+    """Shown when the step is ticked; the engineer must answer it with a reason
+    (journalled with the step), as "say why" steps ask."""
+    choices: list[StepChoice] = []
+    """What the engineer decides when ticking the step (page / don't page); one must be
+    picked, with the reason."""
+
+    @property
+    def asks(self) -> bool:
+        """Ticking this step needs the engineer's reason (and choice, if it has some)."""
+        return bool(self.prompt or self.choices)
+
+    @model_validator(mode="after")
+    def _unique_choices(self) -> Step:
+        ids = [c.id for c in self.choices]
+        if len(set(ids)) != len(ids):
+            raise ValueError("choices: duplicate id")
+        if len(ids) == 1:
+            raise ValueError("choices: list two or more, or none")
+        return self
 
     def target_for(self, severity: str) -> float:
         return self.targets.get(severity, self.target_s)  # type: ignore[call-overload]

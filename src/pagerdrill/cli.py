@@ -611,8 +611,11 @@ def scenarios_check(
 # ------------------------------------------------------------------ drills
 
 
-def _event_printer(redactor):
-    """Progress of a headless drill, one line per event that matters, on stderr."""
+def _event_printer(redactor, feedback: str = "hidden"):
+    """Progress of a headless drill, one line per event that matters, on stderr. A
+    hypothesis shows as recorded; its grade only with the scenario's `feedback: live`."""
+    from pagerdrill.reports.timeline import grade_text
+
     console = _console(stderr=True)
 
     from pagerdrill.timefmt import clock as t_clock
@@ -647,11 +650,16 @@ def _event_printer(redactor):
         elif t == "step.done":
             late = " [yellow](over target)[/]" if event["over"] else ""
             text = f"step {event['step']} done{late}"
+            if event.get("reason"):
+                call = event.get("choice_text") or event.get("choice")
+                text += f": {call + ' ' if call else ''}(why: {event['reason']})"
         elif t in ("note", "hint"):
             text = f"{t}: {event['text']}"
         elif t == "hypothesis":
-            mark = "[green]right[/]" if event["correct"] else "[red]wrong[/]"
-            text = f"hypothesis ({mark}): {event['text']}"
+            text = f"hypothesis recorded: {event['text']}"
+            if feedback == "live":
+                grade = grade_text(event.get("grade"))
+                text = f"hypothesis recorded ({grade}): {event['text']}"
         elif t == "decision":
             text = f"decision: {event['choice']}"
         elif t == "mitigation":
@@ -707,7 +715,11 @@ def _print_summary(summary: dict) -> None:
     table.add_row("Mitigated", _fmt_s(summary["time_to_mitigate_s"]), "", "")
     table.add_row("Recovery verified", _fmt_s(summary["time_to_recovery_s"]), "", "")
     c.print(table)
-    first = "right" if h["first_correct"] else ("wrong" if h["attempts"] else "none")
+    from pagerdrill.reports.timeline import grade_text
+
+    first = grade_text(h["first_grade"]) if h["attempts"] else "none"
+    if h["to_grade"]:
+        first += f"; {h['to_grade']} for the lead to grade"
     c.print(
         f"hypotheses: {h['attempts']} (first {first}); hints used: {summary['hints_used']}; "
         f"alert fired: {'yes' if summary['alert_fired'] else 'no'}"
@@ -793,7 +805,7 @@ def run(
         target,
         engineer,
         checklist,
-        observers=() if as_json else (_event_printer(redactor),),
+        observers=() if as_json else (_event_printer(redactor, sc.model.hypotheses.feedback),),
         rng=random.Random(seed),
     )
     if dry_run:
@@ -1024,7 +1036,7 @@ def drills_list(
             r.outcome + ("" if r.complete else " (incomplete)"),
             _mmss(r.time_to_ack_s),
             _mmss(r.hypothesis_s),
-            ("yes" if r.hypothesis_correct else "no") if r.hypothesis_s is not None else "-",
+            RIGHT_COLUMN.get(r.hypothesis_grade or "", "-"),
             _mmss(r.time_to_recovery_s) if r.recovery_verified else "-",
             r.verdict or "-",
         )
@@ -1039,6 +1051,10 @@ def drills_list(
     _console().print("[dim]DRILL is the end of the drill id; any unique part of it names it[/]")
 
 
+RIGHT_COLUMN = {"right": "yes", "wrong": "no", "ungraded": "to grade"}
+"""The list's RIGHT column: the hypothesis's grade ("to grade": for the lead)."""
+
+
 @drills_app.command("show", short_help="A drill's timeline and times.")
 def drills_show(drill: DrillArg, workspace: WorkspaceOption = None) -> None:
     """A drill's timeline: the engineer's steps and the system's events interleaved, the
@@ -1046,7 +1062,7 @@ def drills_show(drill: DrillArg, workspace: WorkspaceOption = None) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from pagerdrill.reports.text import outcome_text
+    from pagerdrill.reports.text import decision_line, hypothesis_line, outcome_text
     from pagerdrill.reports.timeline import signal_summary, wall
     from pagerdrill.timefmt import clock, duration
 
@@ -1087,8 +1103,11 @@ def drills_show(drill: DrillArg, workspace: WorkspaceOption = None) -> None:
             f"{threshold}{crossed}"
         )
     h = s["hypothesis"]
+    c.print(f"\n[bold]Hypothesis[/] {escape(hypothesis_line(s))}")
+    if s.get("decision"):
+        c.print(f"[bold]Decision[/] {escape(decision_line(s))}")
     c.print(
-        f"\nack {_mmss(s['time_to_ack_s'])} · right hypothesis {_mmss(h['correct_s'])} "
+        f"ack {_mmss(s['time_to_ack_s'])} · right hypothesis {_mmss(h['correct_s'])} "
         f"(target {_mmss(h['target_s'])}) · mitigated {_mmss(s['time_to_mitigate_s'])} · "
         f"recovery {_mmss(s['time_to_recovery_s'])}"
     )
@@ -1153,21 +1172,51 @@ def drills_export(
 def drills_review(
     drill: DrillArg,
     by: Annotated[str, typer.Option("--by", help="Who reviews.")],
-    verdict: Annotated[str, typer.Option("--verdict", help="pass or fail.")],
+    verdict: Annotated[str | None, typer.Option("--verdict", help="pass or fail.")] = None,
     comment: Annotated[str | None, typer.Option("--comment", help="Why.")] = None,
+    hypothesis: Annotated[
+        str | None,
+        typer.Option("--hypothesis", help="Grade the hypothesis: right or wrong."),
+    ] = None,
+    attempt: Annotated[
+        int | None,
+        typer.Option(
+            "--attempt",
+            metavar="N",
+            help="Which hypothesis --hypothesis grades (1: the first stated; default: the "
+            "one left for the lead to grade).",
+        ),
+    ] = None,
     workspace: WorkspaceOption = None,
 ) -> None:
-    """Record a review of a drill. It is appended to the journal (history is never
-    rewritten); a drill may be reviewed again, and the latest verdict counts."""
+    """Record a review of a drill: a verdict, the lead's grade of a hypothesis, or both.
+    It is appended to the journal (history is never rewritten); a drill may be reviewed
+    again, and the latest verdict and the latest grade count."""
+    from rich.markup import escape
+
     from pagerdrill.reports.drills import find_journal, review
     from pagerdrill.workspace import open_workspace
 
     ws = open_workspace(workspace)
     path = find_journal(ws.root / "drills", drill)
-    event = review(path, ws.state_dir, by=by, verdict=verdict, comment=comment)
-    _console().print(
-        f"[green]✓[/] {event['drill']}: {verdict.upper()} by {by} (appended to {path})"
+    events = review(
+        path,
+        ws.state_dir,
+        by=by,
+        verdict=verdict,
+        comment=comment,
+        hypothesis=hypothesis,
+        attempt=attempt,
     )
+    for event in events:
+        what = (
+            f"hypothesis {event['attempt']} graded {event['grade']}"
+            if event["type"] == "hypothesis.graded"
+            else str(event["verdict"]).upper()
+        )
+        _console().print(
+            f"[green]✓[/] {event['drill']}: {what} by {escape(by)} (appended to {path})"
+        )
 
 
 def main() -> None:

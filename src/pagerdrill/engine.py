@@ -36,7 +36,7 @@ from pagerdrill.faults import Fault, FaultContext, fault_class
 from pagerdrill.journal import DrillLock, JournalWriter
 from pagerdrill.probes import ProbeSet, RuleState, Sample, make_probe
 from pagerdrill.roles import RoleResolver
-from pagerdrill.scenario import Scenario, grade_hypothesis
+from pagerdrill.scenario import Scenario, grade_hypothesis, shown_choices
 from pagerdrill.workspace import Workspace
 
 log = logging.getLogger("pagerdrill.engine")
@@ -82,6 +82,8 @@ class Action:
     by: str | None = None
     what: str | None = None
     """For `evidence`: one of EVIDENCE (`text` says what exactly: a query, a file, a URL)."""
+    reason: str | None = None
+    """For a `step` whose checklist entry asks (a prompt, choices): the engineer's why."""
 
     def __post_init__(self) -> None:
         if self.kind not in ACTIONS:
@@ -215,6 +217,12 @@ class DrillEngine:
         self._undo: list[tuple[str, Any]] = []
         self.abort_reason: str | None = None
         self.revert_failed: list[str] = []
+
+    @property
+    def hypothesis_choices(self) -> list:
+        """The hypothesis choices in the order this drill shows them (journalled): a
+        function of the drill id alone."""
+        return shown_choices(self.model, self.drill_id)
 
     # ------------------------------------------------------------- events
 
@@ -369,6 +377,10 @@ class DrillEngine:
                 },
                 alerts=[a.model_dump() for a in self.model.alerts],
                 recovery=self.model.recovery.model_dump(),
+                hypotheses={
+                    "shown": [c.id for c in self.hypothesis_choices],
+                    "feedback": self.model.hypotheses.feedback,
+                },
             )
             probes = [make_probe(p, self.roles, self.target) for p in self.model.probes]
             probes += dashboard.standard_probes(self.stack_rows, self.roles, self.target)
@@ -670,7 +682,30 @@ class DrillEngine:
         if action.step == "acknowledge" and not self.acknowledged:
             return self._act_ack(action, now)
         seen = self.evidence.get(action.step) or []
-        return self._step_event(action.step, now, evidence=action.text or "; ".join(seen) or None)
+        step = self.checklist.step(action.step)
+        if step is None or not step.asks:
+            return self._step_event(
+                action.step, now, evidence=action.text or "; ".join(seen) or None
+            )
+        # a "say why" step: the call and the reason are what the step is for
+        reason = (action.reason or "").strip()
+        choices = {c.id: c for c in step.choices}
+        if choices and action.choice not in choices:
+            raise BadInputError(
+                f"step '{step.id}': {step.prompt or step.title} Which call? "
+                f"(choice: {' or '.join(choices)}, and a reason)"
+            )
+        if not reason:
+            raise BadInputError(f"step '{step.id}': {step.prompt or step.title} Say why (a reason)")
+        return self._step_event(
+            action.step,
+            now,
+            evidence="; ".join(seen) or None,
+            prompt=step.prompt,
+            choice=action.choice if choices else None,
+            choice_text=choices[action.choice].text if choices and action.choice else None,
+            reason=reason,
+        )
 
     def _act_evidence(self, action: Action, now: float) -> dict:
         """The engineer opened the logs, searched the runbooks, opened a step's URL ...:
@@ -706,13 +741,18 @@ class DrillEngine:
             raise BadInputError(
                 f"no hypothesis choice '{action.choice}' (choices: {', '.join(choices)})"
             )
-        correct = grade_hypothesis(self.model, action.choice, action.text)
+        grade = grade_hypothesis(self.model, action.choice, action.text)
         text = choices[action.choice].text if action.choice else (action.text or "").strip()
+        shown = [c.id for c in self.hypothesis_choices]
         event = self._emit(
             "hypothesis",
             choice=action.choice,
             text=text,
-            correct=correct,
+            # `correct` keeps its meaning (true right, false wrong); null: for the lead
+            correct=grade.correct,
+            grade=grade.grade,
+            grade_note=grade.note,
+            position=shown.index(action.choice) + 1 if action.choice else None,
             drill_s=self.drill_s(now),
             target_s=self.checklist.hypothesis_target_s,
         )

@@ -6,6 +6,7 @@ A script is YAML:
     actions:
       - {at: 2, do: ack}                   # 2 s after the page (drill clock)
       - {after: 1, do: step, step: dashboards}
+      - {do: step, step: page-lead, choice: no-page, reason: "P2, contained; lead posted"}
       - {do: note, text: queue depth climbing}
       - {do: hypothesis, choice: consumer-down}   # or text: "..."
       - {do: decision, choice: backlog}
@@ -14,8 +15,9 @@ A script is YAML:
       - {do: resolve}
 
 `at` is seconds on the drill clock; `after` is seconds after the previous action
-(the default, 0). `--autopilot` builds such a script from the scenario's answer
-key, which makes every scenario a self-test.
+(the default, 0). A checklist step that asks (a `prompt`, `choices`: page the lead or
+not) takes the call as `choice` and the why as `reason`. `--autopilot` builds such a
+script from the scenario's answer key, which makes every scenario a self-test.
 """
 
 from __future__ import annotations
@@ -57,6 +59,8 @@ class ScriptAction(BaseModel):
     source: str | None = None
     by: str | None = None
     what: Evidence | None = None
+    reason: str | None = None
+    """A step that asks (page the lead or not): why."""
 
     @model_validator(mode="after")
     def _one_thing(self) -> ScriptAction:
@@ -113,6 +117,14 @@ def check_script(
 
         if a.do == "step" and a.step not in steps:
             bad(f"no checklist step {a.step!r} (steps: {', '.join(sorted(steps))})", "step")
+        elif a.do == "step" and a.step is not None:
+            step = checklist.step(a.step)
+            assert step is not None
+            ids = [c.id for c in step.choices]
+            if ids and a.choice not in ids:
+                bad(f"step {a.step!r} asks for a choice: {' or '.join(ids)}", "choice")
+            if step.asks and not (a.reason or "").strip():
+                bad(f"step {a.step!r} asks why: give a `reason` ({step.prompt or step.title})")
         if a.do == "hypothesis" and a.choice is not None and a.choice not in hyps:
             bad(f"no hypothesis choice {a.choice!r} ({', '.join(sorted(hyps))})", "choice")
         if a.do == "decision" and a.choice not in decisions:
@@ -133,7 +145,16 @@ def autopilot(scenario: Scenario, checklist: Checklist, pace_s: float = 0.25) ->
     answer = scenario.model.answer
     out = [ScriptAction(after=pace_s, do="ack", text="ack (autopilot)")]
     for step in checklist.steps:
-        if step.id != "acknowledge":
+        if step.id == "acknowledge":
+            continue
+        if step.asks:
+            # the autopilot makes the step's first call and says it is the autopilot's
+            choice = step.choices[0].id if step.choices else None
+            why = f"(autopilot) {step.prompt or step.title}"
+            out.append(
+                ScriptAction(after=pace_s, do="step", step=step.id, choice=choice, reason=why)
+            )
+        else:
             out.append(ScriptAction(after=pace_s, do="step", step=step.id))
     for note in answer.notes:
         out.append(ScriptAction(after=pace_s, do="note", text=note))

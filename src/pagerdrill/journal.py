@@ -167,8 +167,12 @@ _TEXT = (
     "prompt",
     "what",
     "about",
+    "grade",
+    "grade_note",
+    "reason",
+    "choice_text",
 )
-_NUMBER = ("t", "drill_s", "paused_s", "target_s", "quiet_s", "inject_ms", "held_s")
+_NUMBER = ("t", "drill_s", "paused_s", "target_s", "quiet_s", "inject_ms", "held_s", "position")
 _FLAG = ("correct", "over", "recovery_verified", "page", "recovered")
 _MAPPING = ("values", "undo", "params", "detail", "scenario", "checklist", "recovery")
 

@@ -15,6 +15,7 @@ reported with its file and line, all at once.
 from __future__ import annotations
 
 import hashlib
+import random
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -157,8 +158,14 @@ class Choice(Model):
 
 class Hypotheses(Model):
     choices: list[Choice] = Field(min_length=1)
+    """Shown in an order shuffled per drill (seeded by the drill id), never file order."""
     keywords: list[list[str]] = []
-    """Free text is right when it contains a term of every group."""
+    """Free text is right when it names a term of every group and negates nothing;
+    see `grade_hypothesis`."""
+    feedback: Literal["live", "hidden"] = "hidden"
+    """What the trainee sees on stating a hypothesis: `hidden` says only that it was
+    recorded (the grade waits for the summary, as a certification drill wants); `live`
+    also says right, wrong or for the lead to grade."""
 
 
 class Decision(Model):
@@ -554,15 +561,124 @@ def find_scenario(root: Path, name: str) -> Path:
     )
 
 
-def grade_hypothesis(model: ScenarioModel, choice: str | None, text: str | None) -> bool:
-    """Right when the choice is marked correct, or the free text names a term of every
-    keyword group (whole words, case-insensitive)."""
+Grade = Literal["right", "wrong", "ungraded"]
+GRADES: tuple[Grade, ...] = ("right", "wrong", "ungraded")
+UNGRADED_TEXT = "for the lead to grade"
+
+
+@dataclass(frozen=True)
+class HypothesisGrade:
+    """How a hypothesis grades: right, wrong, or `ungraded` when the matcher is not
+    sure and the lead grades it (`pagerdrill drills review ID --hypothesis ...`)."""
+
+    grade: Grade
+    note: str | None = None
+    """Why the matcher was not sure (None when it was)."""
+    matched: tuple[str, ...] = ()
+    """Keywords that count: named outside any negation."""
+    negated: tuple[str, ...] = ()
+    """Keywords named under a negation ("not a cache flush"): they never count."""
+    cues: tuple[str, ...] = ()
+    """The negations found in the text."""
+
+    @property
+    def correct(self) -> bool | None:
+        """The journal's `correct`: True right, False wrong, None for the lead."""
+        return None if self.grade == "ungraded" else self.grade == "right"
+
+
+def shown_choices(model: ScenarioModel, drill_id: str) -> list[Choice]:
+    """The hypothesis choices in the order a drill shows them: shuffled, seeded by the
+    drill id, so the right one is not always in the same place and the journal can
+    say (and a review can rebuild) what the trainee saw."""
+    order = list(model.hypotheses.choices)
+    random.Random(f"hypotheses:{drill_id}").shuffle(order)
+    return order
+
+
+# Negations that take a whole clause: "not a cache flush", "redis isn't it", "no sign
+# of a flush", "ruled out", "nothing to do with", "neither ... nor".
+_CLAUSE_CUES = (
+    r"not|no|never|none|nothing|without|neither|nor|cannot|\w+n't|unlikely|doubt(?:ful)?"
+    r"|rul(?:e|es|ed|ing) out|exclud(?:e|es|ed|ing)"
+    # "X is fine/ok/healthy": the clause says X is not the cause
+    r"|fine|ok|okay|healthy|intact|unaffected|unharmed|unchanged"
+)
+# Negations that take what follows them only: "the database rather than the cache".
+_TAIL_CUES = r"rather than|instead of|as opposed to"
+_CUE = re.compile(rf"(?<![\w'])(?:(?P<tail>{_TAIL_CUES})|(?P<clause>{_CLAUSE_CUES}))(?![\w'])")
+# Clauses end at punctuation and at the words that turn a sentence ("but", "however").
+_CLAUSE_END = re.compile(
+    r"[.;,:!?()\[\]\n]|\s[-\u2013\u2014]+\s|(?<!\w)(?:but|however|whereas|although|though)(?!\w)"
+)
+
+
+def _normal(text: str) -> str:
+    return text.lower().replace("\u2019", "'").replace("\u2018", "'")
+
+
+def _word(term: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<!\w){re.escape(_normal(term))}(?!\w)")
+
+
+def grade_hypothesis(model: ScenarioModel, choice: str | None, text: str | None) -> HypothesisGrade:
+    """A picked choice grades exactly: right when it is marked correct, else wrong.
+
+    Free text is matched against the keyword groups (whole words, any case). A keyword
+    under a negation never counts. The matcher grades only what it is sure of:
+    right when the text names a term of every group and holds no negation at all,
+    wrong when it names no keyword at all; anything else (a negation in the text, only
+    some groups named, a scenario with no keywords) is left for the lead to grade."""
     if choice is not None:
-        return any(c.id == choice and c.correct for c in model.hypotheses.choices)
-    if not text or not model.hypotheses.keywords:
-        return False
-    lowered = text.lower()
-    return all(
-        any(re.search(rf"(?<!\w){re.escape(word.lower())}(?!\w)", lowered) for word in group)
-        for group in model.hypotheses.keywords
+        right = any(c.id == choice and c.correct for c in model.hypotheses.choices)
+        return HypothesisGrade("right" if right else "wrong")
+    lowered = _normal(text or "")
+    if not lowered.strip():
+        return HypothesisGrade("wrong")
+    groups = model.hypotheses.keywords
+    if not groups:
+        return HypothesisGrade("ungraded", note="this scenario has no keywords to grade free text")
+    # where each keyword is named; a keyword that is itself a negation ("not running")
+    # is read as the keyword, not as a negation of its neighbours
+    found: list[tuple[int, int, str]] = []
+    for group in groups:
+        for term in group:
+            found += [(m.start(), m.end(), term) for m in _word(term).finditer(lowered)]
+    masked = list(lowered)
+    for start, end, _ in found:
+        masked[start:end] = " " * (end - start)
+    bare = "".join(masked)
+    scopes: list[tuple[int, int]] = []
+    cues: list[str] = []
+    ends = [0, *(m.start() for m in _CLAUSE_END.finditer(bare)), len(bare)]
+    for m in _CUE.finditer(bare):
+        cues.append(m.group(0))
+        clause_start = max(e for e in ends if e <= m.start())
+        clause_end = min(e for e in ends if e >= m.end())
+        scopes.append((m.end() if m.group("tail") else clause_start, clause_end))
+
+    def negated(start: int) -> bool:
+        return any(a <= start < b for a, b in scopes)
+
+    counted = {term for start, _, term in found if not negated(start)}
+    under = tuple(dict.fromkeys(term for start, _, term in found if negated(start)))
+    matched = tuple(dict.fromkeys(term for _, _, term in found if term in counted))
+    covered = [any(term in counted for term in group) for group in groups]
+    cue_list = tuple(dict.fromkeys(cues))
+    if not found:
+        return HypothesisGrade("wrong", cues=cue_list)
+    if all(covered) and not cues:
+        return HypothesisGrade("right", matched=matched)
+    notes = []
+    if under:
+        notes.append("named under a negation: " + ", ".join(under))
+    elif cues:
+        notes.append("a negation in the text: " + ", ".join(f"'{c}'" for c in cue_list))
+    missing = [group for group, ok in zip(groups, covered, strict=True) if not ok]
+    if missing:
+        notes.append(
+            "no term named of the keyword group of " + ", ".join(f"'{g[0]}'" for g in missing)
+        )
+    return HypothesisGrade(
+        "ungraded", note="; ".join(notes), matched=matched, negated=under, cues=cue_list
     )

@@ -32,6 +32,37 @@ def _first(events: list[dict], type_: str, **match: Any) -> dict | None:
     return None
 
 
+GRADES = ("right", "wrong", "ungraded")
+
+
+def lead_grades(events: list[dict]) -> dict[int, dict]:
+    """The lead's grade of each hypothesis (by the hypothesis event's seq): the latest
+    `hypothesis.graded` for it counts."""
+    out: dict[int, dict] = {}
+    for e in events:
+        if (
+            e.get("type") == "hypothesis.graded"
+            and isinstance(e.get("of"), int)
+            and e.get("grade") in ("right", "wrong")
+        ):
+            out[e["of"]] = e
+    return out
+
+
+def hypothesis_grade(event: dict, graded: dict[int, dict]) -> tuple[str, str | None]:
+    """(grade, who graded it) of a hypothesis event: the lead's latest grade, else the
+    drill's own. A journal from before grades had three outcomes says only `correct`
+    (true right, false wrong)."""
+    lead = graded.get(event["seq"]) if isinstance(event.get("seq"), int) else None
+    if lead is not None:
+        return lead["grade"], lead.get("by") if isinstance(lead.get("by"), str) else None
+    if event.get("grade") in GRADES:
+        return event["grade"], None
+    if isinstance(event.get("correct"), bool):
+        return ("right" if event["correct"] else "wrong"), None
+    return "ungraded", None
+
+
 def summarize(read: JournalRead) -> dict[str, Any]:
     events = read.events
     started = read.started or {}
@@ -40,7 +71,27 @@ def summarize(read: JournalRead) -> dict[str, Any]:
     page = _first(events, "page")
     ack = _first(events, "ack")
     hyps = [e for e in events if e.get("type") == "hypothesis"]
-    first_right = next((e for e in hyps if e.get("correct")), None)
+    graded = lead_grades(events)
+    stated = []
+    for hyp in hyps:
+        grade, by = hypothesis_grade(hyp, graded)
+        stated.append(
+            {
+                "seq": hyp.get("seq"),
+                "at_s": _sec(hyp.get("drill_s")),
+                "text": hyp.get("text"),
+                "choice": hyp.get("choice"),
+                "grade": grade,
+                "graded_by": by,
+                "note": hyp.get("grade_note") if by is None else None,
+            }
+        )
+    first_right = next(
+        (hyp for hyp, x in zip(hyps, stated, strict=True) if x["grade"] == "right"), None
+    )
+    grades = {x["grade"] for x in stated}
+    # one right is enough; an ungraded one may still be, until the lead says
+    overall = next((g for g in ("right", "ungraded", "wrong") if g in grades), None)
     decision = next((e for e in reversed(events) if e.get("type") == "decision"), None)
     mitigation = _first(events, "mitigation")
     recovery = _first(events, "recovery.verified")
@@ -60,6 +111,8 @@ def summarize(read: JournalRead) -> dict[str, Any]:
                 "target_s": _sec(s["target_s"]) or 0.0,
                 "done_s": at,
                 "met": at is not None and at <= s["target_s"],
+                "choice": e.get("choice_text") or e.get("choice") if e else None,
+                "reason": e.get("reason") if e else None,
             }
         )
     paused = sum(_sec(e.get("paused_s")) or 0.0 for e in events if e.get("type") == "clock.resumed")
@@ -104,10 +157,15 @@ def summarize(read: JournalRead) -> dict[str, Any]:
             "first_s": _sec(hyps[0].get("drill_s")) if hyps else None,
             "first_text": hyps[0].get("text") if hyps else None,
             "correct": bool(first_right),
-            "first_correct": bool(hyps and hyps[0].get("correct")),
+            "first_correct": bool(stated and stated[0]["grade"] == "right"),
             "correct_s": _sec(first_right.get("drill_s")) if first_right else None,
             "target_s": _sec(checklist.get("hypothesis_target_s")),
             "attempts": len(hyps),
+            "first_grade": stated[0]["grade"] if stated else None,
+            "first_graded_by": stated[0]["graded_by"] if stated else None,
+            "grade": overall,
+            "to_grade": sum(1 for x in stated if x["grade"] == "ungraded"),
+            "stated": stated,
         },
         "decision": (
             {"choice": decision.get("choice"), "correct": decision.get("correct")}

@@ -57,3 +57,13 @@ def duration(seconds: float | None, none: str = "—") -> str:
         whole = tenths // 10
         return f"{whole // 60}m {whole % 60:02d}s"
     return f"{tenths / 10:.1f}s"
+
+
+def hours_minutes(seconds: float) -> str:
+    """A span of whole minutes for people: `45 min`, `2 h`, `2 h 30 min` (truncated,
+    like every time here)."""
+    minutes = int(seconds // 60)
+    if minutes >= 60:
+        hours, rest = divmod(minutes, 60)
+        return f"{hours} h {rest} min" if rest else f"{hours} h"
+    return f"{minutes} min"

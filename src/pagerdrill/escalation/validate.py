@@ -34,6 +34,7 @@ from pagerdrill.escalation.schedules import (
     window_seconds,
     zone,
 )
+from pagerdrill.timefmt import hours_minutes
 
 Kind = Literal[
     "invalid",
@@ -704,11 +705,7 @@ def _local(when: datetime, tz: ZoneInfo) -> str:
 
 
 def _span(delta: timedelta) -> str:
-    minutes = int(delta.total_seconds() // 60)
-    if minutes >= 60:
-        hours, rest = divmod(minutes, 60)
-        return f"{hours} h {rest} min" if rest else f"{hours} h"
-    return f"{minutes} min"
+    return hours_minutes(delta.total_seconds())
 
 
 def load_roster_for(matrix: LoadedMatrix) -> tuple[LoadedRoster | None, list[Problem]]:

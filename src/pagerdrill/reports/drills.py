@@ -15,7 +15,8 @@ from typing import Any
 
 from pagerdrill.errors import BadInputError, PagerdrillError
 from pagerdrill.journal import DrillLock, continue_journal, journal_files, read_journal
-from pagerdrill.summary import summarize
+from pagerdrill.summary import hypothesis_grade, lead_grades, summarize
+from pagerdrill.timefmt import clock
 
 INDEX_VERSION = 1
 
@@ -32,6 +33,8 @@ class DrillRow:
     time_to_ack_s: float | None
     hypothesis_s: float | None
     hypothesis_correct: bool
+    hypothesis_grade: str | None
+    """right, wrong, ungraded (for the lead), or None: no hypothesis stated."""
     time_to_recovery_s: float | None
     recovery_verified: bool
     verdict: str | None
@@ -60,6 +63,7 @@ def row_of(path: Path) -> DrillRow:
         time_to_ack_s=s["time_to_ack_s"],
         hypothesis_s=s["hypothesis"]["correct_s"] or s["hypothesis"]["first_s"],
         hypothesis_correct=s["hypothesis"]["correct"],
+        hypothesis_grade=s["hypothesis"]["grade"],
         time_to_recovery_s=s["time_to_recovery_s"],
         recovery_verified=s["recovery_verified"],
         verdict=last.get("verdict"),
@@ -153,10 +157,27 @@ def find_journal(drills_dir: Path, drill: str) -> Path:
     raise BadInputError(f"no drill '{drill}' in {drills_dir}{hint}; `pagerdrill drills list`")
 
 
-def review(journal: Path, state_dir: Path, *, by: str, verdict: str, comment: str | None) -> dict:
-    """Append a review to a finished drill's journal; history is never rewritten."""
-    if verdict not in ("pass", "fail"):
+def review(
+    journal: Path,
+    state_dir: Path,
+    *,
+    by: str,
+    verdict: str | None = None,
+    comment: str | None = None,
+    hypothesis: str | None = None,
+    attempt: int | None = None,
+) -> list[dict]:
+    """Append a review to a finished drill's journal (a verdict, the lead's grade of a
+    hypothesis, or both); history is never rewritten, and the latest of each counts.
+    Returns the events appended."""
+    if verdict is None and hypothesis is None:
+        raise BadInputError(
+            "say what the review records: --verdict pass|fail, --hypothesis right|wrong"
+        )
+    if verdict is not None and verdict not in ("pass", "fail"):
         raise BadInputError(f"--verdict {verdict!r}: expected pass or fail")
+    if hypothesis is not None and hypothesis not in ("right", "wrong"):
+        raise BadInputError(f"--hypothesis {hypothesis!r}: expected right or wrong")
     if not by.strip():
         raise BadInputError("--by: say who reviews")
     read = read_journal(journal, samples=False)
@@ -169,8 +190,54 @@ def review(journal: Path, state_dir: Path, *, by: str, verdict: str, comment: st
         raise PagerdrillError(
             f"drill {read.drill_id} did not end (a crash?); run `pagerdrill recover` first"
         )
+    graded = _hypothesis_to_grade(read, attempt) if hypothesis is not None else None
     writer = continue_journal(read)
+    out = []
     try:
-        return writer.append("review", by=by.strip(), verdict=verdict, comment=comment)
+        if graded is not None:
+            number, event = graded
+            out.append(
+                writer.append(
+                    "hypothesis.graded",
+                    by=by.strip(),
+                    of=event["seq"],
+                    attempt=number,
+                    grade=hypothesis,
+                    comment=comment if verdict is None else None,
+                )
+            )
+        if verdict is not None:
+            out.append(writer.append("review", by=by.strip(), verdict=verdict, comment=comment))
+        return out
     finally:
         writer.close()
+
+
+def _hypothesis_to_grade(read: Any, attempt: int | None) -> tuple[int, dict]:
+    """(its number, the event) of the hypothesis a lead grades: `attempt` (1 is the
+    first stated), else the one the drill left for the lead, else the only one."""
+    hyps = [
+        e for e in read.events if e.get("type") == "hypothesis" and isinstance(e.get("seq"), int)
+    ]
+    if not hyps:
+        raise BadInputError(f"drill {read.drill_id}: no hypothesis was stated; nothing to grade")
+    listing = "; ".join(
+        f"{i} at {clock(e.get('drill_s'))}: {e.get('text')}" for i, e in enumerate(hyps, 1)
+    )
+    if attempt is not None:
+        if not 1 <= attempt <= len(hyps):
+            raise BadInputError(f"--attempt {attempt}: the drill has {len(hyps)} ({listing})")
+        return attempt, hyps[attempt - 1]
+    graded = lead_grades(read.events)
+    waiting = [
+        (i, e) for i, e in enumerate(hyps, 1) if hypothesis_grade(e, graded)[0] == "ungraded"
+    ]
+    if len(waiting) == 1:
+        return waiting[0]
+    if len(hyps) == 1:
+        return 1, hyps[0]
+    which = "are for the lead to grade" if waiting else "were stated"
+    raise BadInputError(
+        f"drill {read.drill_id}: {len(waiting) or len(hyps)} hypotheses {which}; "
+        f"say which with --attempt N ({listing})"
+    )

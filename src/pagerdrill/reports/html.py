@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from html import escape
 from typing import Any
 
-from pagerdrill.reports.text import _hypothesis_line, _resolution_line, counts_line, decision_line
+from pagerdrill.reports.text import _resolution_line, counts_line, decision_line, hypothesis_line
 from pagerdrill.reports.timeline import (
     ENGINEER,
     REVIEW,
@@ -28,6 +28,7 @@ from pagerdrill.reports.timeline import (
     Marker,
     Series,
     Timeline,
+    grade_text,
     wall,
 )
 from pagerdrill.timefmt import clock, duration, mmss
@@ -402,7 +403,12 @@ def _targets(summary: dict[str, Any]) -> str:
         attempts = int(hyp.get("attempts") or 0)
         note = f"{attempts} attempt{'s' if attempts != 1 else ''}"
         if attempts and not hyp.get("first_correct"):
-            note += ", the first was wrong"
+            first = hyp.get("first_grade") or "wrong"
+            note += (
+                ", the first was wrong"
+                if first == "wrong"
+                else f", the first: {grade_text(first, hyp.get('first_graded_by'))}"
+            )
         met = None if target is None else (done is not None and done <= target)
         row("Root-cause hypothesis (first right one)", target, done, met, note)
     row("Mitigation applied", None, _seconds(summary.get("time_to_mitigate_s")), None)
@@ -428,8 +434,7 @@ def _findings(summary: dict[str, Any]) -> str:
             return "—"
 
     rows = [
-        ("Hypothesis", worded(_hypothesis_line)),
-        # the decision's grade belongs on this line, as in the other formats
+        ("Hypothesis", worded(hypothesis_line)),
         ("Decision", worded(decision_line)),
         ("Resolution", worded(_resolution_line)),
     ]

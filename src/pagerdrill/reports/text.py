@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pagerdrill.reports.timeline import ENGINEER, REVIEW, Entry, Timeline, wall
+from pagerdrill.reports.timeline import ENGINEER, REVIEW, Entry, Timeline, grade_text, wall
 from pagerdrill.timefmt import clock, duration, mmss
 
 # Slack truncates a message's text past 40,000 characters (its documented limit for a
@@ -36,18 +36,33 @@ def outcome_text(summary: dict) -> str:
     return "crashed (the journal stops without an end)"
 
 
-def _hypothesis_line(summary: dict) -> str:
-    h = summary["hypothesis"]
-    if not h["attempts"]:
+def hypothesis_line(summary: dict) -> str:
+    """The first hypothesis and its grade (right, wrong, for the lead to grade, or the
+    lead's grade), when a right one came, and the target: every export says this. A
+    summary read from a damaged journal may lack any of it."""
+    h = summary.get("hypothesis") or {}
+    if not h.get("attempts"):
         return "no hypothesis stated"
-    first = "right" if h["first_correct"] else "wrong"
-    text = f"{h['first_text']} ({first}, at {clock(h['first_s'])}"
-    if h["correct"] and not h["first_correct"]:
-        text += f"; right at {clock(h['correct_s'])}"
+    first = h.get("first_grade") or ("right" if h.get("first_correct") else "wrong")
+    graded = grade_text(first, h.get("first_graded_by"))
+    text = f"{h.get('first_text')} ({graded}, at {clock(h.get('first_s'))}"
+    if h.get("correct") and not h.get("first_correct"):
+        text += f"; right at {clock(h.get('correct_s'))}"
+    later = (h.get("to_grade") or 0) - (first == "ungraded")
+    if later > 0:
+        text += f"; {later} more for the lead to grade"
     target = h.get("target_s")
     if target is not None:
         text += f"; target {clock(target).removeprefix('T+')}"
     return text + ")"
+
+
+def decision_line(summary: dict) -> str:
+    """The scenario's decision as the engineer took it, and its grade."""
+    d = summary.get("decision")
+    if not isinstance(d, dict):
+        return "no decision taken"
+    return f"{d.get('choice')} ({'right' if d.get('correct') else 'wrong'})"
 
 
 def _resolution_line(summary: dict) -> str:
@@ -70,14 +85,6 @@ def counts_line(summary: dict) -> str:
         f"Hypotheses stated: {h.get('attempts', 0)}. "
         f"Clock paused: {duration(summary['paused_s'])}."
     )
-
-
-def decision_line(summary: dict) -> str:
-    """The page-the-lead decision as the engineer took it."""
-    d = summary.get("decision")
-    if not d:
-        return "no decision taken"
-    return str(d.get("choice"))
 
 
 def step_lines(summary: dict) -> list[tuple[str, str, str, str]]:
@@ -135,8 +142,7 @@ def slack_messages(tl: Timeline, limit: int = SLACK_MESSAGE_LIMIT) -> list[str]:
         f"{title}: {done} (target {target}) {met}" for title, done, target, met in step_lines(s)
     ]
     tail += [
-        f"*Hypothesis*: {_hypothesis_line(s)}",
-        # the decision's grade belongs on this line, as in the other formats
+        f"*Hypothesis*: {hypothesis_line(s)}",
         f"*Decision*: {decision_line(s)}",
         f"*Resolution*: {_resolution_line(s)}",
         counts_line(s),
@@ -218,11 +224,8 @@ def markdown(tl: Timeline) -> str:
     out.append(f"| Mitigated | {mmss(s['time_to_mitigate_s'])} | | |")
     out.append(f"| Recovery verified | {mmss(s['time_to_recovery_s'])} | | |")
     out += ["", counts_line(s), ""]
-    out += ["## Hypothesis", "", _hypothesis_line(s), ""]
-    d = s.get("decision")
-    # the decision's grade belongs on this line, as in the other formats
-    grade = f" ({'right' if d['correct'] else 'wrong'})" if d else ""
-    out += ["## Decision", "", f"{decision_line(s)}{grade}", ""]
+    out += ["## Hypothesis", "", hypothesis_line(s), ""]
+    out += ["## Decision", "", decision_line(s), ""]
     out += ["## Resolution", "", _resolution_line(s), ""]
     out += ["## Timeline", "", "| Time (UTC) | From the page | Who | What |", "|---|---|---|---|"]
     engineer = s.get("engineer") or "engineer"

@@ -17,7 +17,7 @@ from typing import Any
 
 from pagerdrill.journal import JournalRead, read_journal
 from pagerdrill.redact import Redactor
-from pagerdrill.summary import summarize
+from pagerdrill.summary import hypothesis_grade, lead_grades, summarize
 from pagerdrill.timefmt import clock, duration
 
 # who an entry belongs to: the engineer's actions, the system's events, the lead's review
@@ -100,6 +100,25 @@ def _opt(prefix: str, value: Any) -> str:
     return f"{prefix}{value}" if value else ""
 
 
+GRADE_TEXT = {"right": "right", "wrong": "wrong", "ungraded": "for the lead to grade"}
+
+
+def grade_text(grade: str | None, by: str | None = None) -> str:
+    """How a hypothesis's grade reads: right, wrong, or for the lead to grade; a grade
+    the lead gave says who."""
+    text = GRADE_TEXT.get(grade or "", "for the lead to grade")
+    return f"{text}, graded by {by}" if by else text
+
+
+def _step_line(g: Callable[[str], Any]) -> str:
+    line = f"{g('title')}"
+    if g("choice_text") or g("choice"):
+        line += f": {g('choice_text') or g('choice')}"
+    if g("reason"):
+        line += f" (why: {g('reason')})"
+    return line + (" (over target)" if g("over") else "")
+
+
 Formatter = Callable[[Callable[[str], Any]], str]
 
 _SYSTEM_LINES: dict[str, Formatter] = {
@@ -124,12 +143,11 @@ _SYSTEM_LINES: dict[str, Formatter] = {
 
 _ENGINEER_LINES: dict[str, Formatter] = {
     "ack": lambda g: "acknowledged" + _opt(": ", g("text")),
-    "step.done": lambda g: f"{g('title')}" + (" (over target)" if g("over") else ""),
+    "step.done": _step_line,
     "note": lambda g: f"note: {g('text')}",
     "hint": lambda g: f"hint {g('index')} taken: {g('text')}",
-    "hypothesis": lambda g: (
-        f"hypothesis: {g('text')} (" + ("right" if g("correct") else "wrong") + ")"
-    ),
+    # `grade` and `graded_by` here are the effective grade (the lead's, if given)
+    "hypothesis": lambda g: f"hypothesis: {g('text')} ({grade_text(g('grade'), g('graded_by'))})",
     "decision": lambda g: f"decision: {g('prompt')} → {g('text')}",
     "mitigation": lambda g: f"mitigation: {g('title')}",
     "mitigation.failed": lambda g: f"mitigation {g('mitigation')} failed: {g('error')}",
@@ -159,6 +177,9 @@ def _text(event: dict) -> tuple[str, str] | None:
     if t == "review":
         comment = f": {g('comment')}" if g("comment") else ""
         return REVIEW, f"review by {g('by')}: {str(g('verdict')).upper()}{comment}"
+    if t == "hypothesis.graded":
+        comment = f": {g('comment')}" if g("comment") else ""
+        return REVIEW, f"hypothesis {g('attempt')} graded {g('grade')} by {g('by')}{comment}"
     return None
 
 
@@ -211,7 +232,11 @@ def build(read: JournalRead, redactor: Redactor | None = None) -> Timeline:
     entries = []
     markers = []
     problems = [f"line {n}: {m}" for n, m in read.problems]
+    graded = lead_grades(events)
     for e in events:
+        if e.get("type") == "hypothesis":
+            grade, by = hypothesis_grade(e, graded)
+            e = {**e, "grade": grade, "graded_by": by}
         try:
             found = _text(e)
         except (KeyError, TypeError, ValueError, AttributeError):
@@ -235,7 +260,7 @@ def build(read: JournalRead, redactor: Redactor | None = None) -> Timeline:
         if e.get("type") in MARKED:
             label, who = MARKED[e["type"]]
             if e["type"] == "hypothesis":
-                label += " ✓" if e.get("correct") else " ✗"
+                label += {"right": " ✓", "wrong": " ✗"}.get(e["grade"], " ?")
             markers.append(Marker(t, label, who))
     reviews = [
         {k: redactor.text(str(v)) if isinstance(v, str) else v for k, v in e.items()

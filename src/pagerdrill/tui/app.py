@@ -35,6 +35,7 @@ from textual.worker import get_current_worker
 from pagerdrill.engine import Action, ActionRefused, DrillEngine, Phase
 from pagerdrill.errors import BadInputError, PagerdrillError
 from pagerdrill.headless import Cadence
+from pagerdrill.reports.timeline import grade_text
 from pagerdrill.timefmt import mmss
 from pagerdrill.tui.panes import LogsScreen, RunbookScreen, key_bar
 from pagerdrill.tui.signals import SignalsPane
@@ -208,6 +209,54 @@ class DecisionPicker(ModalScreen[str | None]):
         self.dismiss(None)
 
 
+class StepPrompt(ModalScreen[tuple[str | None, str] | None]):
+    """A checklist step that asks ("decide whether to page the lead, and say why"): its
+    prompt, the call to make (its choices) and the reason; dismisses with (call, why)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, title: str, prompt: str | None, choices: list[tuple[str, str]]) -> None:
+        super().__init__()
+        self.step_title = title
+        self.prompt = prompt
+        self.choices = choices
+        self.choice: str | None = None
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog wide"):
+            yield Label(self.step_title, classes="dialog-title")
+            if self.prompt:
+                yield Label(self.prompt, id="step-prompt")
+            if self.choices:
+                yield OptionList(
+                    *[Option(text, id=cid) for cid, text in self.choices], id="step-choices"
+                )
+            yield Input(placeholder="why (enter saves, esc cancels)", id="step-reason")
+
+    def on_mount(self) -> None:
+        if not self.choices:
+            self.query_one(Input).focus()
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        self.choice = event.option.id
+        self.query_one(Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        reason = event.value.strip()
+        if self.choices and self.choice is None:
+            self.app.notify("pick the call first (↑ ↓, enter)", severity="warning")
+            self.query_one(OptionList).focus()
+        elif not reason:
+            self.app.notify("say why", severity="warning")
+        else:
+            self.dismiss((self.choice, reason))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
 class MitigationPicker(ModalScreen[str | None]):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
@@ -289,9 +338,10 @@ def summary_text(summary: dict, root_cause: str | None = None, width: int = 80) 
     hyp = summary["hypothesis"]
     out.append("\nHypothesis: ", style="bold")
     if hyp["attempts"]:
-        right = hyp["correct"]
-        at = hyp["correct_s"] if right else hyp["first_s"]
-        out.append("right" if right else "wrong", style="green" if right else "red")
+        grade = hyp["grade"]
+        at = hyp["correct_s"] if grade == "right" else hyp["first_s"]
+        style = {"right": "green", "wrong": "red"}.get(grade, "yellow")
+        out.append(grade_text(grade), style=style)
         out.append(f" at {mmss(at)} (target {mmss(hyp['target_s'])}); first: {hyp['first_text']}\n")
     else:
         out.append("none given\n")
@@ -592,13 +642,21 @@ class DrillScreen(Screen[None]):
             self.refresh_checklist()
         elif kind == "step.done":
             late = " (over target)" if event.get("over") else ""
-            self.write(f"{at}done: {event.get('title')}{late}")
+            call = event.get("choice_text") or event.get("choice")
+            said = f": {call}" if call else ""
+            said += f" (why: {event['reason']})" if event.get("reason") else ""
+            self.write(f"{at}done: {event.get('title')}{said}{late}")
             self.refresh_checklist()
             self.highlight_next_open_step()
         elif kind == "note":
             self.write(f"{at}note: {event.get('text')}")
         elif kind == "hypothesis":
-            self.write(f"{at}hypothesis: {event.get('text')}")
+            # the trainee sees it was recorded; the grade only with `feedback: live`
+            said = "hypothesis recorded"
+            if self.engine.model.hypotheses.feedback == "live":
+                said += f" ({grade_text(event.get('grade'))})"
+            self.write(f"{at}{said}: {event.get('text')}")
+            self.app.notify(said, timeout=6)
         elif kind == "decision":
             self.write(f"{at}decision: {event.get('text')}")
         elif kind == "hint":
@@ -646,9 +704,21 @@ class DrillScreen(Screen[None]):
 
     def action_tick_step(self, index: int) -> None:
         steps = self.engine.checklist.steps
-        if 0 <= index < len(steps):
-            self.query_one("#checklist", OptionList).highlighted = index
-            self.drill_app.act(Action("step", step=steps[index].id))
+        if not 0 <= index < len(steps):
+            return
+        step = steps[index]
+        self.query_one("#checklist", OptionList).highlighted = index
+        if not step.asks or step.id in self.engine.steps_done:
+            self.drill_app.act(Action("step", step=step.id))
+            return
+
+        def answer(result: tuple[str | None, str] | None) -> None:
+            if result:
+                choice, reason = result
+                self.drill_app.act(Action("step", step=step.id, choice=choice, reason=reason))
+
+        choices = [(c.id, c.text) for c in step.choices]
+        self.app.push_screen(StepPrompt(step.title, step.prompt, choices), answer)
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         if event.option_list.id == "checklist":
@@ -667,7 +737,8 @@ class DrillScreen(Screen[None]):
                 choice, text = result
                 self.drill_app.act(Action("hypothesis", choice=choice, text=text))
 
-        choices = [(c.id, c.text) for c in self.engine.model.hypotheses.choices]
+        # in the drill's shuffled order (journalled), never the scenario file's
+        choices = [(c.id, c.text) for c in self.engine.hypothesis_choices]
         self.app.push_screen(HypothesisPicker(choices), pick)
 
     def action_mitigate(self) -> None:
