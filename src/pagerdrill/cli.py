@@ -18,6 +18,7 @@ os.environ.setdefault("TYPER_USE_RICH", "0")
 import typer
 
 from pagerdrill import __version__
+from pagerdrill.commands.readiness import app as readiness_app
 from pagerdrill.commands.runbooks import app as runbooks_app
 
 if TYPE_CHECKING:
@@ -319,6 +320,7 @@ scenarios_app = typer.Typer(
 )
 app.add_typer(scenarios_app, name="scenarios")
 app.add_typer(runbooks_app, name="runbooks")
+app.add_typer(readiness_app, name="readiness")
 
 
 def _workspace_or_none(workspace: Path | None):
