@@ -51,6 +51,19 @@ def test_there_are_core_modules_to_check():
         "pagerdrill.escalation.validate",
         "pagerdrill.escalation.oncall",
         "pagerdrill.escalation.probes",
+        "pagerdrill.readiness",
+        "pagerdrill.readiness.gate",
+        "pagerdrill.readiness.records",
+        "pagerdrill.readiness.roster",
+        "pagerdrill.readiness.status",
+        "pagerdrill.readiness.actions",
+        "pagerdrill.readiness.documents",
+        "pagerdrill.readiness.drills",
+        "pagerdrill.readiness.matrix",
+        "pagerdrill.readiness.quiz",
+        "pagerdrill.readiness.access",
+        "pagerdrill.readiness.signing",
+        "pagerdrill.readiness.verify",
     }
     assert expected <= set(core_modules())
 

@@ -19,6 +19,7 @@ import typer
 
 from pagerdrill import __version__
 from pagerdrill.commands import escalation
+from pagerdrill.commands.readiness import app as readiness_app
 from pagerdrill.commands.runbooks import app as runbooks_app
 
 if TYPE_CHECKING:
@@ -351,6 +352,7 @@ scenarios_app = typer.Typer(
 )
 app.add_typer(scenarios_app, name="scenarios")
 app.add_typer(runbooks_app, name="runbooks")
+app.add_typer(readiness_app, name="readiness")
 
 
 def _workspace_or_none(workspace: Path | None):
