@@ -7,7 +7,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pagerdrill.reports.timeline import ENGINEER, REVIEW, Entry, Timeline, clock, duration, wall
+from pagerdrill.reports.timeline import (
+    ENGINEER,
+    REVIEW,
+    Entry,
+    Timeline,
+    before_fault_line,
+    clock,
+    duration,
+    faded_line,
+    wall,
+)
 
 # Slack shows long messages badly and cuts them; stay well under its limits, and
 # split a long timeline into several messages marked (1/3), (2/3) ...
@@ -48,6 +58,9 @@ def _hypothesis_line(summary: dict) -> str:
 
 def _resolution_line(summary: dict) -> str:
     parts = []
+    faded = faded_line(summary)
+    if faded:
+        parts.append(faded)
     if summary["time_to_mitigate_s"] is not None:
         parts.append(f"mitigated at {clock(summary['time_to_mitigate_s'])}")
     if summary["recovery_verified"]:
@@ -177,8 +190,10 @@ def markdown(tl: Timeline) -> str:
     out.append(f"| Acknowledged | {_mmss(s['time_to_ack_s'])} | | |")
     out.append(f"| Mitigated | {_mmss(s['time_to_mitigate_s'])} | | |")
     out.append(f"| Recovery verified | {_mmss(s['time_to_recovery_s'])} | | |")
+    warmup = before_fault_line(s)
     out += ["", f"Hints used: {s['hints_used']}. Notes: {s['notes']}. "
-            f"Clock paused: {s['paused_s']:g} s.", ""]  # fmt: skip
+            f"Clock paused: {s['paused_s']:g} s." + (f" {warmup[0].upper()}{warmup[1:]}."
+            if warmup else ""), ""]  # fmt: skip
     out += ["## Hypothesis", "", _hypothesis_line(s), ""]
     if s.get("decision"):
         d = s["decision"]
