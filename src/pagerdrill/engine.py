@@ -442,8 +442,11 @@ class DrillEngine:
 
     def _check_steady(self, now: float) -> None:
         m = self.model
+        # the quiet period starts on a settled stack: recovery holding and every alert
+        # quiet (none firing, none pending), so that nothing a warm-up shows is taken
+        # for the fault's doing
         holding = all(e.holds(self.samples) for e in self._recovery) and not any(
-            a.firing for a, s in zip(self._alerts, m.alerts, strict=True) if s.page
+            a.firing or a.since is not None for a in self._alerts
         )
         if holding:
             self._steady_since = self._steady_since if self._steady_since is not None else now
@@ -458,7 +461,8 @@ class DrillEngine:
         assert self._steady_started is not None
         if now - self._steady_started > m.steady_state.timeout_s:
             failing = [e.source for e in self._recovery if not e.holds(self.samples)]
-            firing = [a.name for a in self._alerts if a.firing]
+            firing = [a.name + ("" if a.firing else " (pending)") for a in self._alerts
+                      if a.firing or a.since is not None]  # fmt: skip
             self.abort(
                 f"the stack never reached steady state in {m.steady_state.timeout_s:g} s "
                 f"(not holding: {', '.join(failing) or 'none'}; firing: "
