@@ -772,6 +772,8 @@ class DrillEngine:
         if mit.action == "restart":
             self.target.restart(service)
             return {"service": service}
+        if mit.action == "replay-lost-jobs":
+            return self._replay_lost_jobs(service, mit.role)
         if mit.action == "reset-env":
             runs = [
                 r
@@ -800,6 +802,30 @@ class DrillEngine:
         self._undo.append(("mitigation", (mit.id, undo, record["seq"])))
         self.target.restart(service, env=env)
         return {"service": service, "set": sorted(env), "values": env}
+
+    def _replay_lost_jobs(self, service: str, role: str) -> dict:
+        """The producer's own replay route: it knows what it added and what is gone."""
+        import httpx
+
+        url = f"{self.roles.base_url(role)}/admin/replay-lost-jobs"
+        token = self.target.environment(service).get("FAULT_TOKEN", "")
+        try:
+            response = httpx.post(
+                url, headers={"X-Fault-Token": token} if token else {}, timeout=10.0
+            )
+        except httpx.HTTPError as exc:
+            raise PagerdrillError(f"{service}: replay route unreachable: {exc}") from exc
+        if response.status_code != 200:
+            raise PagerdrillError(
+                f"{service}: replay refused: {response.status_code} {response.text[:200]}"
+            )
+        body = response.json()
+        return {
+            "service": service,
+            "queue": body.get("queue"),
+            "replayed": body.get("replayed"),
+            "job_ids": body.get("job_ids"),
+        }
 
     def _storm_source(self, role: str | None) -> str | None:
         for run in self.faults:
