@@ -103,6 +103,17 @@ def autopilot(target: ComposeTarget, name: str, *params: str) -> list[dict]:
     return evs
 
 
+def assert_replayed_before_recovery(evs: list[dict], producer: str) -> None:
+    """The flush's lost settlements were replayed through the producer's published port
+    (with the stack's fault token), and recovery held only once none was unaccounted."""
+    mitigation = next(e for e in evs if e["type"] == "mitigation")
+    assert mitigation["mitigation"] == "replay-lost-jobs"
+    assert mitigation["detail"]["service"] == producer
+    assert mitigation["detail"]["replayed"] >= 5
+    verified = next(e for e in evs if e["type"] == "recovery.verified")
+    assert verified["seq"] > mitigation["seq"] and verified["values"]["lost"]["value"] == 0
+
+
 # ------------------------------------------------- the reference stack, in background
 
 
@@ -227,6 +238,7 @@ def test_compose_foreign_stack_flushdb_with_its_own_password_empties_its_redis(f
     assert post[0]["queue"]["delayed"] < pre[-1]["queue"]["delayed"] / 2
     flush = next(e for e in evs if e["type"] == "fault.injected")
     assert flush["detail"]["service"] == "sessions-redis"
+    assert_replayed_before_recovery(evs, "worker")
     assert_stack_clean(foreign)
 
 
@@ -413,6 +425,7 @@ def test_compose_reference_redis_flush_makes_reads_slow_and_loses_delayed_jobs(r
     assert pre[-1]["queue"]["delayed"] >= 5
     assert post[0]["queue"]["delayed"] < pre[-1]["queue"]["delayed"] / 2
     assert next(e for e in evs if e["type"] == "fault.undo")["undo"]["irreversible"]
+    assert_replayed_before_recovery(evs, "game")
 
 
 def test_compose_reference_bad_admin_password_fails_sign_ins_until_reverted(ref_runs):

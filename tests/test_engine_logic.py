@@ -219,3 +219,51 @@ def test_looking_at_the_evidence_ticks_its_step_once_with_the_evidence_on_it(tmp
     assert by_step["logs"]["evidence"] == "logs: errors of all services"
     assert by_step["logs"]["target_s"] > 0 and by_step["logs"]["over"] is False
     assert by_step["dashboards"]["evidence"] == "signals: the signals panel"
+
+
+def make_with_side_alert(tmp_path: Path, timeout_s: int = 30):
+    """The stand-in scenario with a second, non-paging alert on rt that takes a while
+    to fire: the kind of alert a warm-up trips."""
+    root = write_workspace(tmp_path / "ws")
+    ws = load_workspace(root)
+    text = (
+        SCENARIO.replace("DURATION", "null")
+        .replace("roles: [api]", "roles: [api, rt]")
+        .replace("steady_state: {for_s: 0, timeout_s: 30}",
+                 f"steady_state: {{for_s: 2, timeout_s: {timeout_s}}}")
+        .replace("  - {name: api, kind: service, role: api}\n",
+                 "  - {name: api, kind: service, role: api}\n"
+                 "  - {name: rt, kind: service, role: rt}\n")
+        .replace("  - {name: api-down, expr: api.up == 0, summary: api is down}\n",
+                 "  - {name: api-down, expr: api.up == 0, summary: api is down}\n"
+                 "  - {name: rt-down, expr: rt.up == 0, for_s: 20, page: false}\n")
+    )  # fmt: skip
+    sc = parse_scenario(text, tmp_path / "s.yaml")
+    target, clock = StandIn(), Clock()
+    checklist, _ = load_checklist(None)
+    engine = DrillEngine(sc, ws, target, "ci", checklist, clock=clock)
+    engine.start()
+    return engine, target, clock
+
+
+def test_the_quiet_period_waits_while_any_alert_is_pending_or_firing_even_one_that_never_pages(
+    tmp_path,
+):
+    engine, target, clock = make_with_side_alert(tmp_path)
+    target.state["rt"] = "stopped"  # warming up: rt-down pending, far from firing
+    advance(engine, clock, 5)
+    assert engine.phase == Phase.STEADY_STATE
+    target.state["rt"] = "running"
+    advance(engine, clock, 4)
+    assert engine.phase in (Phase.QUIET, Phase.INJECTED, Phase.PAGED)
+    engine.abort("test over")
+
+
+def test_a_stack_that_never_settles_aborts_the_steady_state_and_says_which_alert(tmp_path):
+    engine, target, clock = make_with_side_alert(tmp_path, timeout_s=10)
+    target.state["rt"] = "stopped"
+    advance(engine, clock, 15)
+    assert engine.phase == Phase.ABORTED
+    reason = engine.abort_reason or ""
+    assert "never reached steady state in 10 s" in reason and "rt-down (pending)" in reason
+    assert "fault.undo" not in types(engine)

@@ -450,3 +450,94 @@ def test_every_format_states_the_same_facts(scenario):
                 "notes", "paused_s", "decision", "time_to_mitigate_s", "time_to_recovery_s",
                 "steps", "hypothesis"):  # fmt: skip
         assert key in document, key
+
+
+def _flush_journal_edited(tmp_path: Path, edit) -> Path:
+    """The recorded redis-cache-flush journal with `edit(events)` applied, renumbered."""
+    evs = [
+        json.loads(line) for line in (JOURNALS / "redis-cache-flush.jsonl").read_text().splitlines()
+    ]
+    evs = edit(evs)
+    for seq, e in enumerate(evs):
+        e["seq"] = seq
+    path = tmp_path / "edited.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for e in evs))
+    return path
+
+
+def _with_a_warmup_alert(evs: list[dict]) -> list[dict]:
+    """A cold cache's spike and alert during steady state, well before the fault."""
+    at = next(i for i, e in enumerate(evs) if e["type"] == "state" and e["to"] == "steady-state")
+    base = evs[at]
+    sample = next(e for e in evs if e["type"] == "probe.sample")
+    spike = json.loads(json.dumps(sample))
+    spike["values"]["misses"]["rate"] = 4.999
+    alert = {k: base[k] for k in ("v", "ts", "t", "drill")}
+    common = {"alert": "cache-misses", "page": True, "severity": "P2", "drill_s": None,
+              "summary": "Market reads are missing the cache (more than 0.5/s)",
+              "expr": "misses.rate > 0.5"}  # fmt: skip
+    inserted = [
+        spike | {"t": base["t"] + 0.01},
+        alert | common | {"type": "alert.firing", "t": base["t"] + 0.02},
+        alert | common | {"type": "alert.resolved", "t": base["t"] + 0.03},
+    ]
+    return evs[: at + 1] + inserted + evs[at + 1 :]
+
+
+def test_an_alert_before_the_fault_is_marked_so_and_left_out_of_the_peaks(tmp_path):
+    from pagerdrill.reports.html import render_html
+    from pagerdrill.reports.timeline import clock, signal_summary
+
+    tl = load(_flush_journal_edited(tmp_path, _with_a_warmup_alert))
+    assert tl.summary["alerts_before_fault"] == 1
+    assert tl.summary["alert_fired"]  # the fault's own alert, after it
+    before = "alert cache-misses firing before the fault (not a page)"
+    slack = "\n".join(slack_messages(tl))
+    md = markdown(tl)
+    html = render_html(tl)
+    doc = to_json(tl)
+    jsonschema.validate(doc, SCHEMA)
+    assert before in slack and before in md and before in html
+    assert any(e["text"].startswith(before) for e in doc["timeline"])
+    assert "resolved (before the fault)" in md
+    assert "1 alert fired before the fault" in md and "1 alert fired before the fault" in html
+    # the fault's own alert keeps its plain line
+    assert any(e.text.startswith("ALERT cache-misses firing") for e in tl.entries)
+    misses = next(s for s in tl.series if s.label == "misses.rate")
+    assert max(v for _, v in misses.points) == 4.999  # the spike is charted ...
+    info = signal_summary(misses, tl.page_t, tl.fault_t)
+    assert info["peak"] != "4.999"  # ... but it is no peak of the incident
+    spike_t = next(t for t, v in misses.points if v == 4.999)
+    assert tl.page_t is not None and tl.fault_t is not None
+    assert info["crossed"] != clock(spike_t - tl.page_t)  # first crossed after the fault
+    figure = html[html.index("<h3>misses.rate</h3>") :].split("</figure>")[0]
+    assert "peak 4.999" not in figure and "peak " in figure
+
+
+def test_a_symptom_that_faded_before_any_mitigation_is_said_so_in_every_export(tmp_path):
+    from pagerdrill.reports.html import render_html
+
+    def no_mitigation(evs: list[dict]) -> list[dict]:
+        return [e for e in evs if not e["type"].startswith("mitigation")]
+
+    tl = load(_flush_journal_edited(tmp_path, no_mitigation))
+    resolved = next(e for e in tl.entries if e.kind == "alert.resolved")
+    assert tl.summary["symptom_faded_s"] == pytest.approx(resolved.page_s, abs=0.5)
+    line = f"the alert resolved by itself at T+00:{int(tl.summary['symptom_faded_s']):02d}"
+    for text in ("\n".join(slack_messages(tl)), markdown(tl), render_html(tl)):
+        assert line + ", before any mitigation" in text
+    assert to_json(tl)["summary"]["symptom_faded_s"] == tl.summary["symptom_faded_s"]
+
+    # with the replay before the alert resolved, nothing faded by itself
+    def replay_first(evs: list[dict]) -> list[dict]:
+        evs = no_mitigation(evs)
+        at = next(i for i, e in enumerate(evs) if e["type"] == "alert.resolved")
+        mitigation = {k: evs[at][k] for k in ("v", "ts", "t", "drill")} | {
+            "type": "mitigation", "mitigation": "replay-lost-jobs", "action": "replay-lost-jobs",
+            "title": "Replay the lost settlement jobs", "detail": {}, "drill_s": 1.0,
+        }  # fmt: skip
+        return [*evs[:at], mitigation, *evs[at:]]
+
+    tl = load(_flush_journal_edited(tmp_path, replay_first))
+    assert tl.summary["symptom_faded_s"] is None
+    assert "by itself" not in markdown(tl) and "by itself" not in render_html(tl)

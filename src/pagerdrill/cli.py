@@ -627,10 +627,14 @@ def _event_printer(redactor, feedback: str = "hidden"):
         at = event.get("drill_s")
         return t_clock(at, tenths=True) if isinstance(at, int | float) else " " * 9
 
+    injected = False
+
     def show(event: dict) -> None:
+        nonlocal injected
         event = redactor.data(event)
         t = event["type"]
         text = None
+        injected = injected or t == "fault.injected"
         if t == "state":
             text = f"[bold]{event['to']}[/]" + (
                 f" for {t_duration(event['quiet_s'])}" if "quiet_s" in event else ""
@@ -643,10 +647,12 @@ def _event_printer(redactor, feedback: str = "hidden"):
             text = f"fault {event['fault']} reverted ({event['by']})"
         elif t in ("fault.failed", "fault.revert_failed", "mitigation.failed"):
             text = f"[red]{t}[/] {event.get('fault') or event.get('mitigation')}: {event['error']}"
+        elif t == "alert.firing" and not injected:
+            text = f"alert {event['alert']} firing before the fault (not a page)"
         elif t == "alert.firing":
             text = f"[red]ALERT[/] {event['alert']}: {event['summary']}"
         elif t == "alert.resolved":
-            text = f"alert {event['alert']} resolved"
+            text = f"alert {event['alert']} resolved" + ("" if injected else " (before the fault)")
         elif t == "page":
             text = f"[bold red]PAGE[/] {event['severity']} {event['summary']}"
         elif t == "step.done":
@@ -687,6 +693,8 @@ def _fmt_s(value) -> str:
 def _print_summary(summary: dict) -> None:
     from rich.table import Table
 
+    from pagerdrill.reports.timeline import before_fault_line, faded_line
+
     c = _console()
     verdict = summary["outcome"]
     if verdict == "closed" and summary["recovery_verified"]:
@@ -726,6 +734,9 @@ def _print_summary(summary: dict) -> None:
         f"hypotheses: {h['attempts']} (first {first}); hints used: {summary['hints_used']}; "
         f"alert fired: {'yes' if summary['alert_fired'] else 'no'}"
     )
+    for line in (faded_line(summary), before_fault_line(summary)):
+        if line:
+            c.print(line)
     c.print(f"journal: {summary['journal']}")
 
 
@@ -1095,7 +1106,7 @@ def drills_show(drill: DrillArg, workspace: WorkspaceOption = None) -> None:
     c.print(table)
     c.print("\n[bold]Signals[/]")
     for series in tl.series:
-        info = signal_summary(series, tl.page_t)
+        info = signal_summary(series, tl.page_t, tl.fault_t)
         threshold = (
             f", alert at {series.op} {series.threshold:g}" if series.threshold is not None else ""
         )

@@ -472,8 +472,11 @@ class DrillEngine:
 
     def _check_steady(self, now: float) -> None:
         m = self.model
+        # the quiet period starts on a settled stack: recovery holding and every alert
+        # quiet (none firing, none pending), so that nothing a warm-up shows is taken
+        # for the fault's doing
         holding = all(e.holds(self.samples) for e in self._recovery) and not any(
-            a.firing for a, s in zip(self._alerts, m.alerts, strict=True) if s.page
+            a.firing or a.since is not None for a in self._alerts
         )
         if holding:
             self._steady_since = self._steady_since if self._steady_since is not None else now
@@ -488,7 +491,8 @@ class DrillEngine:
         assert self._steady_started is not None
         if now - self._steady_started > m.steady_state.timeout_s:
             failing = [e.source for e in self._recovery if not e.holds(self.samples)]
-            firing = [a.name for a in self._alerts if a.firing]
+            firing = [a.name + ("" if a.firing else " (pending)") for a in self._alerts
+                      if a.firing or a.since is not None]  # fmt: skip
             self.abort(
                 f"the stack never reached steady state in {m.steady_state.timeout_s:g} s "
                 f"(not holding: {', '.join(failing) or 'none'}; firing: "
@@ -831,6 +835,8 @@ class DrillEngine:
         if mit.action == "restart":
             self.target.restart(service)
             return {"service": service}
+        if mit.action == "replay-lost-jobs":
+            return self._replay_lost_jobs(service, mit.role)
         if mit.action == "reset-env":
             runs = [
                 r
@@ -859,6 +865,30 @@ class DrillEngine:
         self._undo.append(("mitigation", (mit.id, undo, record["seq"])))
         self.target.restart(service, env=env)
         return {"service": service, "set": sorted(env), "values": env}
+
+    def _replay_lost_jobs(self, service: str, role: str) -> dict:
+        """The producer's own replay route: it knows what it added and what is gone."""
+        import httpx
+
+        url = f"{self.roles.base_url(role)}/admin/replay-lost-jobs"
+        token = self.target.environment(service).get("FAULT_TOKEN", "")
+        try:
+            response = httpx.post(
+                url, headers={"X-Fault-Token": token} if token else {}, timeout=10.0
+            )
+        except httpx.HTTPError as exc:
+            raise PagerdrillError(f"{service}: replay route unreachable: {exc}") from exc
+        if response.status_code != 200:
+            raise PagerdrillError(
+                f"{service}: replay refused: {response.status_code} {response.text[:200]}"
+            )
+        body = response.json()
+        return {
+            "service": service,
+            "queue": body.get("queue"),
+            "replayed": body.get("replayed"),
+            "job_ids": body.get("job_ids"),
+        }
 
     def _storm_source(self, role: str | None) -> str | None:
         for run in self.faults:

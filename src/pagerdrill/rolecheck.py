@@ -92,6 +92,8 @@ def needs(model: ScenarioModel) -> list[Need]:
     for m in model.mitigations:
         if m.role:
             out.append(Need(m.role, f"mitigation {m.id}", "service", "service"))
+        if m.role and m.action == "replay-lost-jobs":
+            out.append(Need(m.role, f"mitigation {m.id}", "URL", "url", "http"))
     for role in model.roles:
         out.append(Need(role, "roles", "service", "service"))
     return out

@@ -182,7 +182,12 @@ class Recovery(Model):
 class Mitigation(Model):
     id: Slug
     title: str = Field(min_length=1)
-    action: Literal["start", "restart", "reset-env", "set-env", "block-source", "revert-fault"]
+    action: Literal[
+        "start", "restart", "reset-env", "set-env", "block-source", "revert-fault",
+        "replay-lost-jobs",
+    ]  # fmt: skip
+    """replay-lost-jobs: ask the role's producer to add again the jobs it added that are
+    neither in the queue nor processed (`POST /admin/replay-lost-jobs`)."""
     role: Ident | None = None
     fault: Slug | None = None
     """revert-fault: which fault."""

@@ -63,6 +63,38 @@ def hypothesis_grade(event: dict, graded: dict[int, dict]) -> tuple[str, str | N
     return "ungraded", None
 
 
+def fault_injected_seq(events: list[dict]) -> int | None:
+    """Where the first fault went in; None when none did."""
+    for e in events:
+        if e.get("type") == "fault.injected" and isinstance(e.get("seq"), int):
+            return int(e["seq"])
+    return None
+
+
+def before_fault(event: dict, fault_seq: int | None) -> bool:
+    """Whether an event came before any fault was in (a warm-up, not the incident)."""
+    seq = event.get("seq")
+    return fault_seq is None or not isinstance(seq, int) or seq < fault_seq
+
+
+def symptom_faded(events: list[dict], page: dict | None) -> dict | None:
+    """The paging alert's first `alert.resolved` after the page when no mitigation came
+    before it: the symptom went away by itself, whatever the engineer did."""
+    if page is None:
+        return None
+    seen_page = False
+    for e in events:
+        if e is page:
+            seen_page = True
+        elif not seen_page:
+            continue
+        elif e.get("type") == "mitigation":
+            return None
+        elif e.get("type") == "alert.resolved" and e.get("alert") == page.get("alert"):
+            return e
+    return None
+
+
 def summarize(read: JournalRead) -> dict[str, Any]:
     events = read.events
     started = read.started or {}
@@ -133,7 +165,10 @@ def summarize(read: JournalRead) -> dict[str, Any]:
                 f["kind"] = e.get("kind")
             if e["type"] == "fault.reverted":
                 f["reverted_by"] = e.get("by")
+    fault_seq = fault_injected_seq(events)
     alerts = [e for e in events if e.get("type") == "alert.firing"]
+    warmup = [e for e in alerts if before_fault(e, fault_seq)]
+    faded = symptom_faded(events, page)
     return {
         "drill": read.drill_id,
         "journal": str(read.path),
@@ -147,7 +182,9 @@ def summarize(read: JournalRead) -> dict[str, Any]:
         "severity": scenario.get("severity"),
         "started": started.get("ts"),
         "ended": end.get("ts") if end else None,
-        "alert_fired": bool(alerts),
+        "alert_fired": len(alerts) > len(warmup),
+        "alerts_before_fault": len(warmup),
+        "symptom_faded_s": _sec(faded.get("drill_s")) if faded else None,
         "paged": page is not None,
         "paged_at": page.get("ts") if page else None,
         "page_alert": page.get("alert") if page else None,

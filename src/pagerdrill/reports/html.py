@@ -28,7 +28,10 @@ from pagerdrill.reports.timeline import (
     Marker,
     Series,
     Timeline,
+    before_fault_line,
+    faded_line,
     grade_text,
+    peak_points,
     wall,
 )
 from pagerdrill.timefmt import clock, duration, mmss
@@ -349,13 +352,16 @@ def _series_section(series: Series, index: int, timeline: Timeline, x_max: float
     else:
         head.append("watched for recovery")
     if series.points:
-        peak_t, peak = max(series.points, key=lambda p: p[1])
-        at = clock(peak_t - page_t) if page_t is not None else _since_start(peak_t)
+        # a peak of the incident: from the fault on, never a warm-up before it
+        after = peak_points(series, timeline.fault_t)
         last = series.points[-1][1]
-        head.append(
-            f" · peak {_e(_num(peak))} at {_e(at)} · last {_e(_num(last))}"
-            f" · {len(series.points):,} samples"
-        )
+        if after:
+            peak_t, peak = max(after, key=lambda p: p[1])
+            at = clock(peak_t - page_t) if page_t is not None else _since_start(peak_t)
+            head.append(f" · peak {_e(_num(peak))} at {_e(at)}")
+        else:
+            head.append(" · no fault, no peak")
+        head.append(f" · last {_e(_num(last))} · {len(series.points):,} samples")
     else:
         head.append(" · no samples")
     head.append("</p>")
@@ -643,6 +649,12 @@ def render_html(timeline: Timeline) -> str:
         ("Hints used", _e(summary.get("hints_used", 0))),
         ("Notes", _e(summary.get("notes", 0))),
     ]
+    faded = faded_line(summary)
+    if faded:
+        meta.append(("Symptom", _e(faded)))
+    warmup = before_fault_line(summary)
+    if warmup:
+        meta.append(("Before the fault", _e(warmup)))
     parts += [f"<div><dt>{name}</dt><dd>{value}</dd></div>" for name, value in meta]
     parts.append("</dl></header>")
     if not timeline.complete or timeline.problems:

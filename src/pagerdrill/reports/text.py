@@ -7,7 +7,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pagerdrill.reports.timeline import ENGINEER, REVIEW, Entry, Timeline, grade_text, wall
+from pagerdrill.reports.timeline import (
+    ENGINEER,
+    REVIEW,
+    Entry,
+    Timeline,
+    before_fault_line,
+    faded_line,
+    grade_text,
+    wall,
+)
 from pagerdrill.timefmt import clock, duration, mmss
 
 # Slack truncates a message's text past 40,000 characters (its documented limit for a
@@ -67,6 +76,9 @@ def decision_line(summary: dict) -> str:
 
 def _resolution_line(summary: dict) -> str:
     parts = []
+    faded = faded_line(summary)
+    if faded:
+        parts.append(faded)
     if summary["time_to_mitigate_s"] is not None:
         parts.append(f"mitigated at {clock(summary['time_to_mitigate_s'])}")
     if summary["recovery_verified"]:
@@ -84,7 +96,7 @@ def counts_line(summary: dict) -> str:
         f"Hints used: {summary['hints_used']}. Notes: {summary['notes']}. "
         f"Hypotheses stated: {h.get('attempts', 0)}. "
         f"Clock paused: {duration(summary['paused_s'])}."
-    )
+    ) + (f" {warmup[0].upper()}{warmup[1:]}." if (warmup := before_fault_line(summary)) else "")
 
 
 def step_lines(summary: dict) -> list[tuple[str, str, str, str]]:

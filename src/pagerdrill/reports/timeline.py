@@ -17,7 +17,13 @@ from typing import Any
 
 from pagerdrill.journal import JournalRead, read_journal
 from pagerdrill.redact import Redactor
-from pagerdrill.summary import hypothesis_grade, lead_grades, summarize
+from pagerdrill.summary import (
+    before_fault,
+    fault_injected_seq,
+    hypothesis_grade,
+    lead_grades,
+    summarize,
+)
 from pagerdrill.timefmt import clock, duration
 
 # who an entry belongs to: the engineer's actions, the system's events, the lead's review
@@ -85,6 +91,11 @@ class Timeline:
     @property
     def page_t(self) -> float | None:
         return next((e.t for e in self.entries if e.kind == "page"), None)
+
+    @property
+    def fault_t(self) -> float | None:
+        """When the first fault went in: signals before it are a warm-up, not the incident."""
+        return next((e.t for e in self.entries if e.kind == "fault.injected"), None)
 
     @property
     def duration_s(self) -> float:
@@ -158,10 +169,21 @@ _ENGINEER_LINES: dict[str, Formatter] = {
 }
 
 
-def _text(event: dict) -> tuple[str, str] | None:
-    """(who, text) of an event worth a timeline line, else None."""
+_BEFORE_FAULT_LINES: dict[str, Formatter] = {
+    "alert.firing": lambda g: (
+        f"alert {g('alert')} firing before the fault (not a page): {g('summary')}"
+    ),
+    "alert.resolved": lambda g: f"alert {g('alert')} resolved (before the fault)",
+}
+
+
+def _text(event: dict, before_fault: bool = False) -> tuple[str, str] | None:
+    """(who, text) of an event worth a timeline line, else None. An alert before the
+    fault is said to be one: a warm-up, not the incident."""
     t = event.get("type")
     g = event.get
+    if before_fault and t in _BEFORE_FAULT_LINES:
+        return SYSTEM, _BEFORE_FAULT_LINES[t](g)
     if t == "state":
         to = g("to")
         if to not in ("steady-state", "quiet"):
@@ -233,12 +255,13 @@ def build(read: JournalRead, redactor: Redactor | None = None) -> Timeline:
     markers = []
     problems = [f"line {n}: {m}" for n, m in read.problems]
     graded = lead_grades(events)
+    fault_seq = fault_injected_seq(events)
     for e in events:
         if e.get("type") == "hypothesis":
             grade, by = hypothesis_grade(e, graded)
             e = {**e, "grade": grade, "graded_by": by}
         try:
-            found = _text(e)
+            found = _text(e, before_fault(e, fault_seq))
         except (KeyError, TypeError, ValueError, AttributeError):
             # a hand-edited event with missing or odd fields: say so, go on
             problems.append(f"event {e.get('seq', '?')} ({e.get('type')}): unexpected content")
@@ -311,19 +334,52 @@ def wall(ts: str) -> str:
         return ts
 
 
-def signal_summary(series: Series, page_t: float | None) -> dict[str, Any]:
-    """First, peak and last value, and when the alert threshold was first crossed."""
+def peak_points(series: Series, fault_t: float | None) -> list[tuple[float, float]]:
+    """The points a peak is taken from: from the fault on. Before it the stack was
+    warming up, and no peak of the incident comes from there (no fault: none)."""
+    if fault_t is None:
+        return []
+    return [p for p in series.points if p[0] >= fault_t]
+
+
+def signal_summary(
+    series: Series, page_t: float | None, fault_t: float | None = None
+) -> dict[str, Any]:
+    """First, peak and last value, and when the alert threshold was first crossed; the
+    peak and the crossing from the fault on (see `peak_points`)."""
     values = [v for _, v in series.points]
     if not values:
         return {"first": "-", "peak": "-", "last": "-", "crossed": None}
-    peak = max(values) if series.op in (">", ">=", None) else min(values)
+    after = peak_points(series, fault_t)
+    peak_text = "-"
+    if after:
+        peak = (
+            max(v for _, v in after) if series.op in (">", ">=", None) else min(v for _, v in after)
+        )
+        peak_text = f"{peak:.4g}"
     crossed = None
     if series.threshold is not None and series.op:
         ops = {">": float.__gt__, ">=": float.__ge__, "<": float.__lt__, "<=": float.__le__,
                "==": float.__eq__}  # fmt: skip
-        for t, v in series.points:
+        for t, v in after:
             if ops[series.op](v, series.threshold):
                 crossed = clock(t - page_t) if page_t is not None else duration(t)
                 break
-    return {"first": f"{values[0]:.4g}", "peak": f"{peak:.4g}", "last": f"{values[-1]:.4g}",
+    return {"first": f"{values[0]:.4g}", "peak": peak_text, "last": f"{values[-1]:.4g}",
             "crossed": crossed}  # fmt: skip
+
+
+def faded_line(summary: dict[str, Any]) -> str | None:
+    """What every export says when the symptom went away before any mitigation."""
+    at = summary.get("symptom_faded_s")
+    if not isinstance(at, int | float) or isinstance(at, bool):
+        return None
+    return f"the alert resolved by itself at {clock(at)}, before any mitigation"
+
+
+def before_fault_line(summary: dict[str, Any]) -> str | None:
+    """What every export says of alerts that fired before the fault."""
+    n = summary.get("alerts_before_fault")
+    if not isinstance(n, int) or isinstance(n, bool) or n <= 0:
+        return None
+    return f"{n} alert{'s' if n != 1 else ''} fired before the fault (warm-up, not paged)"
