@@ -37,6 +37,7 @@ from pagerdrill.journal import DrillLock, JournalWriter
 from pagerdrill.probes import ProbeSet, RuleState, Sample, make_probe
 from pagerdrill.roles import RoleResolver
 from pagerdrill.scenario import Scenario, grade_hypothesis
+from pagerdrill.targets.base import process_start_ticks
 from pagerdrill.workspace import Workspace
 
 log = logging.getLogger("pagerdrill.engine")
@@ -153,6 +154,7 @@ class DrillEngine:
         self.stop_event = threading.Event()
         self._lock = threading.RLock()
         self._drill_lock = DrillLock(workspace.state_dir)
+        self._lock_kept = False
         self.journal: JournalWriter | None = None
         self.probes: ProbeSet | None = None
         self.samples: dict[str, Sample] = {}
@@ -297,24 +299,41 @@ class DrillEngine:
             "journal": str(self.journal_path),
         }
 
-    def start(self) -> None:
-        """Take the stack's drill lock, open the journal, build the probes. Nothing on
-        the stack is touched yet."""
-        for role in self.model.roles:
-            self.roles.service(role)  # every role bound, before anything else
-        bound = {self.roles.service(r) for r in self.model.roles}
-        self._outside = [s for s in self.target.services() if s not in bound]
-        since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    def _take_lock(self) -> None:
         self._drill_lock.acquire(
             {
                 "drill": self.drill_id,
                 "pid": os.getpid(),
+                "start_ticks": process_start_ticks(os.getpid()),
                 "engineer": self.engineer,
                 "scenario": self.scenario.name,
-                "since": since,
+                "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "journal": str(self.journal_path),
             }
         )
+
+    def claim(self) -> None:
+        """Take the stack's drill lock before anything starts (the stack included). The
+        runner that claims keeps the lock past the drill's end, until `release`, so a
+        stack it started goes down before another drill may take it."""
+        if not self._drill_lock.is_held:
+            self._take_lock()
+        self._lock_kept = True
+
+    def release(self) -> None:
+        """Give up a lock taken by `claim`, once the drill is over (or never started)."""
+        self._lock_kept = False
+        self._drill_lock.release()
+
+    def start(self) -> None:
+        """Take the stack's drill lock (unless `claim` took it), open the journal, build
+        the probes. Nothing on the stack is touched yet."""
+        for role in self.model.roles:
+            self.roles.service(role)  # every role bound, before anything else
+        bound = {self.roles.service(r) for r in self.model.roles}
+        self._outside = [s for s in self.target.services() if s not in bound]
+        if not self._drill_lock.is_held:
+            self._take_lock()
         try:
             self.journal = JournalWriter(self.journal_path, self.drill_id)
             self._emit(
@@ -356,7 +375,8 @@ class DrillEngine:
             probes = [make_probe(p, self.roles, self.target) for p in self.model.probes]
             self.probes = ProbeSet(probes, clock=self.clock)
         except BaseException:
-            self._drill_lock.release()
+            if not self._lock_kept:
+                self._drill_lock.release()
             if self.journal is not None:
                 self.journal.close()
             raise
@@ -846,7 +866,8 @@ class DrillEngine:
             if self.journal is not None:
                 self.journal.close()
         finally:
-            self._drill_lock.release()
+            if not self._lock_kept:
+                self._drill_lock.release()
 
     def close(self, text: str | None = None) -> None:
         with self._lock:
@@ -877,6 +898,8 @@ class DrillEngine:
         with self._lock:
             if self.done:
                 return
+            # an abort cut short (by an error of its own) keeps the reason it began with
+            reason = self.abort_reason or reason
             self.abort_reason = reason
             if self.journal is None:
                 self.phase = Phase.ABORTED
