@@ -35,6 +35,13 @@ from pagerdrill.errors import BadInputError, PagerdrillError
 from pagerdrill.faults import Fault, FaultContext, fault_class
 from pagerdrill.journal import DrillLock, JournalWriter
 from pagerdrill.probes import ProbeSet, RuleState, Sample, make_probe
+from pagerdrill.redact import (
+    MASK,
+    mask_values,
+    masked_scenario_text,
+    scenario_secrets,
+    secret_leaves,
+)
 from pagerdrill.roles import RoleResolver
 from pagerdrill.scenario import Scenario, grade_hypothesis
 from pagerdrill.targets.base import process_start_ticks
@@ -200,6 +207,14 @@ class DrillEngine:
         self._undo: list[tuple[str, Any]] = []
         self.abort_reason: str | None = None
         self.revert_failed: list[str] = []
+        # what the journal never holds: the faults' secrets and the parameters feeding them
+        self._secrets, self._secret_names = scenario_secrets(scenario)
+
+    def _masked_params(self) -> dict:
+        return {
+            k: MASK if k in self._secret_names else mask_values(v, self._secrets)
+            for k, v in self.scenario.params.items()
+        }
 
     # ------------------------------------------------------------- events
 
@@ -280,7 +295,7 @@ class DrillEngine:
             "scenario": self.scenario.name,
             "title": m.title,
             "severity": m.severity,
-            "params": self.scenario.params,
+            "params": self._masked_params(),
             "roles": {r: self.roles.service(r) for r in m.roles},
             "quiet_s": [m.quiet.min_s, m.quiet.max_s],
             "faults": [
@@ -353,8 +368,10 @@ class DrillEngine:
                     "symptom": self.model.symptom,
                     "file": str(self.scenario.path),
                     "sha256": self.scenario.sha256,
-                    "params": self.scenario.params,
-                    "text": self.scenario.text,
+                    "params": self._masked_params(),
+                    "text": masked_scenario_text(
+                        self.scenario.text, self._secret_names, self._secrets
+                    ),
                 },
                 roles={r: self.roles.service(r) for r in self.model.roles},
                 checklist={
@@ -517,7 +534,7 @@ class DrillEngine:
             fault=run.spec_id,
             kind=run.fault.kind,
             role=run.fault.role,
-            params=spec.params,
+            params=mask_values(spec.params, self._secrets),
             undo=run.undo,
         )
         run.injected = True
@@ -815,7 +832,11 @@ class DrillEngine:
         record = self._emit("mitigation.undo", mitigation=mit.id, undo=undo)
         self._undo.append(("mitigation", (mit.id, undo, record["seq"])))
         self.target.restart(service, env=env)
-        return {"service": service, "set": sorted(env), "values": env}
+        return {
+            "service": service,
+            "set": sorted(env),
+            "values": mask_values(env, secret_leaves(env)),
+        }
 
     def _storm_source(self, role: str | None) -> str | None:
         for run in self.faults:

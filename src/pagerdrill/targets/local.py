@@ -206,7 +206,11 @@ class LocalTarget:
     def _write_state(self, state: dict[str, Any]) -> None:
         self._ensure_state_dir()
         tmp = self.state_path.with_suffix(f".tmp.{os.getpid()}")
-        with tmp.open("w") as fh:
+        # private from its first byte (the fault token, override values): created 0600,
+        # never widened then narrowed; a leftover of a crash is replaced, not reused
+        tmp.unlink(missing_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
             json.dump(state, fh, indent=2, sort_keys=True)
             fh.flush()
             os.fsync(fh.fileno())
