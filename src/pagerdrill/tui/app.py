@@ -1170,8 +1170,15 @@ class DrillApp(App[None]):
                 log.exception("abort on exit failed")
 
     def on_unmount(self) -> None:
-        """Whatever ended the app, a drill still running is aborted (and reverted)."""
+        """Whatever ended the app, a drill still running is aborted (and reverted), and
+        the drill lock let go unless a stack this drill started is still to go down
+        (`run` does that once the app is gone)."""
         self._abort_now("the TUI exited")
+        if self.hold is not None and not (self.hold.started_stack and not self.keep_stack):
+            try:
+                self.hold.let_go(keep_stack=True)
+            except Exception:
+                log.exception("could not let go of the stack")
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
         """SIGHUP (the terminal went away) or SIGTERM: revert first, then exit. With
