@@ -6,6 +6,7 @@ that need them, so `pagerdrill --help` stays fast.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -115,18 +116,31 @@ class _TrimmedLines:
         self.pending = ""
         self.stream.flush()
 
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
 
 def _console(stderr: bool = False):
     from rich.console import Console
 
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            # a reader that went away (`run ... | tee` stopped by Ctrl-C) must not end a
+            # drill mid-revert (rich raises SystemExit here): later output is dropped
+            self.quiet = True
+            with contextlib.suppress(OSError, ValueError):
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, self.file.fileno())
+                os.close(devnull)
+
     stream = sys.stderr if stderr else sys.stdout
     if stream.isatty():
-        return Console(stderr=stderr, highlight=False)
+        return _Console(stderr=stderr, highlight=False)
     # piped output (scripts, CI logs) gets whole lines rather than an 80-column cut, each
     # as long as its content
     from typing import IO, cast
 
-    return Console(file=cast(IO[str], _TrimmedLines(stream)), highlight=False, width=200)
+    return _Console(file=cast(IO[str], _TrimmedLines(stream)), highlight=False, width=200)
 
 
 def _progress_printer(stderr: bool = False):
@@ -187,14 +201,41 @@ def stack_up(
 
 @stack_app.command("down", short_help="Stop every service of the stack.")
 def stack_down(
-    workspace: WorkspaceOption = None, allow_remote_docker: AllowRemoteOption = False
+    workspace: WorkspaceOption = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Abort the drill holding the stack first (it reverts its faults and "
+            "journals why), recover drills that stopped without closing, then go down.",
+        ),
+    ] = False,
+    allow_remote_docker: AllowRemoteOption = False,
 ) -> None:
-    """Stop every service of the stack; nothing of it is left running."""
+    """Stop every service of the stack; nothing of it is left running. Refused (exit 2)
+    while a drill holds the stack, unless --force."""
+    import getpass
+
+    from pagerdrill.stackhold import held_for
+
     target = _target(workspace, allow_remote_docker)
-    if not target.is_up():
-        _console().print("The stack is not up.")
-        return
-    target.down(progress=_progress_printer())
+    with held_for(target, "stack down", force=force, by=getpass.getuser()):
+        if not target.is_up():
+            _console().print("The stack is not up.")
+            return
+        target.down(progress=_progress_printer())
+
+
+def _warn_if_drilled(target: LocalTarget | ComposeTarget, what: str) -> None:
+    """A change by hand during a drill is allowed (it may be the engineer's mitigation),
+    but never silent: it names the drill it lands in."""
+    from pagerdrill.journal import holder_text
+    from pagerdrill.stackhold import drill_holder
+
+    holder = drill_holder(target.workspace.state_dir)
+    if holder is not None and not holder.get("command"):
+        who = holder_text(holder) if holder else "a drill"
+        _console(stderr=True).print(f"[yellow]note:[/] {what} lands in {who}, holding the stack")
 
 
 @stack_app.command("status")
@@ -256,7 +297,9 @@ def stack_stop(
     allow_remote_docker: AllowRemoteOption = False,
 ) -> None:
     """Stop one service (as `docker compose stop SERVICE`)."""
-    _target(workspace, allow_remote_docker).stop(service)
+    target = _target(workspace, allow_remote_docker)
+    _warn_if_drilled(target, f"stopping {service}")
+    target.stop(service)
     _console().print(f"  [dim]■[/] {service} stopped")
 
 
@@ -267,7 +310,9 @@ def stack_start(
     allow_remote_docker: AllowRemoteOption = False,
 ) -> None:
     """Start one stopped service and wait until it is healthy."""
-    _target(workspace, allow_remote_docker).start(service, progress=_progress_printer())
+    target = _target(workspace, allow_remote_docker)
+    _warn_if_drilled(target, f"starting {service}")
+    target.start(service, progress=_progress_printer())
 
 
 def _parse_env(pairs: list[str]) -> dict[str, str]:
@@ -298,9 +343,9 @@ def stack_restart(
     """Restart one service, optionally with environment overrides. On a compose stack,
     an override (or --reset-env) recreates the service's container."""
     overrides = _parse_env(env or [])
-    _target(workspace, allow_remote_docker).restart(
-        service, overrides, reset_env=reset_env, progress=_progress_printer()
-    )
+    target = _target(workspace, allow_remote_docker)
+    _warn_if_drilled(target, f"restarting {service}")
+    target.restart(service, overrides, reset_env=reset_env, progress=_progress_printer())
 
 
 @stack_app.command(
@@ -840,32 +885,46 @@ def run(
         c.print(f"recovery: {' and '.join(criteria)}, {hold}")
         c.print("[dim]nothing was touched[/]")
         return
+    from pagerdrill.stackhold import StackHold, requested_abort
+
     interrupt = threading.Event()
+    got: list[int] = []
 
     def on_signal(signum, _frame):
+        got.append(signum)
         interrupt.set()
 
-    # from here on Ctrl-C and SIGTERM only ask: the drill (or the stack start) finishes
-    # what it is doing, aborts, and puts everything back
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    started_stack = False
+    def why() -> str:
+        asked = requested_abort(ws.state_dir, engine.drill_id)  # `stack down --force`
+        if asked:
+            return asked
+        names = {int(signal.SIGINT): "Ctrl-C", int(signal.SIGHUP): "SIGHUP: the terminal went away"}
+        return f"interrupted ({names.get(got[0] if got else 0, 'SIGTERM')})"
+
+    # from here on Ctrl-C, SIGTERM and SIGHUP (a dropped ssh connection) only ask: the
+    # drill (or the stack start) finishes what it is doing, aborts, and puts everything
+    # back. The drill lock comes first: a drill it refuses has touched nothing.
+    stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {s: signal.signal(s, on_signal) for s in stops}
+    hold = StackHold(engine, target)
     try:
-        if not target.is_up():
-            _console(stderr=True).print("starting the stack:")
-            started_stack = True
+        hold.bring_up(
             # stdout carries only the summary (or the JSON): progress goes with the events
-            target.up(progress=_progress_printer(stderr=True) if not as_json else None)
+            progress=_progress_printer(stderr=True) if not as_json else None,
+            announce=lambda: _console(stderr=True).print("starting the stack:"),
+        )
         if not as_json:
             _console(stderr=True).print(
                 f"drill {engine.drill_id}: {sc.model.title} ({sc.model.severity}), "
                 f"engineer {engineer}"
             )
-        run_drill(engine, Player(actions), interrupt)
+        run_drill(engine, Player(actions), interrupt, why=why)
     finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-        if started_stack and not keep_stack:
-            target.down()
+        try:
+            hold.let_go(keep_stack)
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
     summary = redactor.data(summarize(read_journal(engine.journal_path)))
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
@@ -1237,6 +1296,12 @@ def main() -> None:
 
     try:
         app()
+    except BrokenPipeError:
+        # the reader of our output went away (`| head`): nothing more to say to it
+        with contextlib.suppress(OSError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(1)
     except PagerdrillError as exc:
         from rich.markup import escape
 

@@ -35,8 +35,16 @@ from pagerdrill.errors import BadInputError, PagerdrillError
 from pagerdrill.faults import Fault, FaultContext, fault_class
 from pagerdrill.journal import DrillLock, JournalWriter
 from pagerdrill.probes import ProbeSet, RuleState, Sample, make_probe
+from pagerdrill.redact import (
+    MASK,
+    mask_values,
+    masked_scenario_text,
+    scenario_secrets,
+    secret_leaves,
+)
 from pagerdrill.roles import RoleResolver
 from pagerdrill.scenario import Scenario, grade_hypothesis, shown_choices
+from pagerdrill.targets.base import process_start_ticks
 from pagerdrill.workspace import Workspace
 
 log = logging.getLogger("pagerdrill.engine")
@@ -155,6 +163,7 @@ class DrillEngine:
         self.stop_event = threading.Event()
         self._lock = threading.RLock()
         self._drill_lock = DrillLock(workspace.state_dir)
+        self._lock_kept = False
         self.journal: JournalWriter | None = None
         self.probes: ProbeSet | None = None
         self.samples: dict[str, Sample] = {}
@@ -217,6 +226,14 @@ class DrillEngine:
         self._undo: list[tuple[str, Any]] = []
         self.abort_reason: str | None = None
         self.revert_failed: list[str] = []
+        # what the journal never holds: the faults' secrets and the parameters feeding them
+        self._secrets, self._secret_names = scenario_secrets(scenario)
+
+    def _masked_params(self) -> dict:
+        return {
+            k: MASK if k in self._secret_names else mask_values(v, self._secrets)
+            for k, v in self.scenario.params.items()
+        }
 
     @property
     def hypothesis_choices(self) -> list:
@@ -303,7 +320,7 @@ class DrillEngine:
             "scenario": self.scenario.name,
             "title": m.title,
             "severity": m.severity,
-            "params": self.scenario.params,
+            "params": self._masked_params(),
             "roles": {r: self.roles.service(r) for r in m.roles},
             "quiet_s": [m.quiet.min_s, m.quiet.max_s],
             "faults": [
@@ -322,24 +339,41 @@ class DrillEngine:
             "journal": str(self.journal_path),
         }
 
-    def start(self) -> None:
-        """Take the stack's drill lock, open the journal, build the probes. Nothing on
-        the stack is touched yet."""
-        for role in self.model.roles:
-            self.roles.service(role)  # every role bound, before anything else
-        bound = {self.roles.service(r) for r in self.model.roles}
-        self._outside = [s for s in self.target.services() if s not in bound]
-        since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    def _take_lock(self) -> None:
         self._drill_lock.acquire(
             {
                 "drill": self.drill_id,
                 "pid": os.getpid(),
+                "start_ticks": process_start_ticks(os.getpid()),
                 "engineer": self.engineer,
                 "scenario": self.scenario.name,
-                "since": since,
+                "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "journal": str(self.journal_path),
             }
         )
+
+    def claim(self) -> None:
+        """Take the stack's drill lock before anything starts (the stack included). The
+        runner that claims keeps the lock past the drill's end, until `release`, so a
+        stack it started goes down before another drill may take it."""
+        if not self._drill_lock.is_held:
+            self._take_lock()
+        self._lock_kept = True
+
+    def release(self) -> None:
+        """Give up a lock taken by `claim`, once the drill is over (or never started)."""
+        self._lock_kept = False
+        self._drill_lock.release()
+
+    def start(self) -> None:
+        """Take the stack's drill lock (unless `claim` took it), open the journal, build
+        the probes. Nothing on the stack is touched yet."""
+        for role in self.model.roles:
+            self.roles.service(role)  # every role bound, before anything else
+        bound = {self.roles.service(r) for r in self.model.roles}
+        self._outside = [s for s in self.target.services() if s not in bound]
+        if not self._drill_lock.is_held:
+            self._take_lock()
         try:
             self.journal = JournalWriter(self.journal_path, self.drill_id)
             self._emit(
@@ -359,8 +393,10 @@ class DrillEngine:
                     "symptom": self.model.symptom,
                     "file": str(self.scenario.path),
                     "sha256": self.scenario.sha256,
-                    "params": self.scenario.params,
-                    "text": self.scenario.text,
+                    "params": self._masked_params(),
+                    "text": masked_scenario_text(
+                        self.scenario.text, self._secret_names, self._secrets
+                    ),
                 },
                 roles={r: self.roles.service(r) for r in self.model.roles},
                 checklist={
@@ -386,7 +422,8 @@ class DrillEngine:
             probes += dashboard.standard_probes(self.stack_rows, self.roles, self.target)
             self.probes = ProbeSet(probes, clock=self.clock)
         except BaseException:
-            self._drill_lock.release()
+            if not self._lock_kept:
+                self._drill_lock.release()
             if self.journal is not None:
                 self.journal.close()
             raise
@@ -531,7 +568,7 @@ class DrillEngine:
             fault=run.spec_id,
             kind=run.fault.kind,
             role=run.fault.role,
-            params=spec.params,
+            params=mask_values(spec.params, self._secrets),
             undo=run.undo,
         )
         run.injected = True
@@ -864,7 +901,11 @@ class DrillEngine:
         record = self._emit("mitigation.undo", mitigation=mit.id, undo=undo)
         self._undo.append(("mitigation", (mit.id, undo, record["seq"])))
         self.target.restart(service, env=env)
-        return {"service": service, "set": sorted(env), "values": env}
+        return {
+            "service": service,
+            "set": sorted(env),
+            "values": mask_values(env, secret_leaves(env)),
+        }
 
     def _replay_lost_jobs(self, service: str, role: str) -> dict:
         """The producer's own replay route: it knows what it added and what is gone."""
@@ -939,7 +980,8 @@ class DrillEngine:
             if self.journal is not None:
                 self.journal.close()
         finally:
-            self._drill_lock.release()
+            if not self._lock_kept:
+                self._drill_lock.release()
 
     def close(self, text: str | None = None) -> None:
         with self._lock:
@@ -970,6 +1012,8 @@ class DrillEngine:
         with self._lock:
             if self.done:
                 return
+            # an abort cut short (by an error of its own) keeps the reason it began with
+            reason = self.abort_reason or reason
             self.abort_reason = reason
             if self.journal is None:
                 self.phase = Phase.ABORTED

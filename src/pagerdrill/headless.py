@@ -240,21 +240,28 @@ def run_drill(
     interrupt: threading.Event,
     *,
     poll_s: float = 0.05,
+    why: Callable[[], str] | None = None,
 ) -> None:
     """Start the engine and drive it until it closes or aborts. An interrupt (Ctrl-C,
-    SIGTERM) or an error aborts it, and the abort reverts every fault."""
+    SIGTERM, SIGHUP; `why` says which) or an error aborts it, and the abort reverts
+    every fault. An error while interrupted (output to a reader that is gone) is part of
+    the interrupt, not the reason the drill ended."""
+
+    def interrupted() -> str:
+        return why() if why is not None else "interrupted (Ctrl-C or SIGTERM)"
+
     engine.start()
     cadence = Cadence(engine)
     try:
         while not engine.done:
             if interrupt.is_set():
-                engine.abort("interrupted (Ctrl-C or SIGTERM)")
+                engine.abort(interrupted())
                 break
             cadence.tick_if_due()
             player.play(engine)
             interrupt.wait(min(poll_s, cadence.wait_s()))
     except BaseException as exc:
-        engine.abort(f"error: {exc!r}")
+        engine.abort(interrupted() if interrupt.is_set() else f"error: {exc!r}")
         raise
     finally:
         if not engine.done:

@@ -307,14 +307,26 @@ class DrillLock:
         except (OSError, ValueError):
             return None
 
-    def acquire(self, info: dict) -> None:
+    @property
+    def is_held(self) -> bool:
+        """This object holds the lock."""
+        return self._fd is not None
+
+    def acquire(self, info: dict, wait_s: float = 0.0) -> None:
+        """Take the lock, waiting up to `wait_s` for its holder to let go; DrillBusyError
+        naming the holder when it does not."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise DrillBusyError(_busy_message(self.holder())) from None
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    raise DrillBusyError(_busy_message(self.holder())) from None
+                time.sleep(0.1)
         os.ftruncate(fd, 0)
         os.write(fd, json.dumps(info).encode())
         self._fd = fd
@@ -335,9 +347,21 @@ class DrillLock:
             self.release()
 
 
+def holder_text(holder: dict) -> str:
+    """Who holds the stack, for a person: the drill, its scenario and engineer."""
+    if holder.get("command"):
+        return f"`pagerdrill {holder['command']}` (pid {holder.get('pid')})"
+    return (
+        f"drill {holder.get('drill')} ({holder.get('scenario')}, engineer "
+        f"{holder.get('engineer')}, pid {holder.get('pid')})"
+    )
+
+
 def _busy_message(holder: dict | None) -> str:
     if not holder:
         return "another drill is running on this stack; one drill per stack at a time"
+    if holder.get("command"):
+        return f"{holder_text(holder)} is changing this stack; one drill per stack at a time"
     return (
         f"drill {holder.get('drill')} ({holder.get('scenario')}, engineer "
         f"{holder.get('engineer')}) is running on this stack since {holder.get('since')} "

@@ -10,6 +10,7 @@ When a revert fails, the journal stays open so that the next `recover` tries aga
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,22 +75,23 @@ def needs_recovery(events: list[dict]) -> bool:
     return bool(end.get("revert_failed")) and bool(pending_undo(events))
 
 
-def recover(workspace: Workspace, target: Any, drills_dir: Path | None = None) -> list[Recovered]:
+def recover(
+    workspace: Workspace,
+    target: Any,
+    drills_dir: Path | None = None,
+    *,
+    lock_held: bool = False,
+) -> list[Recovered]:
+    """`lock_held`: the caller holds the stack's drill lock already (`stack down --force`)."""
     from pagerdrill.engine import role_bindings
     from pagerdrill.faults.builtin import restore_env
 
     lock = DrillLock(workspace.state_dir)
     drills_dir = drills_dir or workspace.root / "drills"
     results: list[Recovered] = []
-    with lock.held(
-        {
-            "drill": "recover",
-            "pid": os.getpid(),
-            "engineer": "-",
-            "scenario": "recover",
-            "since": "-",
-        }
-    ):
+    info = {"drill": "recover", "pid": os.getpid(), "engineer": "-", "scenario": "recover",
+            "since": "-"}  # fmt: skip
+    with contextlib.nullcontext() if lock_held else lock.held(info):
         ctx = FaultContext(target=target, roles=RoleResolver(role_bindings(workspace), target))
         for path in journal_files(drills_dir):
             read = read_journal(path, samples=False)

@@ -125,6 +125,67 @@ class Redactor:
         return value
 
 
+def secret_leaves(data, secret_keys=frozenset(), secret: bool = False) -> set[str]:
+    """Text values in `data` that are secrets: under a key of `secret_keys` (at the top),
+    or under any key whose name says it is one (a password, token, secret ...)."""
+    out: set[str] = set()
+    if isinstance(data, dict):
+        for key, value in data.items():
+            hidden = secret or key in secret_keys or bool(SECRET_NAME.search(str(key)))
+            out |= secret_leaves(value, frozenset(), hidden)
+    elif isinstance(data, list | tuple):
+        for value in data:
+            out |= secret_leaves(value, frozenset(), secret)
+    elif secret and isinstance(data, str) and data:
+        out.add(data)
+    return out
+
+
+def mask_values(data, secrets: set[str]):
+    """A copy of `data` (JSON-like) with every value that is one of `secrets` masked,
+    and every secret inside a longer text masked where it appears."""
+    if isinstance(data, dict):
+        return {k: mask_values(v, secrets) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [mask_values(v, secrets) for v in data]
+    if isinstance(data, str):
+        if data in secrets:
+            return MASK
+        for secret in sorted(secrets, key=len, reverse=True):
+            if len(secret) >= 3 and secret in data:
+                data = data.replace(secret, MASK)
+    return data
+
+
+def scenario_secrets(scenario) -> tuple[set[str], set[str]]:
+    """What a drill of `scenario` must never journal: the secret values (what its faults
+    mark secret, the parameters marked `secret: true` or named like a password, token or
+    secret, and any parameter feeding a secret) and the names of those parameters."""
+    from pagerdrill.faults import fault_class
+
+    values: set[str] = set()
+    for f in scenario.model.faults:
+        values |= fault_class(f.kind).secret_values(f.params)
+    names = set()
+    for name, value in scenario.params.items():
+        if not isinstance(value, str) or not value:
+            continue  # numbers and flags are thresholds and switches, never secrets
+        if name in scenario.secret_params or SECRET_NAME.search(name) or value in values:
+            names.add(name)
+            values.add(value)
+    return values, names
+
+
+def masked_scenario_text(text: str, names: set[str], values: set[str]) -> str:
+    """The scenario file's text with the secrets masked: each secret parameter's
+    declared value (its default, which an override may have replaced) and every secret
+    value wherever it stands."""
+    for name in names:
+        text = re.sub(rf"(?m)^(\s*{re.escape(name)}\s*:[ \t]*)([^#\n]*?)([ \t]*(#.*)?)$",
+                      lambda m: f"{m[1]}{MASK}{m[3]}" if m[2] else m[0], text)  # fmt: skip
+    return mask_values(text, values)
+
+
 def workspace_secrets(config) -> set[str]:
     """Passwords a workspace file holds: role bindings, the local Redis, and service
     environment values whose name says they are secret."""

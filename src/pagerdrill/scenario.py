@@ -231,6 +231,14 @@ class Answer(Model):
     notes: list[str] = []
 
 
+class SecretParam(Model):
+    """A parameter whose value is a secret (`bad_password: {value: x, secret: true}`):
+    a drill never journals it."""
+
+    value: Scalar
+    secret: bool = False
+
+
 class ScenarioModel(Model):
     version: Literal[1] = 1
     name: Slug | None = None
@@ -238,7 +246,7 @@ class ScenarioModel(Model):
     severity: Severity
     symptom: str = Field(min_length=1)
     roles: list[Ident] = Field(min_length=1)
-    params: dict[Ident, Scalar] = {}
+    params: dict[Ident, Scalar | SecretParam] = {}
     interval_s: float = Field(default=1.0, ge=0.05, le=60)
     quiet: Quiet = Quiet()
     steady_state: SteadyState = SteadyState()
@@ -268,6 +276,8 @@ class Scenario:
     params: dict[str, Scalar]
     exprs: dict[str, Expr] = field(repr=False)
     """Compiled expressions by their source text."""
+    secret_params: frozenset[str] = frozenset()
+    """Parameters the scenario marks `secret: true`."""
 
     @property
     def sha256(self) -> str:
@@ -355,6 +365,9 @@ def parse_scenario(
     problems: Problems = []
     raw_params = data.get("params")
     declared: dict = raw_params if isinstance(raw_params, dict) else {}
+    secret = frozenset(k for k, v in declared.items() if isinstance(v, dict) and v.get("secret"))
+    # a marked parameter's value is its `value`; the model checks the mark's shape
+    declared = {k: v.get("value") if isinstance(v, dict) else v for k, v in declared.items()}
     params: dict[str, Scalar] = {
         k: v for k, v in declared.items() if isinstance(v, int | float | str | bool)
     }
@@ -381,7 +394,8 @@ def parse_scenario(
     if problems:
         raise ConfigError(path, _sorted(problems))
     name = model.name or path.stem
-    return Scenario(name=name, path=path, text=text, model=model, params=params, exprs=exprs)
+    return Scenario(name=name, path=path, text=text, model=model, params=params, exprs=exprs,
+                    secret_params=secret)  # fmt: skip
 
 
 def load_scenario(

@@ -50,6 +50,17 @@ class Fault:
     Params: ClassVar[type[FaultParams]] = FaultParams
     reversible: ClassVar[bool] = True
     """False for faults whose damage cannot be undone (FLUSHDB): revert only records it."""
+    secret_params: ClassVar[frozenset[str]] = frozenset()
+    """Parameters whose values are secrets (every value under them): never journalled.
+    A parameter (or a key under one) whose name says password, token or secret is one
+    too, declared or not."""
+
+    @classmethod
+    def secret_values(cls, params: dict) -> set[str]:
+        """The secret values in `params`, as a scenario wrote them."""
+        from pagerdrill.redact import secret_leaves
+
+        return secret_leaves(params, cls.secret_params)
 
     def __init__(self, fault_id: str, role: str, params: FaultParams, ctx: FaultContext):
         self.id = fault_id

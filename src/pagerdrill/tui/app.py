@@ -36,6 +36,7 @@ from pagerdrill.engine import Action, ActionRefused, DrillEngine, Phase
 from pagerdrill.errors import BadInputError, PagerdrillError
 from pagerdrill.headless import Cadence
 from pagerdrill.reports.timeline import grade_text
+from pagerdrill.stackhold import StackHold, requested_abort
 from pagerdrill.timefmt import mmss
 from pagerdrill.tui.panes import LogsScreen, RunbookScreen, key_bar
 from pagerdrill.tui.signals import SignalsPane
@@ -945,7 +946,8 @@ class DrillApp(App[None]):
         self.quitting = False
         self.keep_stack = True
         """False: take the stack down on exit when this app brought it up."""
-        self.started_stack = False
+        self.hold: StackHold | None = None
+        """The drill's hold on the stack: its lock, and whether it started the stack."""
         self._recorded: set[tuple[str, str, str]] = set()
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -954,6 +956,7 @@ class DrillApp(App[None]):
 
     def _use(self, engine: DrillEngine) -> None:
         self._engine = engine
+        self.hold = StackHold(engine, self.target)
         self._drill_screen = DrillScreen(engine)
         engine.observers.append(self._observe)
 
@@ -974,6 +977,9 @@ class DrillApp(App[None]):
         lock; posting a message never waits on the UI."""
         self.post_message(EngineEvent(event))
 
+    def _say(self, text: str) -> None:
+        self.post_message(StackLine(text))
+
     def _progress(self, event: Any) -> None:
         phase = "already running" if event.phase == "running" else event.phase
         self.post_message(StackLine(f"  {event.service:<12} {phase:<16} {event.elapsed_s:6.2f} s"))
@@ -987,11 +993,15 @@ class DrillApp(App[None]):
         def stopping() -> bool:
             return worker.is_cancelled or self._stop.is_set()
 
+        assert self.hold is not None
         try:
-            if self.ensure_stack and not self.target.is_up():
-                self.post_message(StackLine("starting the stack:"))
-                self.started_stack = True
-                self.target.up(progress=self._progress)
+            # the drill lock before anything starts: a drill it refuses touches nothing
+            self.hold.bring_up(
+                self._progress,
+                ensure=self.ensure_stack,
+                announce=lambda: self._say("starting the stack:"),
+            )
+            if self.hold.started_stack:
                 self.post_message(StackLine("the stack is up"))
             if stopping() or engine.done:
                 return
@@ -1175,8 +1185,15 @@ class DrillApp(App[None]):
                 log.exception("abort on exit failed")
 
     def on_unmount(self) -> None:
-        """Whatever ended the app, a drill still running is aborted (and reverted)."""
+        """Whatever ended the app, a drill still running is aborted (and reverted), and
+        the drill lock let go unless a stack this drill started is still to go down
+        (`run` does that once the app is gone)."""
         self._abort_now("the TUI exited")
+        if self.hold is not None and not (self.hold.started_stack and not self.keep_stack):
+            try:
+                self.hold.let_go(keep_stack=True)
+            except Exception:
+                log.exception("could not let go of the stack")
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
         """SIGHUP (the terminal went away) or SIGTERM: revert first, then exit. With
@@ -1186,10 +1203,14 @@ class DrillApp(App[None]):
         import signal
 
         self.quitting = True
-        self._abort_now(f"the TUI got {signal.Signals(signum).name}")
-        if self.started_stack and not self.keep_stack:
+        reason = f"the TUI got {signal.Signals(signum).name}"
+        if self._engine is not None:
+            asked = requested_abort(self._engine.workspace.state_dir, self._engine.drill_id)
+            reason = asked or reason  # `stack down --force` says why
+        self._abort_now(reason)
+        if self.hold is not None:
             with contextlib.suppress(Exception):
-                self.target.down()
+                self.hold.let_go(self.keep_stack)
 
         def hard_exit() -> None:
             os._exit(128 + signum)
@@ -1211,10 +1232,11 @@ class DrillApp(App[None]):
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             self._abort_now("the TUI exited")
-            if self.started_stack and not self.keep_stack:
-                print("taking down the stack this drill started (--keep-stack keeps it)")
+            if self.hold is not None:
+                if self.hold.started_stack and not self.keep_stack:
+                    print("taking down the stack this drill started (--keep-stack keeps it)")
                 try:
-                    self.target.down()
+                    self.hold.let_go(self.keep_stack)
                 except Exception as exc:
                     print(f"could not take the stack down: {exc}")
 
