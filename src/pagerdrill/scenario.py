@@ -24,7 +24,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from pagerdrill.config import EnvValue
+from pagerdrill.config import EnvName, EnvValue
 from pagerdrill.errors import BadInputError, ConfigError
 from pagerdrill.expr import PRIMARY, Expr, ExprError
 from pagerdrill.expr import parse as parse_expr
@@ -165,7 +165,7 @@ class Mitigation(Model):
     role: Ident | None = None
     fault: Slug | None = None
     """revert-fault: which fault."""
-    env: dict[str, EnvValue] = {}
+    env: dict[EnvName, EnvValue] = {}
     """set-env: variables to set."""
     variable: str = "BLOCKED_SOURCES"
     """block-source: the variable holding the comma-separated block list."""

@@ -4,15 +4,17 @@ runbooks, readiness records, archived drills and the compose stack."""
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import shutil
+import subprocess
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 from pagerdrill.config import WorkspaceConfig
 from pagerdrill.errors import BadInputError, ConfigError, WorkspaceNotFound
-from pagerdrill.targets.reference import SERVICE_NAMES
+from pagerdrill.targets.reference import NUMBER_SETTINGS, RESERVED_ENV, ROLE_NAMES, SERVICE_NAMES
 from pagerdrill.yamlfile import LineMap, load_yaml, validate
 
 CONFIG_NAME = "pagerdrill.yaml"
@@ -97,6 +99,37 @@ def _consistency_problems(data: dict, lines: LineMap) -> list[tuple[int | None, 
     for name in services:
         if isinstance(name, str) and name not in SERVICE_NAMES:
             unknown_service(("local", "services", name), name, f"local.services.{name}")
+    for name, svc in services.items():
+        env = _mapping(_mapping(svc).get("env"))
+        for key, value in env.items():
+            loc = ("local", "services", name, "env", key)
+            where = f"local.services.{name}.env.{key}"
+            if key in RESERVED_ENV:
+                problems.append(
+                    (lines.line_of(loc), f"{where}: pagerdrill sets {key} itself to find the "
+                     "service; it cannot be set here")
+                )  # fmt: skip
+            setting = NUMBER_SETTINGS.get(str(name), {}).get(str(key))
+            if setting is not None:
+                wrong = _number_problem(value, setting)
+                if wrong:
+                    problems.append((lines.line_of(loc), f"{where}: {wrong}"))
+    for role in _mapping(data.get("roles")):
+        if role not in ROLE_NAMES:
+            hint = difflib.get_close_matches(str(role), ROLE_NAMES, n=1)
+            message = f"roles.{role}: unknown role; the scenarios' roles are " + ", ".join(
+                ROLE_NAMES
+            )
+            if hint:
+                message += f" (did you mean '{hint[0]}'?)"
+            problems.append((lines.line_of(("roles", role)), message))
+    redis_server = _mapping(data.get("local")).get("redis_server")
+    if isinstance(redis_server, str) and redis_server:
+        wrong = _not_a_redis_server(redis_server)
+        if wrong:
+            problems.append(
+                (lines.line_of(("local", "redis_server")), f"local.redis_server: {wrong}")
+            )
     target = data.get("target", "local")
     if target == "local":
         for role, binding in _mapping(data.get("roles")).items():
@@ -121,6 +154,57 @@ def _consistency_problems(data: dict, lines: LineMap) -> list[tuple[int | None, 
             )
         ports[port] = name
     return problems
+
+
+def _number_problem(value: object, setting) -> str | None:
+    """What is wrong with a numeric service setting, or None."""
+    kind = "a whole number" if setting.integer else "a number"
+    limits = f" >= {setting.minimum:g}"
+    if setting.maximum is not None:
+        limits += f" and <= {setting.maximum:g}"
+    expected = f"expected {kind}{limits}"
+    if isinstance(value, bool):
+        return f"{value!r}: {expected}"
+    try:
+        number = float(value) if isinstance(value, int | float | str) else None
+    except ValueError:
+        number = None
+    if number is None or not math.isfinite(number):
+        return f"{value!r}: {expected}"
+    if setting.integer and not number.is_integer():
+        return f"{value!r}: {expected}"
+    if number < setting.minimum or (setting.maximum is not None and number > setting.maximum):
+        return f"{value!r}: {expected}"
+    return None
+
+
+def _not_a_redis_server(configured: str) -> str | None:
+    """Why `configured` is not a Redis server binary, or None. It must run and say so:
+    a wrong binary would otherwise only show when `stack up` waits for it in vain."""
+    candidate = Path(configured).expanduser()
+    if not (candidate.is_file() and os.access(candidate, os.X_OK)):
+        return f"{candidate} is not an executable file; expected the path of redis-server"
+    try:
+        done = subprocess.run(
+            [str(candidate), "--version"],
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=10,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"{candidate} --version did not answer ({exc}); expected a redis-server"
+    if "redis server" not in done.stdout.lower():
+        first = (done.stdout or done.stderr).strip().splitlines()[:1]
+        said = (
+            f"it said {first[0][:80]!r}"
+            if first
+            else f"it said nothing (exit code {done.returncode})"
+        )
+        return f"{candidate} is not a redis-server: asked for --version, {said}"
+    return None
 
 
 def open_workspace(explicit: Path | str | None = None) -> Workspace:

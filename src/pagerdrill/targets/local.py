@@ -41,6 +41,7 @@ from pagerdrill.targets.reference import (
     DEFAULT_ADMIN_PASSWORD,
     QUEUE_NAME,
     REFERENCE_SERVICES,
+    RESERVED_ENV,
     SERVICE_NAMES,
     ServiceSpec,
     spec,
@@ -130,8 +131,6 @@ def _free_port(taken: set[int]) -> int:
 # Only these pass from the caller's environment to a service: a setting the workspace
 # does not make must not leak in from whoever ran `stack up`.
 PASSED_ENV = ("PATH", "HOME", "LANG", "TZ", "TMPDIR", "PYTHONPATH")  # and every LC_*
-# What the target itself decides for a service; an override would make it lose track.
-RESERVED_ENV = frozenset({"PORT", "HOST", "SERVICE_NAME"})
 
 
 def _tail(path: Path, lines: int) -> list[str]:
@@ -472,9 +471,14 @@ class LocalTarget:
         services: Sequence[str],
         progress: Progress | None,
         t0: float,
+        *,
+        kept_on_failure: bool = True,
     ) -> None:
         """Start `services` in dependency order, each once its dependencies are healthy,
-        and wait until all are healthy. Raises StackError naming the first that fails."""
+        and wait until all are healthy. Raises StackError naming the first that fails.
+        `kept_on_failure` says whether the caller leaves a service that never became
+        healthy running (a single start) or stops it (`stack up` leaves nothing half-up),
+        so that the error tells which."""
         wanted = list(services)
         healthy: set[str] = {name for name in SERVICE_NAMES if name not in wanted}
         self._check_dependencies(state, wanted)
@@ -507,11 +511,17 @@ class LocalTarget:
                 elif time.monotonic() - since > timeout:
                     _emit(progress, name, "failed", t0)
                     last = self._last_health.get(name, "no answer")
+                    if kept_on_failure:
+                        after = (
+                            f"Its process (pid {entry['pid']}) is left running for you to "
+                            f"inspect; `pagerdrill stack stop {name}` stops it"
+                        )
+                    else:
+                        after = "It was stopped, with everything this `stack up` started"
                     raise StackError(
                         name,
                         f"did not become healthy within {timeout:g} s; last health check: "
-                        f"{last}. Its process (pid {entry['pid']}) is left running for you "
-                        f"to inspect; `pagerdrill stack stop {name}` stops it",
+                        f"{last}. {after}",
                         _tail(self.log_path(name), LOG_TAIL),
                     )
             if all(name in healthy for name in wanted):
@@ -548,7 +558,7 @@ class LocalTarget:
                 if name not in to_start:
                     _emit(progress, name, "running", t0)
             try:
-                self._wait_healthy(state, to_start, progress, t0)
+                self._wait_healthy(state, to_start, progress, t0, kept_on_failure=False)
             except BaseException:
                 # leave nothing half-up: stop what this call started
                 for name in reversed(to_start):
