@@ -314,3 +314,44 @@ def test_an_export_to_a_file_writes_it_whole_and_leaves_no_temporary(tmp_path):
     assert done.returncode == 0, done.stderr
     assert (root / "r.html").read_text().rstrip().endswith("</html>")
     assert _temporaries(root) == set()
+
+
+# ------------------------------------------------------------------ init
+
+
+def source_checkout(root: Path) -> Path:
+    """A copy of this repository as an editable install sees it: the package under
+    src/, and the workspace template at the top level."""
+    shutil.copytree(REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pagerdrill.yaml", "checklist.yaml", "workspace.gitignore", ".gitignore"):
+        shutil.copy2(REPO / name, root / name)
+    for name in ("compose", "runbooks", "readiness", "scenarios", "drills"):
+        shutil.copytree(
+            REPO / name, root / name, ignore=shutil.ignore_patterns("wheels", "*.jsonl")
+        )
+    return root
+
+
+@pytest.mark.parametrize("inside", ["scenarios/x", "compose/deep/x", "runbooks"])
+def test_init_inside_the_source_workspace_copies_the_template_once_without_recursing(
+    tmp_path, inside
+):
+    checkout = source_checkout(tmp_path / "checkout")
+    env = {k: v for k, v in os.environ.items() if k != "PAGERDRILL_WORKSPACE"}
+    env["PYTHONPATH"] = str(checkout / "src")
+    dest = checkout / inside / "new-ws" if inside == "runbooks" else checkout / inside
+
+    def init(folder: Path) -> list[Path]:
+        done = subprocess.run(
+            [sys.executable, "-m", "pagerdrill", "init", str(folder)],
+            capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert "Traceback" not in done.stderr
+        return sorted(p.relative_to(folder) for p in folder.rglob("*") if p.is_file())
+
+    elsewhere = init(tmp_path / "outside")
+    made = init(dest)
+    assert made == elsewhere  # the same files as anywhere else: no copy of itself
+    assert Path("scenarios/bullmq-backpressure.yaml") in made
+    assert not list(dest.parent.glob(".*pagerdrill-init-*"))

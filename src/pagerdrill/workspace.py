@@ -233,6 +233,27 @@ TEMPLATE_FILES = (
 )
 
 
+# compose/wheels/ is a local build input (gitignored), never template
+_NOT_TEMPLATE = ("__pycache__", "wheels")
+
+
+def _template_files(src: Path, skip: tuple[Path, ...]) -> list[Path]:
+    """The template's files (relative to `src`), none of them under a `skip` folder."""
+    out: list[Path] = []
+    for rel in TEMPLATE_FILES:
+        source = src / rel
+        if not source.is_dir():
+            out.append(Path(rel))
+            continue
+        for folder, dirs, names in os.walk(source):
+            here = Path(folder)
+            dirs[:] = sorted(
+                d for d in dirs if d not in _NOT_TEMPLATE and (here / d).resolve() not in skip
+            )
+            out += [(here / n).relative_to(src) for n in sorted(names) if not n.endswith(".pyc")]
+    return out
+
+
 def init_workspace(dest: Path) -> list[Path]:
     """Scaffold a workspace at `dest`. Refuses to overwrite an existing one; writes into a
     sibling temporary folder first so a failure leaves nothing half-made."""
@@ -247,21 +268,17 @@ def init_workspace(dest: Path) -> list[Path]:
     src = _template_root()
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = dest.parent / f".{dest.name}.pagerdrill-init-{os.getpid()}"
+    # The new workspace may lie inside the template (`init scenarios/x` in a source
+    # checkout, whose top level is the template): the files to copy are listed before
+    # anything is written, without the destination, so the copy never copies itself.
+    files = _template_files(src, skip=(dest, staging))
     shutil.rmtree(staging, ignore_errors=True)
     try:
         staging.mkdir()
-        for rel in TEMPLATE_FILES:
-            source, target = src / rel, staging / rel
+        for rel in files:
+            target = staging / rel
             target.parent.mkdir(parents=True, exist_ok=True)
-            if source.is_dir():
-                # compose/wheels/ is a local build input (gitignored), never template
-                shutil.copytree(
-                    source,
-                    target,
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "wheels"),
-                )
-            else:
-                shutil.copy2(source, target)
+            shutil.copy2(src / rel, target)
         ignore = src / "workspace.gitignore"
         ignore = ignore if ignore.is_file() else src / ".gitignore"
         existing = dest / ".gitignore"
