@@ -355,3 +355,80 @@ def test_init_inside_the_source_workspace_copies_the_template_once_without_recur
     assert made == elsewhere  # the same files as anywhere else: no copy of itself
     assert Path("scenarios/bullmq-backpressure.yaml") in made
     assert not list(dest.parent.glob(".*pagerdrill-init-*"))
+
+
+# ------------------------------------------------------------------ service logs
+
+
+def _file_with_inode(folder: Path, inode: int) -> Path | None:
+    return next((p for p in folder.glob("api.log*") if p.stat().st_ino == inode), None)
+
+
+@pytest.mark.stack
+def test_a_service_log_past_its_limit_is_rotated_and_stack_logs_still_shows_the_newest_lines(
+    tmp_path,
+):
+    import threading
+    import time
+
+    from helpers import TEST_ENV
+
+    config = {
+        "version": 1,
+        "target": "local",
+        "local": {
+            "log_max_bytes": 4096,  # the api logs every request of the traffic
+            "log_backups": 2,
+            "services": {name: {"env": env} for name, env in TEST_ENV.items()},
+        },
+    }
+    root = write_workspace(tmp_path / "ws", config)
+    logs = root / ".pagerdrill" / "logs"
+    up = cli("stack", "up", cwd=root)
+    follower = None
+    try:
+        assert up.returncode == 0, up.stderr
+        follower = subprocess.Popen(
+            [sys.executable, "-m", "pagerdrill", "stack", "logs", "api", "-f", "-n", "0"],
+            cwd=root, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        followed: list[str] = []
+        threading.Thread(
+            target=lambda: followed.extend(x.rstrip("\n") for x in follower.stdout), daemon=True
+        ).start()
+        deadline = time.monotonic() + 60
+        while not followed and time.monotonic() < deadline:
+            time.sleep(0.05)  # until the follower reads the current file
+        inode = (logs / "api.log").stat().st_ino
+        while (logs / "api.log").stat().st_ino == inode and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert (logs / "api.log").stat().st_ino != inode, "api.log was never rotated"
+        rotated = _file_with_inode(logs, inode)
+        assert rotated is not None and rotated.name.startswith("api.log.")
+        last_of_old = rotated.read_text().splitlines()[-1]
+        while len((logs / "api.log").read_text().splitlines()) < 2:
+            time.sleep(0.05)
+        first_of_new = (logs / "api.log").read_text().splitlines()[0]
+        while not {last_of_old, first_of_new} <= set(followed) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        follower.terminate()
+        follower.wait(timeout=10)
+        assert last_of_old in followed and first_of_new in followed  # across the rotation
+
+        # rotated files are kept to their number, each near its limit
+        while not (logs / "api.log.2").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(6)  # another rotation: api.log.3 must not appear
+        assert not (logs / "api.log.3").exists()
+        assert all(p.stat().st_size < 4096 + 2048 for p in logs.glob("api.log*"))
+
+        shown = cli("stack", "logs", "api", "-n", "30", cwd=root)
+        assert shown.returncode == 0, shown.stderr
+        lines = shown.stdout.splitlines()
+        current = (logs / "api.log").read_text().splitlines()
+        assert len(lines) == 30 > len(current)  # the rest from the rotated files
+        assert current[-1] in lines[-3:]  # the newest line is there, at the end
+    finally:
+        if follower is not None and follower.poll() is None:
+            follower.kill()
+        cli("stack", "down", cwd=root)

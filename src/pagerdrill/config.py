@@ -68,6 +68,12 @@ class LocalTargetConfig(Model):
     startup_timeout_s: float = Field(default=20.0, gt=0, le=600)
     """How long `stack up` waits for each service to become healthy."""
 
+    log_max_bytes: int = Field(default=1024 * 1024, ge=4096, le=1024**3)
+    """A service's log under `.pagerdrill/logs/` is rotated past this size."""
+
+    log_backups: int = Field(default=3, ge=1, le=100)
+    """How many rotated logs of each service are kept (`api.log.1` the newest)."""
+
     services: dict[str, LocalService] = {}
 
 

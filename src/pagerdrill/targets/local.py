@@ -134,6 +134,20 @@ PASSED_ENV = ("PATH", "HOME", "LANG", "TZ", "TMPDIR", "PYTHONPATH")  # and every
 
 
 def _tail(path: Path, lines: int) -> list[str]:
+    """The last `lines` lines of a service's log, read from its end, and from the newest
+    rotated files (`api.log.1` ...) when the current one has fewer."""
+    out = _tail_file(path, lines)
+    n = 1
+    while len(out) < lines:
+        older = path.with_name(f"{path.name}.{n}")
+        if not older.exists():
+            break
+        out = _tail_file(older, lines - len(out)) + out
+        n += 1
+    return out
+
+
+def _tail_file(path: Path, lines: int) -> list[str]:
     """The last `lines` lines of a file, read from its end."""
     if lines <= 0:
         return []
@@ -273,6 +287,12 @@ class LocalTarget:
         env: dict[str, str] = {"SERVICE_NAME": service}
         if service == "redis-cache":
             return env | dict(configured.env if configured else {})
+        # the services rotate the log file they are given as stdout (Redis does not)
+        env |= {
+            "LOG_FILE": str(self.log_path(service)),
+            "LOG_MAX_BYTES": str(self.config.log_max_bytes),
+            "LOG_BACKUPS": str(self.config.log_backups),
+        }
         env |= {
             "HOST": LOOPBACK,
             "PORT": str(self._port(state, service)),
@@ -713,26 +733,44 @@ class LocalTarget:
         self._spec(service)
         path = self.log_path(service)
         yield from _tail(path, tail)
-        position = path.stat().st_size if path.exists() else 0
+        # follow the name, not the file: when the service rotates its log, the rest of
+        # the old file is read to its end, then the new one from its start
+        fh = None
+        try:
+            fh = path.open("rb")
+            fh.seek(0, os.SEEK_END)
+        except FileNotFoundError:
+            pass
         pending = b""
-        while True:
-            try:
-                size = path.stat().st_size
-            except FileNotFoundError:
-                size = 0
-            if size < position:  # truncated or replaced: read it from the start
-                position = 0
-            if size > position:
-                with path.open("rb") as fh:
-                    fh.seek(position)
-                    chunk = fh.read(size - position)
-                position += len(chunk)
-                pending += chunk
-                *complete, pending = pending.split(b"\n")
-                for line in complete:
-                    yield line.decode("utf-8", errors="replace")
-            else:
+        try:
+            while True:
+                chunk = fh.read() if fh is not None else b""
+                if chunk:
+                    pending += chunk
+                    *complete, pending = pending.split(b"\n")
+                    for line in complete:
+                        yield line.decode("utf-8", errors="replace")
+                    continue
+                try:
+                    named = path.stat()
+                except FileNotFoundError:
+                    named = None
+                current = os.fstat(fh.fileno()) if fh is not None else None
+                if named is not None and (
+                    current is None
+                    or (named.st_ino, named.st_dev) != (current.st_ino, current.st_dev)
+                    or named.st_size < fh.tell()  # type: ignore[union-attr]
+                ):
+                    if fh is not None:
+                        # what the service wrote to the old file before it rotated
+                        pending += fh.read()
+                        fh.close()
+                    fh = path.open("rb")  # rotated, replaced or truncated: from its start
+                    continue
                 time.sleep(0.1)
+        finally:
+            if fh is not None:
+                fh.close()
 
 
 def _emit(progress: Progress | None, service: str, phase: str, t0: float) -> None:
