@@ -241,7 +241,9 @@ def test_a_configured_redis_binary_that_is_missing_exits_2_and_starts_nothing(tm
     assert f"local.redis_server: {tmp_path}/no/redis-server is not an executable file" in (
         result.stderr
     )
-    assert "not up" in run("stack", "status", cwd=ws, check=True).stdout
+    # the file is refused when read, by every command, before anything starts
+    assert "is not an executable file" in run("stack", "status", cwd=ws).stderr
+    assert not (ws / ".pagerdrill" / "stack.json").exists()
 
 
 # What a trainee could read before a drill: each secret a scenario file holds, by where

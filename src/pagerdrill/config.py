@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 
 def _env_scalar(value: Any) -> Any:
@@ -22,7 +22,24 @@ def _env_scalar(value: Any) -> Any:
     return value
 
 
-EnvValue = Annotated[str, BeforeValidator(_env_scalar)]
+def _env_text(value: str) -> str:
+    # the kernel cannot pass a NUL byte in an environment value: the start would fail
+    if "\0" in value:
+        raise ValueError("an environment value cannot hold a NUL byte (\\0)")
+    return value
+
+
+def _env_name(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+        raise ValueError(
+            f"{value!r} is not an environment variable name: letters, digits and _, "
+            "not starting with a digit"
+        )
+    return value
+
+
+EnvValue = Annotated[str, BeforeValidator(_env_scalar), AfterValidator(_env_text)]
+EnvName = Annotated[str, AfterValidator(_env_name)]
 
 
 class Model(BaseModel):
@@ -35,7 +52,7 @@ class LocalService(Model):
     port: int | None = Field(default=None, ge=1, le=65535)
     """A fixed port on 127.0.0.1; by default a free one is picked at `stack up`."""
 
-    env: dict[str, EnvValue] = {}
+    env: dict[EnvName, EnvValue] = {}
     """Environment the service boots with (its own settings: rates, limits, passwords)."""
 
 
@@ -50,6 +67,12 @@ class LocalTargetConfig(Model):
 
     startup_timeout_s: float = Field(default=20.0, gt=0, le=600)
     """How long `stack up` waits for each service to become healthy."""
+
+    log_max_bytes: int = Field(default=1024 * 1024, ge=4096, le=1024**3)
+    """A service's log under `.pagerdrill/logs/` is rotated past this size."""
+
+    log_backups: int = Field(default=3, ge=1, le=100)
+    """How many rotated logs of each service are kept (`api.log.1` the newest)."""
 
     services: dict[str, LocalService] = {}
 

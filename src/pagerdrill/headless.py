@@ -45,11 +45,16 @@ Evidence = Literal["logs", "error-spans", "runbook-search", "runbook-open", "url
 assert set(Evidence.__args__) == set(EVIDENCE)  # type: ignore[attr-defined]
 
 
+MAX_SCRIPT_S = 24 * 3600.0
+"""No scripted action waits longer than a day (a drill ends long before)."""
+
+
 class ScriptAction(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    at: float | None = Field(default=None, ge=0)
-    after: float | None = Field(default=None, ge=0)
+    # a finite time within a day: `1e999` reads as infinity and would never come
+    at: float | None = Field(default=None, ge=0, le=MAX_SCRIPT_S, allow_inf_nan=False)
+    after: float | None = Field(default=None, ge=0, le=MAX_SCRIPT_S, allow_inf_nan=False)
     wait: Literal["recovered"] | None = None
     do: Verb | None = None
     step: str | None = None

@@ -196,6 +196,113 @@ def _envelope_ok(event: dict) -> bool:
     return all(event.get(key) is None or isinstance(event[key], dict) for key in _MAPPING)
 
 
+class _Number:
+    """A number that is not a bool (JSON has no other kind of number)."""
+
+
+# The nested fields readers rely on, by event type: a type, a mapping of keys to
+# shapes (`"*"`: every value), or a one-item list (every item). A hand-edited value of
+# another kind is left out, and the line reported, so every reader can trust what it
+# gets and the journal is still read as far as it is valid.
+_SHAPES: dict[str, dict[str, Any]] = {
+    "drill.started": {
+        "scenario": {
+            "name": str,
+            "title": str,
+            "severity": str,
+            "symptom": str,
+            "text": str,
+            "params": dict,
+        },
+        "checklist": {
+            "steps": [{"id": str, "title": str, "target_s": _Number}],
+            "hypothesis_target_s": _Number,
+        },
+        "alerts": [{"name": str, "expr": str, "summary": str}],
+        "recovery": {"all": [str]},
+    },
+    "fault.undo": {"params": {"env_from_binding": dict, "env": dict}},
+    "mitigation": {"detail": {"values": dict}},
+    "probe.sample": {"values": {"*": dict}},
+    "drill.closed": {"revert_failed": list},
+    "drill.aborted": {"revert_failed": list},
+    "recovery.verified": {"criteria": [str]},
+}
+_KIND_NAMES: dict[type, str] = {str: "text", dict: "a mapping", list: "a list", _Number: "a number"}
+
+
+def _kind_of(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return "a number"
+    if value is None:
+        return "null"
+    return _KIND_NAMES.get(type(value), type(value).__name__)
+
+
+def _fits(value: Any, shape: Any) -> bool:
+    if shape is _Number:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if isinstance(shape, dict):
+        return isinstance(value, dict)
+    if isinstance(shape, list):
+        return isinstance(value, list)
+    return isinstance(value, shape)
+
+
+def _expected(shape: Any) -> str:
+    if isinstance(shape, dict):
+        return "a mapping"
+    if isinstance(shape, list):
+        return "a list"
+    return _KIND_NAMES[shape]
+
+
+def _prune(value: Any, shape: Any, where: str, problems: list[str]) -> Any:
+    """`value` with every part that is not of its shape left out (a problem each)."""
+    if isinstance(shape, dict):
+        out = dict(value)
+        for key in list(out):
+            inner = shape.get(key, shape.get("*"))
+            if inner is None:
+                continue
+            if out[key] is None:  # the same as absent to every reader
+                del out[key]
+                continue
+            if not _fits(out[key], inner):
+                problems.append(
+                    f"{where}.{key} is {_kind_of(out[key])}, expected {_expected(inner)}"
+                )
+                del out[key]
+            elif isinstance(inner, dict | list):
+                out[key] = _prune(out[key], inner, f"{where}.{key}", problems)
+        return out
+    if isinstance(shape, list):
+        items = []
+        for i, item in enumerate(value):
+            if not _fits(item, shape[0]):
+                problems.append(f"{where}[{i}] is {_kind_of(item)}, expected {_expected(shape[0])}")
+            elif isinstance(shape[0], dict | list):
+                items.append(_prune(item, shape[0], f"{where}[{i}]", problems))
+            else:
+                items.append(item)
+        return items
+    return value
+
+
+def _checked_contents(event: dict) -> tuple[dict, str | None]:
+    """The event with nested fields of the wrong kind left out, and what was left out."""
+    shape = _SHAPES.get(event["type"])
+    if shape is None:
+        return event, None
+    problems: list[str] = []
+    event = _prune(event, shape, event["type"], problems)
+    if not problems:
+        return event, None
+    return event, "; ".join(problems) + " (left out)"
+
+
 def _is_sample(line: bytes) -> bool:
     return line.endswith(b"}") and _SAMPLE in line[:200]
 
@@ -252,6 +359,9 @@ def read_journal(path: Path, *, samples: bool | int = True) -> JournalRead:
                 (number, f"schema version {version!r}; this pagerdrill reads {SCHEMA_VERSION}")
             )
             continue
+        event, left_out = _checked_contents(event)
+        if left_out:
+            out.problems.append((number, left_out))
         if version < SCHEMA_VERSION and not older:
             older = True  # read as far as it goes, and say so once
             out.problems.append(

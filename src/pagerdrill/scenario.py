@@ -25,7 +25,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from pagerdrill.config import EnvValue
+from pagerdrill.config import EnvName, EnvValue
 from pagerdrill.dashboard import PANES, STACK, STANDARD_REFS
 from pagerdrill.errors import BadInputError, ConfigError
 from pagerdrill.expr import PRIMARY, Expr, ExprError
@@ -191,7 +191,7 @@ class Mitigation(Model):
     role: Ident | None = None
     fault: Slug | None = None
     """revert-fault: which fault."""
-    env: dict[str, EnvValue] = {}
+    env: dict[EnvName, EnvValue] = {}
     """set-env: variables to set."""
     variable: str = "BLOCKED_SOURCES"
     """block-source: the variable holding the comma-separated block list."""

@@ -136,13 +136,14 @@ def summarize(read: JournalRead) -> dict[str, Any]:
             continue
         e = done.get(s["id"])
         at = _sec(e.get("drill_s")) if e else None
+        target = _sec(s["target_s"]) or 0.0
         steps.append(
             {
                 "id": s["id"],
                 "title": s["title"],
-                "target_s": _sec(s["target_s"]) or 0.0,
+                "target_s": target,
                 "done_s": at,
-                "met": at is not None and at <= s["target_s"],
+                "met": at is not None and at <= target,
                 "choice": e.get("choice_text") or e.get("choice") if e else None,
                 "reason": e.get("reason") if e else None,
             }

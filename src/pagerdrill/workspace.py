@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 import getpass
+import math
 import os
 import shutil
 import subprocess
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from pagerdrill.config import WorkspaceConfig
 from pagerdrill.errors import BadInputError, ConfigError, WorkspaceNotFound
-from pagerdrill.targets.reference import SERVICE_NAMES
+from pagerdrill.targets.reference import NUMBER_SETTINGS, RESERVED_ENV, ROLE_NAMES, SERVICE_NAMES
 from pagerdrill.yamlfile import LineMap, load_yaml, validate
 
 CONFIG_NAME = "pagerdrill.yaml"
@@ -99,6 +100,37 @@ def _consistency_problems(data: dict, lines: LineMap) -> list[tuple[int | None, 
     for name in services:
         if isinstance(name, str) and name not in SERVICE_NAMES:
             unknown_service(("local", "services", name), name, f"local.services.{name}")
+    for name, svc in services.items():
+        env = _mapping(_mapping(svc).get("env"))
+        for key, value in env.items():
+            loc = ("local", "services", name, "env", key)
+            where = f"local.services.{name}.env.{key}"
+            if key in RESERVED_ENV:
+                problems.append(
+                    (lines.line_of(loc), f"{where}: pagerdrill sets {key} itself to find the "
+                     "service; it cannot be set here")
+                )  # fmt: skip
+            setting = NUMBER_SETTINGS.get(str(name), {}).get(str(key))
+            if setting is not None:
+                wrong = _number_problem(value, setting)
+                if wrong:
+                    problems.append((lines.line_of(loc), f"{where}: {wrong}"))
+    for role in _mapping(data.get("roles")):
+        if role not in ROLE_NAMES:
+            hint = difflib.get_close_matches(str(role), ROLE_NAMES, n=1)
+            message = f"roles.{role}: unknown role; the scenarios' roles are " + ", ".join(
+                ROLE_NAMES
+            )
+            if hint:
+                message += f" (did you mean '{hint[0]}'?)"
+            problems.append((lines.line_of(("roles", role)), message))
+    redis_server = _mapping(data.get("local")).get("redis_server")
+    if isinstance(redis_server, str) and redis_server:
+        wrong = _not_a_redis_server(redis_server)
+        if wrong:
+            problems.append(
+                (lines.line_of(("local", "redis_server")), f"local.redis_server: {wrong}")
+            )
     target = data.get("target", "local")
     if target == "local":
         for role, binding in _mapping(data.get("roles")).items():
@@ -123,6 +155,57 @@ def _consistency_problems(data: dict, lines: LineMap) -> list[tuple[int | None, 
             )
         ports[port] = name
     return problems
+
+
+def _number_problem(value: object, setting) -> str | None:
+    """What is wrong with a numeric service setting, or None."""
+    kind = "a whole number" if setting.integer else "a number"
+    limits = f" >= {setting.minimum:g}"
+    if setting.maximum is not None:
+        limits += f" and <= {setting.maximum:g}"
+    expected = f"expected {kind}{limits}"
+    if isinstance(value, bool):
+        return f"{value!r}: {expected}"
+    try:
+        number = float(value) if isinstance(value, int | float | str) else None
+    except ValueError:
+        number = None
+    if number is None or not math.isfinite(number):
+        return f"{value!r}: {expected}"
+    if setting.integer and not number.is_integer():
+        return f"{value!r}: {expected}"
+    if number < setting.minimum or (setting.maximum is not None and number > setting.maximum):
+        return f"{value!r}: {expected}"
+    return None
+
+
+def _not_a_redis_server(configured: str) -> str | None:
+    """Why `configured` is not a Redis server binary, or None. It must run and say so:
+    a wrong binary would otherwise only show when `stack up` waits for it in vain."""
+    candidate = Path(configured).expanduser()
+    if not (candidate.is_file() and os.access(candidate, os.X_OK)):
+        return f"{candidate} is not an executable file; expected the path of redis-server"
+    try:
+        done = subprocess.run(
+            [str(candidate), "--version"],
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=10,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"{candidate} --version did not answer ({exc}); expected a redis-server"
+    if "redis server" not in done.stdout.lower():
+        first = (done.stdout or done.stderr).strip().splitlines()[:1]
+        said = (
+            f"it said {first[0][:80]!r}"
+            if first
+            else f"it said nothing (exit code {done.returncode})"
+        )
+        return f"{candidate} is not a redis-server: asked for --version, {said}"
+    return None
 
 
 def open_workspace(explicit: Path | str | None = None) -> Workspace:
@@ -154,6 +237,27 @@ TEMPLATE_FILES = (
 )
 
 
+# compose/wheels/ is a local build input (gitignored), never template
+_NOT_TEMPLATE = ("__pycache__", "wheels")
+
+
+def _template_files(src: Path, skip: tuple[Path, ...]) -> list[Path]:
+    """The template's files (relative to `src`), none of them under a `skip` folder."""
+    out: list[Path] = []
+    for rel in TEMPLATE_FILES:
+        source = src / rel
+        if not source.is_dir():
+            out.append(Path(rel))
+            continue
+        for folder, dirs, names in os.walk(source):
+            here = Path(folder)
+            dirs[:] = sorted(
+                d for d in dirs if d not in _NOT_TEMPLATE and (here / d).resolve() not in skip
+            )
+            out += [(here / n).relative_to(src) for n in sorted(names) if not n.endswith(".pyc")]
+    return out
+
+
 def init_workspace(dest: Path) -> list[Path]:
     """Scaffold a workspace at `dest`. Refuses to overwrite an existing one; writes into a
     sibling temporary folder first so a failure leaves nothing half-made."""
@@ -168,21 +272,17 @@ def init_workspace(dest: Path) -> list[Path]:
     src = _template_root()
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = dest.parent / f".{dest.name}.pagerdrill-init-{os.getpid()}"
+    # The new workspace may lie inside the template (`init scenarios/x` in a source
+    # checkout, whose top level is the template): the files to copy are listed before
+    # anything is written, without the destination, so the copy never copies itself.
+    files = _template_files(src, skip=(dest, staging))
     shutil.rmtree(staging, ignore_errors=True)
     try:
         staging.mkdir()
-        for rel in TEMPLATE_FILES:
-            source, target = src / rel, staging / rel
+        for rel in files:
+            target = staging / rel
             target.parent.mkdir(parents=True, exist_ok=True)
-            if source.is_dir():
-                # compose/wheels/ is a local build input (gitignored), never template
-                shutil.copytree(
-                    source,
-                    target,
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "wheels"),
-                )
-            else:
-                shutil.copy2(source, target)
+            shutil.copy2(src / rel, target)
         ignore = src / "workspace.gitignore"
         ignore = ignore if ignore.is_file() else src / ".gitignore"
         existing = dest / ".gitignore"

@@ -76,13 +76,31 @@ def _walk(
 
 
 def read_text(path: Path) -> str:
-    """A file's text (UTF-8), or a ConfigError naming it."""
+    """A file's text (UTF-8), or a ConfigError naming it (and, for bytes that are not
+    UTF-8, the line and column where they are)."""
     try:
-        return path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(path, [(None, "file not found")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(path, [(None, f"cannot read: {exc}")]) from None
+    except OSError as exc:
+        raise ConfigError(path, [(None, f"cannot read: {exc.strerror or exc}")]) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        line_start = data.rfind(b"\n", 0, exc.start) + 1
+        # the column counts characters, as an editor shows them
+        column = len(data[line_start : exc.start].decode("utf-8", errors="replace")) + 1
+        byte = data[exc.start]
+        raise ConfigError(
+            path,
+            [
+                (
+                    line,
+                    f"column {column}: not UTF-8 text (byte 0x{byte:02x}); save the file as UTF-8",
+                )
+            ],
+        ) from None
 
 
 def load_yaml(path: Path) -> tuple[Any, LineMap]:
@@ -90,23 +108,106 @@ def load_yaml(path: Path) -> tuple[Any, LineMap]:
     return parse_yaml(read_text(path), path)
 
 
+MAX_EXPANDED_NODES = 100_000
+"""More values than this once aliases are expanded is refused: an alias bomb (each
+level repeating the one before) grows without bound, and every reader of the data
+(parameter substitution, validation) would walk the expansion."""
+
+
+class _Loader(yaml.SafeLoader):
+    """The safe loader, counting what aliases expand to while the document is composed,
+    before anything is constructed from it."""
+
+    def __init__(self, text: str):
+        super().__init__(text)
+        self._sizes: dict[int, int] = {}
+        self._last_alias: yaml.Mark | None = None
+
+    def compose_node(self, parent, index):
+        is_alias = self.check_event(yaml.AliasEvent)
+        if is_alias:
+            self._last_alias = self.peek_event().start_mark
+        node = super().compose_node(parent, index)
+        if is_alias or id(node) in self._sizes:
+            return node
+        size = 1
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                size += self._sizes.get(id(key), 1) + self._sizes.get(id(value), 1)
+        elif isinstance(node, yaml.SequenceNode):
+            size += sum(self._sizes.get(id(item), 1) for item in node.value)
+        self._sizes[id(node)] = size
+        if size > MAX_EXPANDED_NODES:
+            mark = self._last_alias or node.start_mark
+            raise _AliasBomb(mark)
+        return node
+
+
+class _AliasBomb(Exception):
+    def __init__(self, mark: yaml.Mark):
+        self.mark = mark
+
+
+def _yaml_problem(exc: yaml.MarkedYAMLError, text: str) -> tuple[int | None, str]:
+    """The line of a syntax error: where the parser found it, except when it only found
+    it at the end of the file (a quote or bracket never closed): then where the thing
+    that is never closed starts."""
+    mark = exc.problem_mark or exc.context_mark
+    at_end = exc.problem_mark is not None and (
+        exc.problem_mark.index >= len(text.rstrip()) or "end of stream" in (exc.problem or "")
+    )
+    if at_end and exc.context_mark is not None:
+        mark = exc.context_mark
+    line = mark.line + 1 if mark else None
+    if mark is not None and mark is exc.context_mark and exc.problem_mark is not None:
+        where = f"column {mark.column + 1}"
+        if "quoted scalar" in (exc.context or ""):
+            return line, (
+                f"not valid YAML: a quoted string starts here ({where}) and is never closed; "
+                "expected its closing quote"
+            )
+        return line, (
+            f"not valid YAML: {exc.context}, {exc.problem}: what starts here ({where}) "
+            "is never closed"
+        )
+    what = " ".join(part for part in (exc.context, exc.problem) if part)
+    return line, f"not valid YAML: {what}"
+
+
 def parse_yaml(text: str, path: Path) -> tuple[Any, LineMap]:
     loader = None
     try:
-        loader = yaml.SafeLoader(text)
+        loader = _Loader(text)
         node = loader.get_single_node()
         if node is None:
             return None, LineMap()
         data = loader.construct_document(node)
+    except _AliasBomb as exc:
+        raise ConfigError(
+            path,
+            [
+                (
+                    exc.mark.line + 1,
+                    f"aliases expand this document to more than {MAX_EXPANDED_NODES:,} values "
+                    "(an alias repeating an alias, level upon level); expected a document "
+                    "that stays small when its aliases are expanded",
+                )
+            ],
+        ) from None
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        what = " ".join(part for part in (exc.context, exc.problem) if part)
-        raise ConfigError(path, [(line, f"not valid YAML: {what}")]) from None
+        raise ConfigError(path, [_yaml_problem(exc, text)]) from None
     except yaml.reader.ReaderError as exc:
         line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
         raise ConfigError(
-            path, [(line, f"not valid YAML: character #x{exc.character:04x} is not allowed")]
+            path,
+            [
+                (
+                    line,
+                    f"column {column}: not valid YAML: character #x{exc.character:04x} "
+                    "is not allowed",
+                )
+            ],
         ) from None
     except yaml.YAMLError as exc:
         raise ConfigError(path, [(None, f"not valid YAML: {exc}")]) from None

@@ -48,6 +48,58 @@ def new_trace_id() -> str:
     return secrets.token_hex(16)
 
 
+def rotated_name(path: str, n: int) -> str:
+    """The n-th older file of a rotated log (`api.log.1` is the newest of them)."""
+    return f"{path}.{n}"
+
+
+class _Rotation:
+    """Size-based rotation of the log file the supervisor opened as this process's
+    stdout and stderr (LOG_FILE): past LOG_MAX_BYTES it becomes LOG_FILE.1 (older ones
+    move up, LOG_BACKUPS are kept) and a new LOG_FILE takes over both descriptors, so
+    tracebacks land in the current file too. A log that is not rotated fills the disk
+    of a stack left running."""
+
+    def __init__(self) -> None:
+        self.path = os.environ.get("LOG_FILE") or None
+        try:
+            self.max_bytes = int(os.environ.get("LOG_MAX_BYTES") or 1024 * 1024)
+            self.backups = int(os.environ.get("LOG_BACKUPS") or 3)
+        except ValueError:
+            self.path = None
+        if self.max_bytes <= 0:
+            self.path = None
+
+    def after_write(self) -> None:
+        if self.path is None:
+            return
+        try:
+            current = os.fstat(sys.stdout.fileno())
+            if current.st_size < self.max_bytes:
+                return
+            named = os.stat(self.path)
+            if (named.st_ino, named.st_dev) != (current.st_ino, current.st_dev):
+                return  # stdout is not (or no longer) that file: not ours to rotate
+            for n in range(self.backups - 1, 0, -1):
+                if os.path.exists(rotated_name(self.path, n)):
+                    os.replace(rotated_name(self.path, n), rotated_name(self.path, n + 1))
+            if self.backups > 0:
+                os.replace(self.path, rotated_name(self.path, 1))
+            else:
+                os.unlink(self.path)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except (OSError, ValueError):
+            return  # logging must never take the service down
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
+
+
+_ROTATION = _Rotation()
+
+
 class JsonLog:
     """One JSON object per line on stdout: timestamp, level, service, trace_id, message."""
 
@@ -65,6 +117,7 @@ class JsonLog:
         record.update(fields)
         sys.stdout.write(json.dumps(record, default=str) + "\n")
         sys.stdout.flush()
+        _ROTATION.after_write()
 
     def info(self, message: str, trace_id: str | None = None, **fields: Any) -> None:
         self._write("info", message, trace_id, fields)

@@ -4,6 +4,7 @@ of a `Timeline`; the timeline is already redacted."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -300,7 +301,26 @@ def slack_text(tl: Timeline) -> str:
 
 
 def write_export(path: Path, text: str) -> None:
-    """Atomically: an export is whole or not there."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    """Atomically: an export is whole or not there, and a write that fails leaves no
+    temporary file behind. The target is checked before anything is written, so a
+    folder or a missing folder is a one-line error, not a half-made file elsewhere."""
+    from pagerdrill.errors import BadInputError
+
+    target = Path(os.path.abspath(path))
+    folder = target.parent
+    if target.is_dir():
+        raise BadInputError(
+            f"-o {path}: is a folder; expected a file name (e.g. {path}/drill.html)"
+        )
+    if not folder.is_dir():
+        missing = "does not exist" if not folder.exists() else "is not a folder"
+        raise BadInputError(f"-o {path}: the folder {folder} {missing}")
+    tmp = folder / f".{target.name}.{os.getpid()}.tmp"
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise BadInputError(f"-o {path}: cannot write it: {exc.strerror or exc}") from None
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)

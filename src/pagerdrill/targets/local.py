@@ -42,6 +42,7 @@ from pagerdrill.targets.reference import (
     DEFAULT_ADMIN_PASSWORD,
     QUEUE_NAME,
     REFERENCE_SERVICES,
+    RESERVED_ENV,
     SERVICE_NAMES,
     ServiceSpec,
     spec,
@@ -118,11 +119,23 @@ def _free_port(taken: set[int]) -> int:
 # Only these pass from the caller's environment to a service: a setting the workspace
 # does not make must not leak in from whoever ran `stack up`.
 PASSED_ENV = ("PATH", "HOME", "LANG", "TZ", "TMPDIR", "PYTHONPATH")  # and every LC_*
-# What the target itself decides for a service; an override would make it lose track.
-RESERVED_ENV = frozenset({"PORT", "HOST", "SERVICE_NAME"})
 
 
 def _tail(path: Path, lines: int) -> list[str]:
+    """The last `lines` lines of a service's log, read from its end, and from the newest
+    rotated files (`api.log.1` ...) when the current one has fewer."""
+    out = _tail_file(path, lines)
+    n = 1
+    while len(out) < lines:
+        older = path.with_name(f"{path.name}.{n}")
+        if not older.exists():
+            break
+        out = _tail_file(older, lines - len(out)) + out
+        n += 1
+    return out
+
+
+def _tail_file(path: Path, lines: int) -> list[str]:
     """The last `lines` lines of a file, read from its end."""
     if lines <= 0:
         return []
@@ -266,6 +279,12 @@ class LocalTarget:
         env: dict[str, str] = {"SERVICE_NAME": service}
         if service == "redis-cache":
             return env | dict(configured.env if configured else {})
+        # the services rotate the log file they are given as stdout (Redis does not)
+        env |= {
+            "LOG_FILE": str(self.log_path(service)),
+            "LOG_MAX_BYTES": str(self.config.log_max_bytes),
+            "LOG_BACKUPS": str(self.config.log_backups),
+        }
         env |= {
             "HOST": LOOPBACK,
             "PORT": str(self._port(state, service)),
@@ -464,9 +483,14 @@ class LocalTarget:
         services: Sequence[str],
         progress: Progress | None,
         t0: float,
+        *,
+        kept_on_failure: bool = True,
     ) -> None:
         """Start `services` in dependency order, each once its dependencies are healthy,
-        and wait until all are healthy. Raises StackError naming the first that fails."""
+        and wait until all are healthy. Raises StackError naming the first that fails.
+        `kept_on_failure` says whether the caller leaves a service that never became
+        healthy running (a single start) or stops it (`stack up` leaves nothing half-up),
+        so that the error tells which."""
         wanted = list(services)
         healthy: set[str] = {name for name in SERVICE_NAMES if name not in wanted}
         self._check_dependencies(state, wanted)
@@ -499,11 +523,17 @@ class LocalTarget:
                 elif time.monotonic() - since > timeout:
                     _emit(progress, name, "failed", t0)
                     last = self._last_health.get(name, "no answer")
+                    if kept_on_failure:
+                        after = (
+                            f"Its process (pid {entry['pid']}) is left running for you to "
+                            f"inspect; `pagerdrill stack stop {name}` stops it"
+                        )
+                    else:
+                        after = "It was stopped, with everything this `stack up` started"
                     raise StackError(
                         name,
                         f"did not become healthy within {timeout:g} s; last health check: "
-                        f"{last}. Its process (pid {entry['pid']}) is left running for you "
-                        f"to inspect; `pagerdrill stack stop {name}` stops it",
+                        f"{last}. {after}",
                         _tail(self.log_path(name), LOG_TAIL),
                     )
             if all(name in healthy for name in wanted):
@@ -540,7 +570,7 @@ class LocalTarget:
                 if name not in to_start:
                     _emit(progress, name, "running", t0)
             try:
-                self._wait_healthy(state, to_start, progress, t0)
+                self._wait_healthy(state, to_start, progress, t0, kept_on_failure=False)
             except BaseException:
                 # leave nothing half-up: stop what this call started
                 for name in reversed(to_start):
@@ -695,26 +725,44 @@ class LocalTarget:
         self._spec(service)
         path = self.log_path(service)
         yield from _tail(path, tail)
-        position = path.stat().st_size if path.exists() else 0
+        # follow the name, not the file: when the service rotates its log, the rest of
+        # the old file is read to its end, then the new one from its start
+        fh = None
+        try:
+            fh = path.open("rb")
+            fh.seek(0, os.SEEK_END)
+        except FileNotFoundError:
+            pass
         pending = b""
-        while True:
-            try:
-                size = path.stat().st_size
-            except FileNotFoundError:
-                size = 0
-            if size < position:  # truncated or replaced: read it from the start
-                position = 0
-            if size > position:
-                with path.open("rb") as fh:
-                    fh.seek(position)
-                    chunk = fh.read(size - position)
-                position += len(chunk)
-                pending += chunk
-                *complete, pending = pending.split(b"\n")
-                for line in complete:
-                    yield line.decode("utf-8", errors="replace")
-            else:
+        try:
+            while True:
+                chunk = fh.read() if fh is not None else b""
+                if chunk:
+                    pending += chunk
+                    *complete, pending = pending.split(b"\n")
+                    for line in complete:
+                        yield line.decode("utf-8", errors="replace")
+                    continue
+                try:
+                    named = path.stat()
+                except FileNotFoundError:
+                    named = None
+                current = os.fstat(fh.fileno()) if fh is not None else None
+                if named is not None and (
+                    current is None
+                    or (named.st_ino, named.st_dev) != (current.st_ino, current.st_dev)
+                    or named.st_size < fh.tell()  # type: ignore[union-attr]
+                ):
+                    if fh is not None:
+                        # what the service wrote to the old file before it rotated
+                        pending += fh.read()
+                        fh.close()
+                    fh = path.open("rb")  # rotated, replaced or truncated: from its start
+                    continue
                 time.sleep(0.1)
+        finally:
+            if fh is not None:
+                fh.close()
 
 
 def _emit(progress: Progress | None, service: str, phase: str, t0: float) -> None:

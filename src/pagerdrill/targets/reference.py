@@ -57,6 +57,49 @@ REFERENCE_SERVICES: tuple[ServiceSpec, ...] = (
 
 SERVICE_NAMES: tuple[str, ...] = tuple(s.name for s in REFERENCE_SERVICES)
 
+# What the target itself sets for a service (where it listens, its name, where it
+# logs): a workspace setting or a restart override would make the target lose track
+# of the service, so both are refused.
+RESERVED_ENV = frozenset(
+    {"PORT", "HOST", "SERVICE_NAME", "LOG_FILE", "LOG_MAX_BYTES", "LOG_BACKUPS"}
+)
+
+
+@dataclass(frozen=True)
+class NumberSetting:
+    """A service setting that must be a number (the service refuses anything else at
+    boot, after `stack up` has waited for it): checked when pagerdrill.yaml is read."""
+
+    minimum: float = 0.0
+    maximum: float | None = None
+    integer: bool = False
+
+
+# Each refstack module's docstring lists its settings; these are the numeric ones.
+NUMBER_SETTINGS: dict[str, dict[str, NumberSetting]] = {
+    "api": {
+        "CACHE_TTL_S": NumberSetting(minimum=1, integer=True),
+        "SLOW_PATH_MS": NumberSetting(),
+        "WORKER_CONCURRENCY": NumberSetting(minimum=1, integer=True),
+        "JOB_WORK_MS": NumberSetting(),
+    },
+    "rt": {
+        "HANDSHAKE_LIMIT": NumberSetting(integer=True),
+        "HANDSHAKE_WINDOW_S": NumberSetting(minimum=0.001),
+    },
+    "game": {
+        "GAME_RATE": NumberSetting(),
+        "ADD_TIMEOUT_S": NumberSetting(minimum=0.1),
+        "DELAYED_SHARE": NumberSetting(maximum=1),
+        "DELAYED_S": NumberSetting(),
+    },
+    "traffic": {
+        "TRAFFIC_RATE": NumberSetting(),
+        "TRAFFIC_SOCKETS": NumberSetting(integer=True),
+        "TRAFFIC_WINDOW_S": NumberSetting(minimum=1),
+    },
+}
+
 
 def spec(name: str) -> ServiceSpec:
     for s in REFERENCE_SERVICES:
@@ -75,3 +118,5 @@ REFERENCE_ROLES: dict[str, dict[str, str]] = {
     "producer": {"service": "game"},
     "traffic": {"service": "traffic"},
 }
+ROLE_NAMES: tuple[str, ...] = tuple(REFERENCE_ROLES)
+"""The roles scenarios speak of; `roles:` in pagerdrill.yaml binds only these."""
