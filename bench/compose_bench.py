@@ -51,7 +51,7 @@ from composing import (  # noqa: E402
     write_compose_workspace,
 )
 from helpers import write_workspace  # noqa: E402
-from pagerdrill.engine import role_bindings  # noqa: E402
+from pagerdrill.drill.engine import role_bindings  # noqa: E402
 from pagerdrill.faults import FaultContext  # noqa: E402
 from pagerdrill.faults.builtin import (  # noqa: E402
     RedisCommand,
@@ -61,9 +61,9 @@ from pagerdrill.faults.builtin import (  # noqa: E402
     StopService,
     restore_env,
 )
-from pagerdrill.roles import RoleResolver  # noqa: E402
 from pagerdrill.targets.compose import ComposeTarget, _published, compose_cli  # noqa: E402
 from pagerdrill.targets.local import LocalTarget  # noqa: E402
+from pagerdrill.targets.roles import RoleResolver  # noqa: E402
 from pagerdrill.workspace import load_workspace  # noqa: E402
 
 BUDGET_OVERHEAD = 0.10

@@ -37,15 +37,15 @@ from pathlib import Path
 
 import redis
 
-from pagerdrill.engine import role_bindings
-from pagerdrill.expr import PRIMARY
+from pagerdrill.drill.engine import role_bindings
 from pagerdrill.faults import FaultContext
 from pagerdrill.faults.builtin import RedisCommand, RedisCommandParams, StopService
 from pagerdrill.journal import JournalWriter
-from pagerdrill.probes import ProbeSet, make_probe
-from pagerdrill.roles import RoleResolver
-from pagerdrill.scenario import load_scenario
+from pagerdrill.scenarios.model import load_scenario
+from pagerdrill.signals.expressions import PRIMARY
+from pagerdrill.signals.probes import ProbeSet, make_probe
 from pagerdrill.targets.local import LocalTarget
+from pagerdrill.targets.roles import RoleResolver
 from pagerdrill.workspace import load_workspace
 
 REPO = Path(__file__).resolve().parents[1]

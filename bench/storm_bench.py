@@ -47,7 +47,7 @@ SAMPLE_EVERY_S = 0.01
 
 OUR_CHILD = """
 import json, sys, time
-from pagerdrill.storm import run_storm
+from pagerdrill.faults.storm import run_storm
 started_at = time.time()
 result = run_storm(sys.argv[1], int(sys.argv[2]), concurrency=int(sys.argv[3]), deadline_s=120)
 print(json.dumps({"started_at": started_at, **result.to_json()}))

@@ -106,7 +106,7 @@ def child(args: argparse.Namespace) -> int:
     )
     from textual.widgets import Log
 
-    from pagerdrill.engine import Action
+    from pagerdrill.drill.engine import Action
     from pagerdrill.tui.app import make_app
 
     ctl_in = os.fdopen(args.ctl_in, "r")

@@ -17,7 +17,7 @@ import pytest
 
 from helpers import REPO, write_workspace
 from pagerdrill.errors import ConfigError
-from pagerdrill.yamlfile import load_yaml
+from pagerdrill.workspace.yamlfile import load_yaml
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 BAD_INPUT = FIXTURES / "bad_input"

@@ -303,8 +303,8 @@ def test_compose_scenarios_check_without_an_engine_says_what_only_the_stack_can_
 
 
 def test_compose_scenarios_check_on_the_local_workspace_runs_everything(tmp_path):
-    from pagerdrill.engine import role_bindings
-    from pagerdrill.rolecheck import check_workspace
+    from pagerdrill.drill.engine import role_bindings
+    from pagerdrill.scenarios.check import check_workspace
 
     ws = load_workspace(REPO)
     results = check_workspace(REPO, role_bindings(ws), None, target_gives_addresses=True)

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 
 from helpers import write_workspace
-from pagerdrill.checklist import load_checklist
-from pagerdrill.engine import Action, DrillEngine, Phase
+from pagerdrill.drill.checklist import load_checklist
+from pagerdrill.drill.engine import Action, DrillEngine, Phase
+from pagerdrill.drill.recover import recover
 from pagerdrill.errors import StackError
 from pagerdrill.journal import read_journal
-from pagerdrill.recover import recover
-from pagerdrill.scenario import parse_scenario
-from pagerdrill.summary import exit_code, summarize
+from pagerdrill.journal.summary import exit_code, summarize
+from pagerdrill.scenarios.model import parse_scenario
 from pagerdrill.targets.base import ServiceStatus
 from pagerdrill.workspace import load_workspace
 
@@ -196,7 +196,7 @@ def test_a_paused_drill_still_ends_at_twice_its_limit(tmp_path):
 
 @pytest.mark.parametrize("verb", ["ack", "note", "hypothesis"])
 def test_engineer_actions_before_the_page_are_refused(tmp_path, verb):
-    from pagerdrill.engine import ActionRefused
+    from pagerdrill.drill.engine import ActionRefused
 
     engine, _, _, _ = make(tmp_path)
     with pytest.raises(ActionRefused, match="nothing has paged"):

@@ -16,9 +16,8 @@ import jsonschema
 import pytest
 
 from helpers import REPO, write_workspace
-from pagerdrill.config import WorkspaceConfig
 from pagerdrill.journal import read_journal
-from pagerdrill.redact import Redactor
+from pagerdrill.journal.redact import Redactor
 from pagerdrill.reports.drills import list_drills, review
 from pagerdrill.reports.html import render_html
 from pagerdrill.reports.text import (
@@ -33,6 +32,7 @@ from pagerdrill.reports.text import (
 )
 from pagerdrill.reports.timeline import build, load
 from pagerdrill.timefmt import clock, mmss
+from pagerdrill.workspace.config import WorkspaceConfig
 
 JOURNALS = REPO / "tests" / "fixtures" / "journals"
 GOLDEN = REPO / "tests" / "fixtures" / "golden"

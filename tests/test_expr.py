@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from pagerdrill.expr import MISSING, ExprError, parse
+from pagerdrill.signals.expressions import MISSING, ExprError, parse
 
 
 def samples(**probes: object) -> dict[str, dict[str, object]]:

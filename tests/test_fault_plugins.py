@@ -6,7 +6,7 @@ import pytest
 
 import pagerdrill.faults as faults
 from pagerdrill.errors import BadInputError, ConfigError
-from pagerdrill.scenario import parse_scenario
+from pagerdrill.scenarios.model import parse_scenario
 
 PLUGIN = """
 from pagerdrill.faults import Fault, FaultParams

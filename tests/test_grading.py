@@ -16,17 +16,22 @@ import pytest
 
 from drilling import FAST, cli, scenario
 from helpers import REPO, write_workspace
-from pagerdrill.checklist import load_checklist
-from pagerdrill.engine import Action, DrillEngine
+from pagerdrill.drill.checklist import load_checklist
+from pagerdrill.drill.engine import Action, DrillEngine
+from pagerdrill.drill.runner import ScriptAction, autopilot, check_script
 from pagerdrill.errors import BadInputError, ConfigError
-from pagerdrill.headless import ScriptAction, autopilot, check_script
 from pagerdrill.journal import read_journal
+from pagerdrill.journal.summary import summarize
 from pagerdrill.reports.drills import list_drills, review
 from pagerdrill.reports.html import render_html
 from pagerdrill.reports.text import markdown, slack_text, to_json
 from pagerdrill.reports.timeline import load_redacted
-from pagerdrill.scenario import grade_hypothesis, load_scenario, parse_scenario, shown_choices
-from pagerdrill.summary import summarize
+from pagerdrill.scenarios.model import (
+    grade_hypothesis,
+    load_scenario,
+    parse_scenario,
+    shown_choices,
+)
 from pagerdrill.workspace import load_workspace
 from test_engine_logic import Clock, StandIn, advance
 

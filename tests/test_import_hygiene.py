@@ -12,7 +12,7 @@ import pytest
 import pagerdrill
 
 UI_MODULES = ("textual", "typer", "rich")
-UI_LAYERS = ("pagerdrill.cli", "pagerdrill.commands", "pagerdrill.tui", "pagerdrill.__main__")
+UI_LAYERS = ("pagerdrill.cli", "pagerdrill.tui", "pagerdrill.__main__")
 
 
 def core_modules() -> list[str]:
@@ -28,14 +28,14 @@ def test_there_are_core_modules_to_check():
         "pagerdrill.workspace",
         "pagerdrill.targets.local",
         "pagerdrill.refstack.api",
-        "pagerdrill.engine",
+        "pagerdrill.drill.engine",
         "pagerdrill.journal",
-        "pagerdrill.scenario",
+        "pagerdrill.scenarios.model",
         "pagerdrill.faults.builtin",
-        "pagerdrill.probes",
-        "pagerdrill.recover",
-        "pagerdrill.headless",
-        "pagerdrill.storm",
+        "pagerdrill.signals.probes",
+        "pagerdrill.drill.recover",
+        "pagerdrill.drill.runner",
+        "pagerdrill.faults.storm",
         "pagerdrill.runbooks",
         "pagerdrill.runbooks.model",
         "pagerdrill.runbooks.lint",

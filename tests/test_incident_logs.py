@@ -12,10 +12,10 @@ import pytest
 import redis
 
 from helpers import wait_for
-from pagerdrill.engine import role_bindings
-from pagerdrill.logview import error_spans, problems, tail_services
-from pagerdrill.roles import RoleResolver
-from pagerdrill.storm import run_storm
+from pagerdrill.drill.engine import role_bindings
+from pagerdrill.faults.storm import run_storm
+from pagerdrill.signals.logs import error_spans, problems, tail_services
+from pagerdrill.targets.roles import RoleResolver
 from pagerdrill.workspace import load_workspace
 
 pytestmark = pytest.mark.stack

@@ -25,7 +25,7 @@ from pagerdrill.journal import (
     JournalWriter,
     read_journal,
 )
-from pagerdrill.summary import exit_code, outcome, summarize
+from pagerdrill.journal.summary import exit_code, outcome, summarize
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 

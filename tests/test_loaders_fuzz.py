@@ -13,10 +13,10 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from helpers import REPO
+from pagerdrill.drill.runner import ScriptAction, load_script
 from pagerdrill.errors import ConfigError
-from pagerdrill.headless import ScriptAction, load_script
 from pagerdrill.journal import SCHEMA_VERSION, JournalWriter, read_journal
-from pagerdrill.scenario import Scenario, parse_scenario
+from pagerdrill.scenarios.model import Scenario, parse_scenario
 
 FUZZ = settings(
     max_examples=150,

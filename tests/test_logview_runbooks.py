@@ -9,8 +9,8 @@ import datetime as dt
 import json
 
 from helpers import REPO
-from pagerdrill.logview import error_spans, matches, parse_line, problems, tail_services
 from pagerdrill.runbooks import load_runbooks, search
+from pagerdrill.signals.logs import error_spans, matches, parse_line, problems, tail_services
 
 
 def js(ts: str, level: str, message: str, trace: str | None = None, **fields) -> str:
@@ -86,7 +86,7 @@ def test_services_are_merged_in_time_order_and_a_failing_one_says_why():
 
 
 def test_a_pane_reading_each_second_parses_only_the_new_lines(monkeypatch):
-    import pagerdrill.logview as logview
+    import pagerdrill.signals.logs as logview
 
     parsed: list[str] = []
 

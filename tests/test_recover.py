@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from helpers import write_workspace
+from pagerdrill.drill.recover import pending_undo, recover
 from pagerdrill.journal import JournalWriter, read_journal
-from pagerdrill.recover import pending_undo, recover
 from pagerdrill.targets.local import LocalTarget
 from pagerdrill.workspace import load_workspace
 

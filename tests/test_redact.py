@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pagerdrill.redact import Redactor
+from pagerdrill.journal.redact import Redactor
 from pagerdrill.reports.drills import review
 from pagerdrill.reports.html import render_html
 from pagerdrill.reports.text import markdown, slack_messages, to_json

@@ -12,7 +12,7 @@ import socketio
 from bullmq import Queue
 
 from helpers import TEST_ENV, endpoint, http_json, metric, pid_alive, wait_for
-from pagerdrill.targets.reference import QUEUE_NAME, SERVICE_NAMES
+from pagerdrill.refstack.spec import QUEUE_NAME, SERVICE_NAMES
 
 pytestmark = pytest.mark.stack
 

@@ -19,11 +19,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from helpers import REPO
-from pagerdrill.config import RunbooksConfig
 from pagerdrill.runbooks import lint_folder, load_runbooks, parse_runbook, search, settings
 from pagerdrill.runbooks.lint import lint_runbook
 from pagerdrill.runbooks.search import RunbookIndex, split_names
-from pagerdrill.scenario import load_scenario, scenario_files
+from pagerdrill.scenarios.model import load_scenario, scenario_files
+from pagerdrill.workspace.config import RunbooksConfig
 
 FIXTURES = REPO / "tests" / "fixtures"
 LINT = FIXTURES / "runbooks-lint"

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from helpers import REPO, write_workspace
-from pagerdrill.checklist import load_checklist
+from pagerdrill.drill.checklist import load_checklist
+from pagerdrill.drill.runner import autopilot, check_script
 from pagerdrill.errors import BadInputError, ConfigError
-from pagerdrill.headless import autopilot, check_script
-from pagerdrill.scenario import (
+from pagerdrill.scenarios.model import (
     coerce_param,
     grade_hypothesis,
     load_scenario,
@@ -106,7 +106,7 @@ def test_each_shipped_scenario_autopilot_script_passes_its_own_checks(path):
 
 
 def test_the_shipped_scenarios_load_with_the_reference_stacks_role_bindings():
-    from pagerdrill.engine import role_bindings
+    from pagerdrill.drill.engine import role_bindings
     from pagerdrill.workspace import load_workspace
 
     roles = role_bindings(load_workspace(REPO))

@@ -16,9 +16,9 @@ pytest.importorskip("textual", reason="textual is not installed: the TUI is not 
 from textual.widgets import Static
 
 from helpers import REPO
-from pagerdrill.dashboard import STANDARD_ROWS
 from pagerdrill.errors import ConfigError
-from pagerdrill.scenario import load_scenario, parse_scenario
+from pagerdrill.scenarios.model import load_scenario, parse_scenario
+from pagerdrill.signals.dashboard import STANDARD_ROWS
 from pagerdrill.tui.app import DrillApp
 from tui_demo import demo_app, sample_values
 
@@ -136,8 +136,8 @@ def test_a_hint_written_as_plain_text_still_loads():
 
 @pytest.mark.stack
 def test_the_standard_signals_are_read_from_the_real_stack_in_one_cycle(stack):
-    from pagerdrill.checklist import load_checklist
-    from pagerdrill.engine import DrillEngine, role_bindings
+    from pagerdrill.drill.checklist import load_checklist
+    from pagerdrill.drill.engine import DrillEngine, role_bindings
     from pagerdrill.workspace import load_workspace
 
     ws = load_workspace(stack.workspace.root)
@@ -165,10 +165,10 @@ def test_the_standard_signals_are_read_from_the_real_stack_in_one_cycle(stack):
 def test_a_label_pattern_sums_every_series_it_matches(stack):
     import httpx
 
-    from pagerdrill.engine import role_bindings
-    from pagerdrill.probes import Cycle, MetricProbe
-    from pagerdrill.roles import RoleResolver
-    from pagerdrill.scenario import ProbeSpec
+    from pagerdrill.drill.engine import role_bindings
+    from pagerdrill.scenarios.model import ProbeSpec
+    from pagerdrill.signals.probes import Cycle, MetricProbe
+    from pagerdrill.targets.roles import RoleResolver
     from pagerdrill.workspace import load_workspace
 
     roles = RoleResolver(role_bindings(load_workspace(stack.workspace.root)), stack)

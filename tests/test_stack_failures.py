@@ -13,11 +13,11 @@ import time
 import pytest
 
 from helpers import TEST_ENV, endpoint, http_json, pid_alive, write_workspace
-from pagerdrill.config import WorkspaceConfig
 from pagerdrill.errors import BadInputError, ConfigError, StackError
+from pagerdrill.refstack.spec import SERVICE_NAMES
 from pagerdrill.targets.local import LocalTarget, find_redis_server
-from pagerdrill.targets.reference import SERVICE_NAMES
 from pagerdrill.workspace import Workspace, load_workspace
+from pagerdrill.workspace.config import WorkspaceConfig
 
 pytestmark = pytest.mark.stack
 

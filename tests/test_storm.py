@@ -19,8 +19,8 @@ import pytest
 from aiohttp import WSMsgType, web
 
 from helpers import metric, wait_for
-from pagerdrill import storm as storm_module
-from pagerdrill.storm import StormResult, run_storm, storm
+from pagerdrill.faults import storm as storm_module
+from pagerdrill.faults.storm import StormResult, run_storm, storm
 
 # a socket left for the garbage collector to close warns: here, that fails the test
 pytestmark = [

@@ -24,9 +24,9 @@ from textual.widgets import Input, Label, Log, OptionList, RichLog, Static
 
 from drilling import SCENARIOS, api_faults, assert_stack_clean, scenario
 from helpers import REPO, write_workspace
-from pagerdrill.engine import Phase
+from pagerdrill.drill.engine import Phase
 from pagerdrill.journal import read_journal
-from pagerdrill.scenario import load_scenario, scenario_files
+from pagerdrill.scenarios.model import load_scenario, scenario_files
 from pagerdrill.tui.app import (
     BLIND_TEXT,
     KEYS,

@@ -17,7 +17,7 @@ pytest.importorskip("pytest_textual_snapshot", reason="pytest-textual-snapshot i
 from textual.pilot import Pilot
 
 from pagerdrill.journal import read_journal
-from pagerdrill.summary import summarize
+from pagerdrill.journal.summary import summarize
 from pagerdrill.tui.app import SummaryScreen
 from pagerdrill.tui.panes import LogsScreen
 from tui_demo import demo_app, page, start_app

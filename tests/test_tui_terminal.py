@@ -22,8 +22,8 @@ import pytest
 
 from drilling import FAST, api_faults, assert_stack_clean, cli, journals, scenario
 from helpers import pid_alive
+from pagerdrill.drill.recover import needs_recovery
 from pagerdrill.journal import read_journal
-from pagerdrill.recover import needs_recovery
 
 pytestmark = [
     pytest.mark.stack,

@@ -9,10 +9,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pagerdrill.config import WorkspaceConfig
 from pagerdrill.errors import ConfigError
-from pagerdrill.redact import redact_url
+from pagerdrill.journal.redact import redact_url
 from pagerdrill.workspace import load_workspace
+from pagerdrill.workspace.config import WorkspaceConfig
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -10,9 +10,9 @@ import shutil
 from pathlib import Path
 
 from helpers import REPO, write_workspace
-from pagerdrill.checklist import load_checklist
-from pagerdrill.engine import DrillEngine, Phase, role_bindings
-from pagerdrill.scenario import load_scenario
+from pagerdrill.drill.checklist import load_checklist
+from pagerdrill.drill.engine import DrillEngine, Phase, role_bindings
+from pagerdrill.scenarios.model import load_scenario
 from pagerdrill.targets.base import ServiceStatus
 from pagerdrill.tui.app import DrillApp, ScenarioEntry, StartChoices
 from pagerdrill.workspace import load_workspace

@@ -16,7 +16,7 @@ from typing import Any
 from pagerdrill.errors import BadInputError, ConfigError
 from pagerdrill.escalation.model import Matrix
 from pagerdrill.escalation.schedules import PDExport
-from pagerdrill.yamlfile import LineMap, check, parse_yaml, read_text
+from pagerdrill.workspace.yamlfile import LineMap, check, parse_yaml, read_text
 
 MATRIX_NAME = "escalation-matrix.yaml"
 MARKDOWN_NAME = "escalation-matrix.md"

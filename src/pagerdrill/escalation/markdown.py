@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pagerdrill.escalation.load import LoadedFile
-from pagerdrill.yamlfile import LineMap
+from pagerdrill.workspace.yamlfile import LineMap
 
 TIER_KEYS = {
     "severity": "severity",

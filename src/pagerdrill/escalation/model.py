@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, model_validator
 
-from pagerdrill.config import Model
+from pagerdrill.workspace.config import Model
 
 Severity = Literal["P0", "P1", "P2", "P3"]
 SEVERITIES: tuple[Severity, ...] = ("P0", "P1", "P2", "P3")

@@ -13,9 +13,9 @@ from typing import Literal
 
 from pydantic import Field
 
-from pagerdrill.config import Model
 from pagerdrill.errors import ConfigError
-from pagerdrill.yamlfile import LineMap, load_yaml, validate
+from pagerdrill.workspace.config import Model
+from pagerdrill.workspace.yamlfile import LineMap, load_yaml, validate
 
 ROSTER_NAME = "readiness/roster.yaml"
 Role = Literal["engineer", "on-call", "lead"]

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from pagerdrill.config import Model
 from pagerdrill.escalation.load import LoadedMatrix
 from pagerdrill.escalation.model import (
     SEVERITIES,
@@ -35,6 +34,7 @@ from pagerdrill.escalation.schedules import (
     zone,
 )
 from pagerdrill.timefmt import hours_minutes
+from pagerdrill.workspace.config import Model
 
 Kind = Literal[
     "invalid",

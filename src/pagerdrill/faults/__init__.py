@@ -37,7 +37,7 @@ class FaultContext:
 
     target: Any
     roles: Any
-    """A `pagerdrill.roles.RoleResolver`."""
+    """A `pagerdrill.targets.roles.RoleResolver`."""
     stop: threading.Event = field(default_factory=threading.Event)
     report: Callable[[str, dict], None] = lambda _type, _data: None
     """Emit an event to the drill (e.g. a storm's progress); journalled like the rest."""
@@ -58,7 +58,7 @@ class Fault:
     @classmethod
     def secret_values(cls, params: dict) -> set[str]:
         """The secret values in `params`, as a scenario wrote them."""
-        from pagerdrill.redact import secret_leaves
+        from pagerdrill.journal.redact import secret_leaves
 
         return secret_leaves(params, cls.secret_params)
 

@@ -10,9 +10,9 @@ from typing import Any, Literal
 import httpx
 from pydantic import Field, field_validator
 
-from pagerdrill.config import EnvValue
 from pagerdrill.errors import BadInputError, PagerdrillError, StackError
 from pagerdrill.faults import Fault, FaultParams
+from pagerdrill.workspace.config import EnvValue
 
 
 class StopService(Fault):
@@ -305,7 +305,7 @@ class SocketioStorm(Fault):
         return {"service": self.service, "url": url, "clients": self.params.clients}
 
     def _run(self, url: str, ready: threading.Event) -> None:
-        from pagerdrill.storm import storm
+        from pagerdrill.faults.storm import storm
 
         async def waves() -> None:
             self._loop = asyncio.get_running_loop()

@@ -260,7 +260,7 @@ def record_access(ctx: Context, engineer: str, checks: list[ToolCheck]) -> tuple
 
 
 def assign(ctx: Context, engineer: str, scenario: str, by: str) -> tuple[Entry, Path]:
-    from pagerdrill.scenario import scenario_files
+    from pagerdrill.scenarios.model import scenario_files
 
     require_engineer(ctx, engineer)
     lead = ctx.people.require(by, "lead")

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pagerdrill.errors import ConfigError
-from pagerdrill.yamlfile import read_text
+from pagerdrill.workspace.yamlfile import read_text
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from pagerdrill.journal import journal_files, read_journal
-from pagerdrill.summary import summarize
+from pagerdrill.journal.summary import summarize
 
 CACHE_VERSION = 1
 SEVERITY_RANK = {"P0": 0, "P1": 1, "P2": 2, "P3": 3}

@@ -12,9 +12,9 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from pagerdrill.config import Model
 from pagerdrill.errors import ConfigError
-from pagerdrill.yamlfile import load_yaml, validate
+from pagerdrill.workspace.config import Model
+from pagerdrill.workspace.yamlfile import load_yaml, validate
 
 GATE_NAME = "readiness/gate.yaml"
 Severity = Literal["P0", "P1", "P2", "P3"]

@@ -34,8 +34,8 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError
 
-from pagerdrill.config import Model
 from pagerdrill.errors import PagerdrillError
+from pagerdrill.workspace.config import Model
 
 RECORDS_DIR = "readiness/records"
 ENTRY_VERSION: Literal[1] = 1

@@ -58,9 +58,9 @@ def load_people(root: Path) -> People:
 # The roster's model, as the escalation matrix defines it (name, roles, contacts, keys).
 from pydantic import Field  # noqa: E402
 
-from pagerdrill.config import Model  # noqa: E402
 from pagerdrill.errors import ConfigError  # noqa: E402
-from pagerdrill.yamlfile import load_yaml, validate  # noqa: E402
+from pagerdrill.workspace.config import Model  # noqa: E402
+from pagerdrill.workspace.yamlfile import load_yaml, validate  # noqa: E402
 
 
 class _Contacts(Model):

@@ -44,7 +44,7 @@ from pagerdrill.refstack.common import (
     serve,
     service_app,
 )
-from pagerdrill.targets.reference import DEFAULT_ADMIN_PASSWORD, QUEUE_NAME
+from pagerdrill.refstack.spec import DEFAULT_ADMIN_PASSWORD, QUEUE_NAME
 
 SERVICE = env_str("SERVICE_NAME", "api")
 MARKETS = 100  # traffic reads the first 20; the rest are for people and tests

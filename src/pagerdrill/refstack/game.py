@@ -48,7 +48,7 @@ from pagerdrill.refstack.common import (
     serve,
     service_app,
 )
-from pagerdrill.targets.reference import QUEUE_NAME
+from pagerdrill.refstack.spec import QUEUE_NAME
 
 SERVICE = env_str("SERVICE_NAME", "game")
 STALE_AFTER_S = 5.0

@@ -36,7 +36,7 @@ from pagerdrill.refstack.common import (
     serve,
     service_app,
 )
-from pagerdrill.targets.reference import DEFAULT_ADMIN_PASSWORD
+from pagerdrill.refstack.spec import DEFAULT_ADMIN_PASSWORD
 
 SERVICE = env_str("SERVICE_NAME", "traffic")
 MAX_IN_FLIGHT = 64

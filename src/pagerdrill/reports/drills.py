@@ -15,7 +15,7 @@ from typing import Any
 
 from pagerdrill.errors import BadInputError, PagerdrillError
 from pagerdrill.journal import DrillLock, continue_journal, journal_files, read_journal
-from pagerdrill.summary import hypothesis_grade, lead_grades, summarize
+from pagerdrill.journal.summary import hypothesis_grade, lead_grades, summarize
 from pagerdrill.timefmt import clock
 
 INDEX_VERSION = 1

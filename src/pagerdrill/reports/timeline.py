@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from pagerdrill.journal import JournalRead, read_journal
-from pagerdrill.redact import Redactor
-from pagerdrill.summary import (
+from pagerdrill.journal.redact import Redactor
+from pagerdrill.journal.summary import (
     before_fault,
     fault_injected_seq,
     hypothesis_grade,

@@ -1,16 +1,16 @@
 """The workspace's runbooks (`runbooks/*.md`) as checked artefacts: parsed (front matter,
 title, sections), linted against the team's template, indexed, searched, scaffolded
-and validated on the local stack. No UI here: the CLI (`pagerdrill.commands.runbooks`)
+and validated on the local stack. No UI here: the CLI (`pagerdrill.cli.runbooks`)
 and the TUI render what these return."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pagerdrill.config import RunbooksConfig
 from pagerdrill.runbooks.lint import Problem, lint_folder, runbook_files
 from pagerdrill.runbooks.model import Runbook, parse_runbook
 from pagerdrill.runbooks.search import Hit, RunbookIndex, search
+from pagerdrill.workspace.config import RunbooksConfig
 
 RUNBOOKS_DIR = "runbooks"
 INDEX = "README.md"

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pagerdrill.config import RunbooksConfig, RunbookSection
 from pagerdrill.runbooks.index import find_table
 from pagerdrill.runbooks.model import Runbook, Section, labelled_fences
+from pagerdrill.workspace.config import RunbooksConfig, RunbookSection
 
 Code = Literal[
     "front-matter",
@@ -266,7 +266,7 @@ def alert_runbook_problems(scenarios: list[Path], names: set[str]) -> list[Probl
     """Scenario alerts whose `runbook:` names no runbook. The scenarios are read as
     YAML only, so a scenario broken elsewhere is still checked here."""
     from pagerdrill.errors import ConfigError
-    from pagerdrill.yamlfile import parse_yaml, read_text
+    from pagerdrill.workspace.yamlfile import parse_yaml, read_text
 
     out = []
     for path in scenarios:

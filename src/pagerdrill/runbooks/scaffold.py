@@ -9,8 +9,8 @@ import re
 import subprocess
 from pathlib import Path
 
-from pagerdrill.config import RunbooksConfig
 from pagerdrill.errors import BadInputError
+from pagerdrill.workspace.config import RunbooksConfig
 
 SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 

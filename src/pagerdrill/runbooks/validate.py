@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from pagerdrill.config import RunbooksConfig
-from pagerdrill.redact import redact_url
+from pagerdrill.journal.redact import redact_url
 from pagerdrill.runbooks.model import Runbook, labelled_fences
+from pagerdrill.workspace.config import RunbooksConfig
 
 Status = Literal["passed", "failed", "timeout", "missing-tool"]
 OUTPUT_LINES = 10

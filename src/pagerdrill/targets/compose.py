@@ -349,14 +349,14 @@ class ComposeTarget:
     # -------------------------------------------------------------- services
 
     def _read_files(self) -> list[str]:
-        from pagerdrill.yamlfile import read_text
+        from pagerdrill.workspace.yamlfile import read_text
 
         return [read_text(p) for p in self.files]
 
     def services(self) -> list[str]:
         """The services the compose files declare, then any other the project runs."""
         if self._file_services is None:
-            from pagerdrill.yamlfile import load_yaml
+            from pagerdrill.workspace.yamlfile import load_yaml
 
             names: dict[str, None] = {}
             for path in self.files:
@@ -622,7 +622,7 @@ class ComposeTarget:
             return
         import yaml
 
-        from pagerdrill.yamlfile import load_yaml
+        from pagerdrill.workspace.yamlfile import load_yaml
 
         doc: dict[str, Any] = {}
         base, _ = load_yaml(self.files[0])

@@ -28,6 +28,15 @@ from pathlib import Path
 from typing import Any
 
 from pagerdrill.errors import BadInputError, StackError, UnknownServiceError
+from pagerdrill.refstack.spec import (
+    DEFAULT_ADMIN_PASSWORD,
+    QUEUE_NAME,
+    REFERENCE_SERVICES,
+    RESERVED_ENV,
+    SERVICE_NAMES,
+    ServiceSpec,
+    spec,
+)
 from pagerdrill.targets.base import (
     ExecResult,
     Health,
@@ -38,15 +47,6 @@ from pagerdrill.targets.base import (
     exclusive,
 )
 from pagerdrill.targets.base import process_start_ticks as _process_start_ticks
-from pagerdrill.targets.reference import (
-    DEFAULT_ADMIN_PASSWORD,
-    QUEUE_NAME,
-    REFERENCE_SERVICES,
-    RESERVED_ENV,
-    SERVICE_NAMES,
-    ServiceSpec,
-    spec,
-)
 from pagerdrill.workspace import Workspace
 
 STATE_VERSION = 1

@@ -32,11 +32,11 @@ from textual.widgets import Button, Input, Label, Log, OptionList, Static
 from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
-from pagerdrill.engine import Action, ActionRefused, DrillEngine, Phase
+from pagerdrill.drill.engine import Action, ActionRefused, DrillEngine, Phase
+from pagerdrill.drill.runner import Cadence
+from pagerdrill.drill.stackhold import StackHold, requested_abort
 from pagerdrill.errors import BadInputError, PagerdrillError
-from pagerdrill.headless import Cadence
 from pagerdrill.reports.timeline import grade_text
-from pagerdrill.stackhold import StackHold, requested_abort
 from pagerdrill.timefmt import mmss
 from pagerdrill.tui.panes import LogsScreen, RunbookScreen, key_bar
 from pagerdrill.tui.signals import SignalsPane
@@ -1020,7 +1020,7 @@ class DrillApp(App[None]):
 
     def _finished(self) -> None:
         from pagerdrill.journal import read_journal
-        from pagerdrill.summary import summarize
+        from pagerdrill.journal.summary import summarize
 
         try:
             summary = summarize(read_journal(self.engine.journal_path))
@@ -1255,9 +1255,9 @@ def make_app(
     """The app over real objects, built as `pagerdrill run` builds them. Without a
     scenario the app opens on the start screen (the workspace's scenarios, or blind);
     `blind` skips it for a random scenario whose name stays hidden."""
-    from pagerdrill.checklist import load_checklist
-    from pagerdrill.engine import role_bindings
-    from pagerdrill.scenario import find_scenario, load_scenario, scenario_files
+    from pagerdrill.drill.checklist import load_checklist
+    from pagerdrill.drill.engine import role_bindings
+    from pagerdrill.scenarios.model import find_scenario, load_scenario, scenario_files
     from pagerdrill.targets import open_target
     from pagerdrill.workspace import open_workspace
 

@@ -23,8 +23,8 @@ from textual.widgets import Input, Markdown, OptionList, RichLog, Static
 from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
-from pagerdrill.logview import LogRecord, error_spans, matches, tail_services
 from pagerdrill.runbooks import Runbook, load_runbooks, search
+from pagerdrill.signals.logs import LogRecord, error_spans, matches, tail_services
 
 log = logging.getLogger("pagerdrill.tui")
 

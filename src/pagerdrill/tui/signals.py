@@ -20,7 +20,7 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Label, Static
 
-from pagerdrill.dashboard import Row, value_of
+from pagerdrill.signals.dashboard import Row, value_of
 
 POINTS = 40
 """Samples kept per signal, the most a sparkline draws."""

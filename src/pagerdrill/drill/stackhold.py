@@ -158,7 +158,7 @@ def held_for(target: Any, command: str, *, force: bool, by: str) -> Iterator[Non
         lock.acquire(info, wait_s=ABORT_WAIT_S)  # it reverts, then lets go
     try:
         if force:
-            from pagerdrill.recover import recover
+            from pagerdrill.drill.recover import recover
 
             recover(target.workspace, target, lock_held=True)
         yield

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from pagerdrill.yamlfile import load_yaml, validate
+from pagerdrill.workspace.yamlfile import load_yaml, validate
 
 CHECKLIST_NAME = "checklist.yaml"
 Severity = Literal["P0", "P1", "P2", "P3"]

@@ -25,13 +25,13 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from pagerdrill.config import EnvName, EnvValue
-from pagerdrill.dashboard import PANES, STACK, STANDARD_REFS
 from pagerdrill.errors import BadInputError, ConfigError
-from pagerdrill.expr import PRIMARY, Expr, ExprError
-from pagerdrill.expr import parse as parse_expr
 from pagerdrill.faults import fault_class
-from pagerdrill.yamlfile import LineMap, Loc, check, dotted, parse_yaml, read_text
+from pagerdrill.signals.dashboard import PANES, STACK, STANDARD_REFS
+from pagerdrill.signals.expressions import PRIMARY, Expr, ExprError
+from pagerdrill.signals.expressions import parse as parse_expr
+from pagerdrill.workspace.config import EnvName, EnvValue
+from pagerdrill.workspace.yamlfile import LineMap, Loc, check, dotted, parse_yaml, read_text
 
 Severity = Literal["P0", "P1", "P2", "P3"]
 Ident = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=40)]

@@ -19,9 +19,9 @@ os.environ.setdefault("TYPER_USE_RICH", "0")
 import typer
 
 from pagerdrill import __version__
-from pagerdrill.commands import escalation
-from pagerdrill.commands.readiness import app as readiness_app
-from pagerdrill.commands.runbooks import app as runbooks_app
+from pagerdrill.cli import escalation
+from pagerdrill.cli.readiness import app as readiness_app
+from pagerdrill.cli.runbooks import app as runbooks_app
 
 if TYPE_CHECKING:
     from pagerdrill.targets.base import ProgressEvent, ServiceStatus
@@ -174,7 +174,7 @@ def _status_table(statuses: list[ServiceStatus]) -> None:
     for s in statuses:
         endpoint = s.endpoints.get("http") or s.endpoints.get("redis", "")
         if "redis" in s.endpoints:  # never print the password
-            from pagerdrill.redact import redact_url
+            from pagerdrill.journal.redact import redact_url
 
             endpoint = redact_url(endpoint)
         table.add_row(
@@ -216,7 +216,7 @@ def stack_down(
     while a drill holds the stack, unless --force."""
     import getpass
 
-    from pagerdrill.stackhold import held_for
+    from pagerdrill.drill.stackhold import held_for
 
     target = _target(workspace, allow_remote_docker)
     with held_for(target, "stack down", force=force, by=getpass.getuser()):
@@ -229,8 +229,8 @@ def stack_down(
 def _warn_if_drilled(target: LocalTarget | ComposeTarget, what: str) -> None:
     """A change by hand during a drill is allowed (it may be the engineer's mitigation),
     but never silent: it names the drill it lands in."""
+    from pagerdrill.drill.stackhold import drill_holder
     from pagerdrill.journal import holder_text
-    from pagerdrill.stackhold import drill_holder
 
     holder = drill_holder(target.workspace.state_dir)
     if holder is not None and not holder.get("command"):
@@ -433,7 +433,7 @@ def scenarios_list(
     import json
 
     from pagerdrill.errors import ConfigError
-    from pagerdrill.scenario import load_scenario, scenario_files
+    from pagerdrill.scenarios.model import load_scenario, scenario_files
     from pagerdrill.workspace import open_workspace
 
     ws = open_workspace(workspace)
@@ -481,7 +481,7 @@ def scenarios_show(
     the answer key stay hidden unless --reveal (someone may drill it)."""
     import json
 
-    from pagerdrill.scenario import find_scenario, load_scenario
+    from pagerdrill.scenarios.model import find_scenario, load_scenario
     from pagerdrill.workspace import open_workspace
 
     ws = open_workspace(workspace)
@@ -563,9 +563,9 @@ def scenarios_validate(
 ) -> None:
     """Check scenarios: schema, fault kinds and their parameters, expressions, and (in a
     workspace) that every role is bound. Every problem, with file and line."""
-    from pagerdrill.engine import role_bindings
+    from pagerdrill.drill.engine import role_bindings
     from pagerdrill.errors import ConfigError
-    from pagerdrill.scenario import load_scenario, scenario_files
+    from pagerdrill.scenarios.model import load_scenario, scenario_files
 
     ws = _workspace_or_none(workspace)
     roles = role_bindings(ws) if ws is not None else None
@@ -607,9 +607,9 @@ def scenarios_check(
     variables a fault changes."""
     import json
 
-    from pagerdrill.engine import role_bindings
+    from pagerdrill.drill.engine import role_bindings
     from pagerdrill.errors import PagerdrillError
-    from pagerdrill.rolecheck import check_workspace
+    from pagerdrill.scenarios.check import check_workspace
 
     target = _target(workspace, allow_remote_docker)
     ws = target.workspace
@@ -829,14 +829,14 @@ def run(
     import signal
     import threading
 
-    from pagerdrill.checklist import load_checklist
-    from pagerdrill.engine import DrillEngine, role_bindings
+    from pagerdrill.drill.checklist import load_checklist
+    from pagerdrill.drill.engine import DrillEngine, role_bindings
+    from pagerdrill.drill.runner import Player, check_script, load_script_lines, run_drill
+    from pagerdrill.drill.runner import autopilot as autopilot_script
     from pagerdrill.errors import BadInputError
-    from pagerdrill.headless import Player, check_script, load_script_lines, run_drill
-    from pagerdrill.headless import autopilot as autopilot_script
     from pagerdrill.journal import read_journal
-    from pagerdrill.scenario import find_scenario, load_scenario, parse_param
-    from pagerdrill.summary import exit_code, summarize
+    from pagerdrill.journal.summary import exit_code, summarize
+    from pagerdrill.scenarios.model import find_scenario, load_scenario, parse_param
     from pagerdrill.workspace import default_engineer
 
     del headless  # run is always headless; the flag stays accepted for old scripts
@@ -853,7 +853,7 @@ def run(
         check_script(actions, sc, checklist, script, lines)
     else:
         actions = autopilot_script(sc, checklist)
-    from pagerdrill.redact import Redactor
+    from pagerdrill.journal.redact import Redactor
 
     # what the drill will set (a wrong password ...) never shows on the console either
     redactor = Redactor.for_scenario(sc, ws.config)
@@ -885,7 +885,7 @@ def run(
         c.print(f"recovery: {' and '.join(criteria)}, {hold}")
         c.print("[dim]nothing was touched[/]")
         return
-    from pagerdrill.stackhold import StackHold, requested_abort
+    from pagerdrill.drill.stackhold import StackHold, requested_abort
 
     interrupt = threading.Event()
     got: list[int] = []
@@ -975,8 +975,8 @@ def drill(
     you, and you work the checklist. q aborts and reverts every fault. Without --scenario
     a start screen lists the workspace's scenarios (or a blind, random one)."""
     from pagerdrill.errors import BadInputError
-    from pagerdrill.scenario import parse_param
-    from pagerdrill.summary import exit_code
+    from pagerdrill.journal.summary import exit_code
+    from pagerdrill.scenarios.model import parse_param
     from pagerdrill.tui.app import make_app
 
     if blind and scenario:
@@ -1007,7 +1007,7 @@ def recover_cmd(
     left alone."""
     import json
 
-    from pagerdrill.recover import recover
+    from pagerdrill.drill.recover import recover
 
     target = _target(workspace, allow_remote_docker)
     results = recover(target.workspace, target)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import urllib.parse
 from dataclasses import dataclass
 
-from pagerdrill.config import RoleBinding
 from pagerdrill.errors import BadInputError
+from pagerdrill.workspace.config import RoleBinding
 
 
 @dataclass

@@ -20,9 +20,9 @@ from typing import Any
 
 import httpx
 
-from pagerdrill.expr import PRIMARY, Expr, Samples
-from pagerdrill.roles import RoleResolver
-from pagerdrill.scenario import AlertRule, Guard, ProbeSpec
+from pagerdrill.scenarios.model import AlertRule, Guard, ProbeSpec
+from pagerdrill.signals.expressions import PRIMARY, Expr, Samples
+from pagerdrill.targets.roles import RoleResolver
 
 Sample = dict[str, Any]
 Clock = Callable[[], float]

@@ -24,7 +24,7 @@ from pagerdrill.journal import (
     journal_files,
     read_journal,
 )
-from pagerdrill.roles import RoleResolver
+from pagerdrill.targets.roles import RoleResolver
 from pagerdrill.workspace import Workspace
 
 
@@ -83,7 +83,7 @@ def recover(
     lock_held: bool = False,
 ) -> list[Recovered]:
     """`lock_held`: the caller holds the stack's drill lock already (`stack down --force`)."""
-    from pagerdrill.engine import role_bindings
+    from pagerdrill.drill.engine import role_bindings
     from pagerdrill.faults.builtin import restore_env
 
     lock = DrillLock(workspace.state_dir)

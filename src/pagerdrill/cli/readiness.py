@@ -189,7 +189,7 @@ def _observations(path: Path):
     from pydantic import BaseModel, RootModel
 
     from pagerdrill.readiness.records import Observation
-    from pagerdrill.yamlfile import load_yaml, validate
+    from pagerdrill.workspace.yamlfile import load_yaml, validate
 
     class Observations(RootModel[list[Observation]]):
         pass

@@ -19,9 +19,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pagerdrill.expr import PRIMARY
+from pagerdrill.signals.expressions import PRIMARY
 
-log = logging.getLogger("pagerdrill.dashboard")
+log = logging.getLogger("pagerdrill.signals.dashboard")
 
 STACK = "stack."
 """Prefix of the standard probes' names (not a valid scenario probe name)."""
@@ -109,8 +109,8 @@ def standard_probes(rows: Iterable[Row], roles: Any, target: Any) -> list[Any]:
     """The probes behind `rows`, named `stack.NAME`. One the stack cannot serve (no URL
     or queue known for its role) is left out: its rows read "—"."""
     from pagerdrill.errors import PagerdrillError
-    from pagerdrill.probes import make_probe
-    from pagerdrill.scenario import ProbeSpec
+    from pagerdrill.scenarios.model import ProbeSpec
+    from pagerdrill.signals.probes import make_probe
 
     out = []
     for name in dict.fromkeys(r.probe for r in rows):

@@ -30,11 +30,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from pagerdrill.checklist import Checklist
-from pagerdrill.engine import ACTIONS, EVIDENCE, Action, ActionRefused, DrillEngine
+from pagerdrill.drill.checklist import Checklist
+from pagerdrill.drill.engine import ACTIONS, EVIDENCE, Action, ActionRefused, DrillEngine
 from pagerdrill.errors import BadInputError, ConfigError
-from pagerdrill.scenario import Scenario
-from pagerdrill.yamlfile import LineMap, load_yaml, validate
+from pagerdrill.scenarios.model import Scenario
+from pagerdrill.workspace.yamlfile import LineMap, load_yaml, validate
 
 Verb = Literal[
     "ack", "step", "note", "hypothesis", "decision", "mitigate", "hint", "resolve",

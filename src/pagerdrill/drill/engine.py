@@ -28,26 +28,27 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pagerdrill import __version__, dashboard
-from pagerdrill.checklist import Checklist
-from pagerdrill.config import RoleBinding
+from pagerdrill import __version__
+from pagerdrill.drill.checklist import Checklist
 from pagerdrill.errors import BadInputError, PagerdrillError
 from pagerdrill.faults import Fault, FaultContext, fault_class
 from pagerdrill.journal import DrillLock, JournalWriter
-from pagerdrill.probes import ProbeSet, RuleState, Sample, make_probe
-from pagerdrill.redact import (
+from pagerdrill.journal.redact import (
     MASK,
     mask_values,
     masked_scenario_text,
     scenario_secrets,
     secret_leaves,
 )
-from pagerdrill.roles import RoleResolver
-from pagerdrill.scenario import Scenario, grade_hypothesis, shown_choices
+from pagerdrill.scenarios.model import Scenario, grade_hypothesis, shown_choices
+from pagerdrill.signals import dashboard
+from pagerdrill.signals.probes import ProbeSet, RuleState, Sample, make_probe
 from pagerdrill.targets.base import process_start_ticks
+from pagerdrill.targets.roles import RoleResolver
 from pagerdrill.workspace import Workspace
+from pagerdrill.workspace.config import RoleBinding
 
-log = logging.getLogger("pagerdrill.engine")
+log = logging.getLogger("pagerdrill.drill.engine")
 
 Observer = Callable[[dict], None]
 
@@ -104,7 +105,7 @@ def role_bindings(workspace: Workspace) -> dict[str, RoleBinding]:
     """The workspace's bindings; the local reference stack binds its roles by itself."""
     bindings = dict(workspace.config.roles)
     if workspace.config.target == "local":
-        from pagerdrill.targets.reference import REFERENCE_ROLES
+        from pagerdrill.refstack.spec import REFERENCE_ROLES
 
         for role, raw in REFERENCE_ROLES.items():
             bindings.setdefault(role, RoleBinding(**raw))

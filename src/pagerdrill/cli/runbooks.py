@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
-    from pagerdrill.config import RunbooksConfig
+    from pagerdrill.workspace.config import RunbooksConfig
 
 app = typer.Typer(
     help="The workspace's runbooks as checked artefacts: scaffold, lint against the team's "
@@ -85,7 +85,7 @@ def lint(
     expected)`. Exit 0 clean, 1 problems found, 2 bad usage."""
     from pagerdrill.errors import BadInputError
     from pagerdrill.runbooks import lint_folder
-    from pagerdrill.scenario import scenario_files
+    from pagerdrill.scenarios.model import scenario_files
 
     root, folder, template = _context(workspace, folder)
     for f in files or []:

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from pagerdrill.config import WorkspaceConfig
 from pagerdrill.errors import BadInputError, ConfigError, WorkspaceNotFound
-from pagerdrill.targets.reference import NUMBER_SETTINGS, RESERVED_ENV, ROLE_NAMES, SERVICE_NAMES
-from pagerdrill.yamlfile import LineMap, load_yaml, validate
+from pagerdrill.refstack.spec import NUMBER_SETTINGS, RESERVED_ENV, ROLE_NAMES, SERVICE_NAMES
+from pagerdrill.workspace.config import WorkspaceConfig
+from pagerdrill.workspace.yamlfile import LineMap, load_yaml, validate
 
 CONFIG_NAME = "pagerdrill.yaml"
 STATE_DIR_NAME = ".pagerdrill"
@@ -217,7 +217,7 @@ def _template_root() -> Path:
     packaged = resources.files("pagerdrill") / "_workspace"
     if packaged.is_dir():
         return Path(str(packaged))
-    checkout = Path(__file__).resolve().parents[2]
+    checkout = Path(__file__).resolve().parents[3]
     if (checkout / CONFIG_NAME).is_file() and (checkout / "compose").is_dir():
         return checkout
     raise BadInputError("the workspace template is missing from this installation of pagerdrill")

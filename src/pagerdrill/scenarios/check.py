@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pagerdrill.config import RoleBinding
 from pagerdrill.errors import ConfigError, PagerdrillError
-from pagerdrill.scenario import ScenarioModel, load_scenario, scenario_files
+from pagerdrill.scenarios.model import ScenarioModel, load_scenario, scenario_files
+from pagerdrill.workspace.config import RoleBinding
 
 
 @dataclass(frozen=True)
@@ -147,7 +147,7 @@ def check_bindings(
     target_gives_addresses: bool,
 ) -> tuple[list[str], list[str]]:
     """(missing, unknown-until-up) for one scenario, as lines for people."""
-    from pagerdrill.roles import RoleResolver
+    from pagerdrill.targets.roles import RoleResolver
 
     missing: dict[str, None] = {}
     # (role, key) -> (the detail, the service, what needs it): one line per binding key

@@ -1,0 +1,1 @@
+"""The drill: engine, checklist, runner (scripts, autopilot), recover, the stack hold."""
