@@ -15,7 +15,7 @@ probes and the signals pane at 1 Hz. The figures, in order:
    the share of its main thread (Textual's event loop: the UI) from /proc.
 2. keypress -> repaint, empty timeline (info).
 3. the timeline: 10,000 `note` actions through engine.act() (each journalled with
-   fsync), then a wait until the events pane's Log holds the last one.
+   fsync), then a wait until the events pane holds the last one.
 4. idle CPU, 10,000-event timeline.
 5. keypress -> repaint, 10,000-event timeline: N keys (100; 30 with --quick), cycling
    checklist down, up, `?` (help), escape, `l` (logs), escape. Each key also gets the
@@ -104,10 +104,9 @@ def child(args: argparse.Namespace) -> int:
     logging.basicConfig(
         filename=args.log, level=logging.INFO, format="%(asctime)s %(threadName)s %(message)s"
     )
-    from textual.widgets import Log
-
     from pagerdrill.drill.engine import Action
     from pagerdrill.tui.app import make_app
+    from pagerdrill.tui.wrapping import EventLog
 
     ctl_in = os.fdopen(args.ctl_in, "r")
     ctl_out = os.fdopen(args.ctl_out, "w", buffering=1)
@@ -144,7 +143,7 @@ def child(args: argparse.Namespace) -> int:
                     reply("cpu", repr(time.process_time()), repr(time.monotonic()))
                 elif cmd == "notes":
                     n = int(rest[0])
-                    events = app.call_from_thread(app.drill_screen.query_one, "#events", Log)
+                    events = app.call_from_thread(app.drill_screen.query_one, "#events", EventLog)
                     started = time.monotonic()
                     for i in range(n):
                         engine.act(Action("note", text=f"bench note {i + 1} of {n}"))
@@ -826,7 +825,7 @@ def report(results: dict) -> bool:
     )
     tl = results["timeline"]
     print(f"timeline: {tl['notes']:,} notes through engine.act in {tl['act_s']:.1f} s, all "
-          f"in the events pane's Log ({tl['events_pane_lines']} lines kept) after "
+          f"in the events pane ({tl['events_pane_lines']} lines kept) after "
           f"{tl['applied_s']:.1f} s; abort: {results['abort']['phase']}, nothing left to "
           "revert")  # fmt: skip
     em = results["emulator_parse_ms"]
@@ -834,7 +833,7 @@ def report(results: dict) -> bool:
           f"p95 {em['p95']:.2f} ms, max {em['max']:.1f} ms")  # fmt: skip
     if tl["events_pane_shows"] != tl["notes"]:
         print(f"warning: 2 s later the events pane still showed note {tl['events_pane_shows']}, "
-              f"not {tl['notes']}: the pane is not repainted once its Log is full")  # fmt: skip
+              f"not {tl['notes']}: the pane is not repainted once it is full")  # fmt: skip
     return ok
 
 

@@ -322,13 +322,17 @@ def test_an_export_to_a_file_writes_it_whole_and_leaves_no_temporary(tmp_path):
 def source_checkout(root: Path) -> Path:
     """A copy of this repository as an editable install sees it: the package under
     src/, and the workspace template at the top level."""
+    from pagerdrill.workspace import TEMPLATE_FILES
+
     shutil.copytree(REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("pagerdrill.yaml", "checklist.yaml", "workspace.gitignore", ".gitignore"):
-        shutil.copy2(REPO / name, root / name)
-    for name in ("compose", "runbooks", "readiness", "scenarios", "drills"):
-        shutil.copytree(
-            REPO / name, root / name, ignore=shutil.ignore_patterns("wheels", "*.jsonl")
-        )
+    for name in ("workspace.gitignore", ".gitignore", *TEMPLATE_FILES):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        if (REPO / name).is_dir():
+            shutil.copytree(
+                REPO / name, root / name, ignore=shutil.ignore_patterns("wheels", "*.jsonl")
+            )
+        else:
+            shutil.copy2(REPO / name, root / name)
     return root
 
 
@@ -396,28 +400,31 @@ def test_a_service_log_past_its_limit_is_rotated_and_stack_logs_still_shows_the_
         threading.Thread(
             target=lambda: followed.extend(x.rstrip("\n") for x in follower.stdout), daemon=True
         ).start()
-        deadline = time.monotonic() + 60
-        while not followed and time.monotonic() < deadline:
-            time.sleep(0.05)  # until the follower reads the current file
+
+        def wait_for(condition, what: str, timeout_s: float = 60) -> None:
+            # each wait has its own bound: a busy machine slows every step, not one
+            deadline = time.monotonic() + timeout_s
+            while not condition():
+                assert time.monotonic() < deadline, f"{what} within {timeout_s:g} s"
+                time.sleep(0.05)
+
+        wait_for(lambda: followed, "the follower read the current file")
         inode = (logs / "api.log").stat().st_ino
-        while (logs / "api.log").stat().st_ino == inode and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert (logs / "api.log").stat().st_ino != inode, "api.log was never rotated"
+        wait_for(lambda: (logs / "api.log").stat().st_ino != inode, "api.log rotated")
         rotated = _file_with_inode(logs, inode)
         assert rotated is not None and rotated.name.startswith("api.log.")
         last_of_old = rotated.read_text().splitlines()[-1]
-        while len((logs / "api.log").read_text().splitlines()) < 2:
-            time.sleep(0.05)
+        wait_for(lambda: len((logs / "api.log").read_text().splitlines()) >= 2, "new lines")
         first_of_new = (logs / "api.log").read_text().splitlines()[0]
-        while not {last_of_old, first_of_new} <= set(followed) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_for(
+            lambda: {last_of_old, first_of_new} <= set(followed),
+            "the follower showed the old file's last line and the new file's first",
+        )
         follower.terminate()
         follower.wait(timeout=10)
-        assert last_of_old in followed and first_of_new in followed  # across the rotation
 
         # rotated files are kept to their number, each near its limit
-        while not (logs / "api.log.2").exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_for(lambda: (logs / "api.log.2").exists(), "a second rotation")
         time.sleep(6)  # another rotation: api.log.3 must not appear
         assert not (logs / "api.log.3").exists()
         assert all(p.stat().st_size < 4096 + 2048 for p in logs.glob("api.log*"))

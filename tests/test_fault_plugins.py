@@ -109,3 +109,30 @@ def test_an_unknown_kind_names_what_is_installed(tmp_path):
     message = str(err.value)
     assert "s.yaml:8: faults[0].kind: unknown fault kind 'stop-servce'" in message
     assert "stop-service" in message
+
+
+# ------------------------------------------------------------------ how a revert reads
+
+
+def test_a_flush_revert_says_the_flush_cannot_be_undone_and_what_its_repair_replayed():
+    detail = {"service": "redis-cache", "irreversible": True, "command": "FLUSHDB",
+              "repair": {"action": "replay-lost-jobs", "replayed": 12}}  # fmt: skip
+    assert faults.reverted_text("flushdb", "abort", detail) == (
+        "fault flushdb: FLUSHDB cannot be undone; 12 lost jobs replayed (abort)"
+    )
+
+
+def test_a_repair_with_nothing_lost_says_it_found_nothing_to_replay():
+    detail = {"service": "redis-cache", "irreversible": True, "command": "FLUSHDB",
+              "repair": {"action": "replay-lost-jobs", "replayed": 0}}  # fmt: skip
+    assert faults.reverted_text("flushdb", "close", detail) == (
+        "fault flushdb: FLUSHDB cannot be undone; no lost jobs to replay (close)"
+    )
+
+
+def test_an_irreversible_fault_is_never_said_to_be_reverted():
+    old = {"service": "redis-cache", "irreversible": True}  # journalled before `command`
+    assert faults.reverted_text("flushdb", "close", old) == "fault flushdb cannot be undone (close)"
+    assert faults.reverted_text("stop-api", "close", {"service": "api"}) == (
+        "fault stop-api reverted (close)"
+    )

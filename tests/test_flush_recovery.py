@@ -7,6 +7,7 @@ faded on its own; and the steady state waits for a cold cache's warm-up alert to
 from __future__ import annotations
 
 import json
+import signal
 import time
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import redis
 
 from drilling import (
     FAST,
+    WAIT_SCRIPT,
     autopilot_drill,
     cli,
     events,
@@ -27,6 +29,7 @@ from drilling import (
     write_script,
 )
 from helpers import metric, wait_for
+from pagerdrill.journal import read_journal
 from pagerdrill.targets.local import LocalTarget
 
 QUEUE = "bet_settled_queue"
@@ -90,16 +93,18 @@ def test_a_flush_drill_where_the_engineer_only_acknowledges_does_not_verify_reco
     lost = [e["values"]["lost"]["value"] for e in evs if e["type"] == "probe.sample"]
     # ... but the settlements FLUSHDB deleted stayed lost to the end
     assert max(lost) >= 5 and lost[-1] >= 5
-    faded = f"the alert resolved by itself at T+00:{round(summary['symptom_faded_s']):02d}"
+    faded = f"the alert resolved by itself at T+00:{int(summary['symptom_faded_s']):02d}"
     for fmt, text in exports(root, summary["drill"]).items():
         if fmt == "json":
             assert json.loads(text)["summary"]["symptom_faded_s"] == summary["symptom_faded_s"]
         else:
             assert faded in text and "before any mitigation" in text, fmt
-    # the engineer's own replay, after the drill, is what accounts for them
-    replayed = replay(stack)
-    assert replayed["replayed"] >= 5
-    wait_for(lambda: unaccounted(stack) == 0, 10, "every lost job accounted for")
+    # the fault's repair replayed them when the drill closed, after recovery was judged
+    # (not verified: the repair is no mitigation of the engineer's)
+    reverted = next(e for e in evs if e["type"] == "fault.reverted")
+    assert reverted["by"] == "close" and reverted["detail"]["repair"]["replayed"] >= 5
+    assert unaccounted(stack) == 0
+    assert replay(stack)["replayed"] == 0
 
 
 @pytest.mark.stack
@@ -118,6 +123,14 @@ def test_the_replay_mitigation_closes_the_drill_and_puts_the_lost_jobs_back_in_r
     assert "lost.value == 0" in verified["criteria"]
     assert summary["symptom_faded_s"] is None  # the replay came before the alert resolved
     assert in_queue(stack, job_ids) == job_ids
+    # the engineer replayed: the fault's repair at the end finds nothing to do, and says so
+    reverted = next(e for e in evs if e["type"] == "fault.reverted")
+    assert reverted["detail"]["repair"]["replayed"] == 0
+    assert seqs["recovery.verified"] < reverted["seq"]
+    assert (
+        "FLUSHDB cannot be undone; no lost jobs to replay (close)"
+        in exports(stack.workspace.root, summary["drill"])["markdown"]
+    )
 
 
 @pytest.mark.stack
@@ -153,6 +166,81 @@ def test_a_replay_from_the_engineers_shell_is_seen_by_the_probes_and_a_second_ad
     replayed_total = metric(f"{game_url(stack)}/metrics", "game_jobs_replayed_total", queue=QUEUE)
     second = replay(stack)
     assert second["replayed"] == 0 and second["job_ids"] == []
+    assert metric(f"{game_url(stack)}/metrics", "game_jobs_replayed_total", queue=QUEUE) == (
+        replayed_total
+    )
+
+
+def start_waiting_flush(stack: LocalTarget, tmp_path: Path):
+    """A flush drill whose engineer acknowledges and then does nothing, not even replay."""
+    root = stack.workspace.root
+    before = set(journals(root))
+    script = write_script(tmp_path / "wait.json", WAIT_SCRIPT)
+    proc = start_cli(
+        "run", scenario("redis-cache-flush"), "--headless", "--engineer", "ci",
+        "--script", str(script), *FAST, "-w", str(root),
+    )  # fmt: skip
+    journal = newest_journal(root, before)
+    try:
+        wait_for_event(journal, "page", timeout=120)
+        wait_for(lambda: unaccounted(stack) >= 5, 15, "the flush's lost jobs counted")
+    except BaseException:
+        proc.kill()
+        proc.communicate(timeout=30)
+        raise
+    return proc, journal
+
+
+@pytest.mark.stack
+def test_a_flush_drill_aborted_before_any_replay_replays_the_lost_jobs_and_says_so(stack, tmp_path):
+    proc, journal = start_waiting_flush(stack, tmp_path)
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    # the stack is whole again: every settlement the flush lost is back in the queue
+    assert unaccounted(stack) == 0
+    evs = events(journal)
+    assert evs[-1]["type"] == "drill.aborted"
+    assert not any(e["type"] == "mitigation" for e in evs)
+    reverted = next(e for e in evs if e["type"] == "fault.reverted")
+    assert reverted["by"] == "abort"
+    repair = reverted["detail"]["repair"]
+    assert repair["action"] == "replay-lost-jobs" and repair["replayed"] >= 5
+    assert in_queue(stack, repair["job_ids"]) == repair["job_ids"]
+    said = f"fault flushdb: FLUSHDB cannot be undone; {repair['replayed']} lost jobs replayed"
+    assert said in err and "flushdb reverted" not in err
+
+
+@pytest.mark.stack
+def test_kill_9_mid_flush_leaves_lost_jobs_that_recover_replays_once(stack, tmp_path):
+    proc, journal = start_waiting_flush(stack, tmp_path)
+    proc.kill()  # SIGKILL: no finally, no revert, no repair
+    proc.communicate(timeout=30)
+    assert unaccounted(stack) >= 5, "the lost jobs should still be lost after kill -9"
+    crashed = read_journal(journal)
+    assert not crashed.finished
+    types = [e["type"] for e in crashed.events]
+    assert types.index("fault.undo") < types.index("fault.injected")
+
+    done = cli("recover", "--json", "-w", str(stack.workspace.root))
+    assert done.returncode == 0, done.stderr
+    mine = next(r for r in json.loads(done.stdout) if r["journal"] == str(journal))
+    assert mine["reverted"] == ["flushdb"] and not mine["failed"]
+    assert unaccounted(stack) == 0
+    # write-ahead: the repair is in the undo record journalled before the flush
+    undo = next(e for e in crashed.events if e["type"] == "fault.undo")
+    assert undo["undo"]["repair"] == {
+        "action": "replay-lost-jobs", "role": "producer", "service": "game"
+    }  # fmt: skip
+    assert "FLUSHDB cannot be undone" in mine["said"]["flushdb"]
+    finished = read_journal(journal)
+    assert finished.finished and finished.events[-1]["type"] == "drill.aborted"
+    reverted = next(e for e in finished.events if e["type"] == "fault.reverted")
+    assert reverted["by"] == "recover" and reverted["detail"]["repair"]["replayed"] >= 5
+    replayed_total = metric(f"{game_url(stack)}/metrics", "game_jobs_replayed_total", queue=QUEUE)
+    # a second recover has nothing left to do, and replays nothing
+    again = cli("recover", "--json", "-w", str(stack.workspace.root))
+    assert again.returncode == 0 and json.loads(again.stdout) == []
     assert metric(f"{game_url(stack)}/metrics", "game_jobs_replayed_total", queue=QUEUE) == (
         replayed_total
     )

@@ -350,3 +350,57 @@ def test_arbitrary_markdown_never_raises_and_problems_are_typed(text):
 def test_arbitrary_text_with_front_matter_never_raises(text):
     rb = parse_runbook(Path("/nowhere/fuzz.md"), f"---\n{text}\n---\n# T\n{text}")
     lint_runbook(rb, RunbooksConfig())
+
+
+def whole_words(excerpt_text: str, text: str) -> bool:
+    """Every word of the excerpt is a word of `text`, never a piece of one."""
+    words = set(text.split())
+    return all(w in words for w in excerpt_text.strip("…").split())
+
+
+def test_an_excerpt_is_the_whole_sentence_of_the_match_when_it_fits():
+    from pagerdrill.runbooks.search import excerpt
+
+    text = "The cache is cold.\nEvery read misses, e.g. the market page. Then it refills."
+    assert excerpt(text, text.index("misses")) == "Every read misses, e.g. the market page."
+    assert excerpt(text) == "The cache is cold."
+    # a markdown block ends a sentence whatever its punctuation
+    listed = "Look at:\n- the `delayed` count\n- the producer's ledger"
+    assert excerpt(listed, listed.index("delayed")) == "- the `delayed` count"
+
+
+def test_a_sentence_too_long_is_cut_between_words_with_an_ellipsis_where_it_goes_on():
+    from pagerdrill.runbooks.search import excerpt
+
+    text = (
+        "Start. " + " ".join(f"word{i}" for i in range(60)) + " `bull:bet_settled_queue:delayed`."
+    )
+    at = text.index("word30")
+    cut = excerpt(text, at, limit=60)
+    assert cut.startswith("…") and cut.endswith("…")
+    assert "word30" in cut and len(cut) <= 60
+    assert whole_words(cut, text)
+    end = excerpt(text, text.index("bull:"), limit=60)
+    assert end.startswith("…") and end.endswith("`bull:bet_settled_queue:delayed`.")
+    assert excerpt("a " + "x" * 90 + " b", 3, limit=40) == "…" + "x" * 90 + "…"  # never cut
+
+
+@given(st.lists(st.sampled_from(["a", "bb.", "Ccc", "d-d", "`e:f`", "\n\n", "\n- "]), max_size=80),
+       st.integers(0, 400), st.integers(10, 120))  # fmt: skip
+def test_an_excerpt_is_made_of_whole_words_of_its_text_and_fits_its_limit(parts, at, limit):
+    from pagerdrill.runbooks.search import excerpt
+
+    text = " ".join(parts)
+    cut = excerpt(text, at, limit)
+    assert whole_words(cut, text)
+    assert len(cut) <= limit or len(cut.strip("…").split()) == 1
+
+
+def test_search_hits_show_excerpts_cut_at_a_sentence_or_a_word_never_mid_word():
+    books = load_runbooks(REPO)
+    for query in ("queue", "delayed jobs lost", "restart", "handshake", ""):
+        for hit in search(books, query):
+            rb = hit.runbook
+            assert hit.snippet, (query, rb.name)
+            assert whole_words(hit.snippet, f"{rb.symptom}\n{rb.body}"), (query, hit.snippet)
+            assert hit.snippet.endswith(("…", ".", "?", "!", ".)", ":", "`")), hit.snippet

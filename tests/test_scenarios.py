@@ -304,6 +304,11 @@ def test_a_keyword_that_starts_with_a_slash_matches_as_a_whole_word():
 CASES = [
     ("unknown-fault-kind.yaml", "faults[0].kind: unknown fault kind 'stop-servce' (installed: "),
     ("role-not-in-roles.yaml", "probes[2].role: role 'queue' is not in this scenario's roles"),
+    (
+        "repair-role-not-in-roles.yaml",
+        "faults[1].repair.role: role 'producer' is not in this scenario's roles",
+    ),
+    ("repair-with-duration.yaml", "faults[1]: Value error, a fault with `repair` cannot have"),
     ("bad-expr-syntax.yaml", "alerts[0].expr: bad expression 'api.up ==': not a valid expr"),
     (
         "unknown-probe-in-expr.yaml",

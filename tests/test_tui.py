@@ -20,13 +20,14 @@ pytest.importorskip(
 
 from textual.pilot import Pilot
 from textual.screen import Screen
-from textual.widgets import Input, Label, Log, OptionList, RichLog, Static
+from textual.widgets import Input, Label, OptionList, RichLog, Static
 
 from drilling import SCENARIOS, api_faults, assert_stack_clean, scenario
 from helpers import REPO, write_workspace
 from pagerdrill.drill.engine import Phase
 from pagerdrill.journal import read_journal
 from pagerdrill.scenarios.model import load_scenario, scenario_files
+from pagerdrill.timefmt import mmss
 from pagerdrill.tui.app import (
     BLIND_TEXT,
     KEYS,
@@ -43,6 +44,7 @@ from pagerdrill.tui.app import (
     make_app,
 )
 from pagerdrill.tui.panes import LogsScreen, RunbookReader, RunbookScreen
+from pagerdrill.tui.wrapping import EventLog
 
 FAST = {"quiet_min_s": "0.5", "quiet_max_s": "1", "recovery_s": "2"}
 SIZE = (80, 24)
@@ -192,7 +194,7 @@ def test_a_whole_drill_from_the_page_to_the_summary(stack, tmp_path, monkeypatch
             await pilot.press(*"P3, one route")
             await pilot.press("enter")
             await wait_until(pilot, lambda: "page-lead" in engine.steps_done, "step 6")
-            events_log = app.drill_screen.query_one("#events", Log)
+            events_log = app.drill_screen.query_one("#events", EventLog)
             assert any("(why: P3, one route)" in line for line in events_log.lines)
 
             await pilot.press("h")
@@ -223,7 +225,7 @@ def test_a_whole_drill_from_the_page_to_the_summary(stack, tmp_path, monkeypatch
             decision_ids = [c.id for c in engine.model.decision.choices]
             app.screen.query_one(OptionList).highlighted = decision_ids.index("hours")
             await pilot.press("enter")
-            events_log = app.drill_screen.query_one("#events", Log)
+            events_log = app.drill_screen.query_one("#events", EventLog)
             await wait_until(
                 pilot, lambda: any("decision:" in line for line in events_log.lines), "a decision"
             )
@@ -327,7 +329,7 @@ def test_a_scenario_with_live_feedback_shows_each_hypothesis_grade_as_it_is_stat
             await wait_until(
                 pilot, lambda: "hypothesis recorded (right)" in notices(app), "the right notice"
             )
-            events_log = app.drill_screen.query_one("#events", Log)
+            events_log = app.drill_screen.query_one("#events", EventLog)
             assert any("hypothesis recorded (right):" in line for line in events_log.lines)
             await pilot.press("q", "y")
             await wait_until(pilot, lambda: engine.done, "the abort", timeout=30)
@@ -429,7 +431,7 @@ def visible_text(screen: Screen) -> str:
             out.append(str(widget.content))
         elif isinstance(widget, OptionList):
             out += [str(widget.get_option_at_index(i).prompt) for i in range(widget.option_count)]
-        elif isinstance(widget, Log):
+        elif isinstance(widget, EventLog):
             out += list(widget.lines)
     return "\n".join(out)
 
@@ -524,5 +526,139 @@ def test_help_shows_every_key_in_place_and_gives_the_checklist_back(tmp_path):
             before = checklist.highlighted
             await pilot.press("down")
             assert checklist.highlighted == (before or 0) + 1
+
+    asyncio.run(run())
+
+
+# ------------------------------------------------------- layout at 80x24
+
+
+def region_rows(app: DrillApp, region) -> list[str]:
+    """The text the terminal shows inside `region`, one string a row: what the
+    compositor drew, not what a widget holds."""
+    rows = [strip.text for strip in app.screen._compositor.render_strips()]
+    return [row[region.x : region.right] for row in rows[region.y : region.bottom]]
+
+
+FRAME = str.maketrans("", "", "▊▎▔▁")
+"""The tall border's edges (an option list's frame) that a wrapped line runs between."""
+
+
+def squeezed(text: str) -> str:
+    return " ".join(text.translate(FRAME).split())
+
+
+DECIDING = [
+    path.stem
+    for path in sorted(SCENARIOS.glob("*.yaml"))
+    if load_scenario(path).model.decision is not None
+]
+
+
+@pytest.mark.parametrize("name", DECIDING)
+def test_the_decision_prompt_and_its_choices_are_shown_whole_at_80x24(tmp_path, name):
+    from tui_demo import demo_app, page
+
+    app = demo_app(tmp_path, name)
+    decision = app.engine.model.decision
+    assert decision is not None
+
+    async def run() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            page(app)
+            await pilot.pause()
+            await pilot.press("d")
+            await pilot.pause()
+            assert isinstance(app.screen, DecisionPicker)
+            dialog = app.screen.query_one(".dialog")
+            shown = squeezed(" ".join(region_rows(app, dialog.content_region)))
+            assert squeezed(decision.prompt) in shown
+            for choice in decision.choices:
+                assert squeezed(choice.text) in shown, choice.id
+            assert "…" not in shown
+
+    asyncio.run(run())
+
+
+STEP = re.compile(r"^(\s*)(\d) \[.\] ")
+
+
+def step_rows(rows: list[str]) -> dict[int, list[str]]:
+    """Each checklist step's rows on screen (its first row and its continuations)."""
+    out: dict[int, list[str]] = {}
+    current: int | None = None
+    for row in rows:
+        m = STEP.match(row)
+        if m:
+            current = int(m.group(2))
+            out[current] = [row]
+        elif current is not None and row.strip():
+            out[current].append(row)
+    return out
+
+
+def test_long_checklist_titles_wrap_under_their_text_with_the_times_kept_together(tmp_path):
+    from tui_demo import demo_app, page
+
+    app = demo_app(tmp_path)
+    steps = app.engine.checklist.steps
+    longest = sorted(range(len(steps)), key=lambda i: len(steps[i].title))[-2:]
+
+    async def run() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            page(app)
+            await pilot.pause()
+            checklist = app.drill_screen.query_one("#checklist", OptionList)
+            for i in [0, *longest]:
+                checklist.highlighted = i  # scrolled into view
+                await pilot.pause()
+                rows = step_rows(region_rows(app, checklist.content_region))[i + 1]
+                prefix = STEP.match(rows[0])
+                assert prefix is not None
+                indent = len(prefix.group(0))
+                target = f"≤{mmss(steps[i].target_for(app.engine.model.severity))}"
+                # the title whole, every continuation row under its text (the times
+                # may take a row of their own, at the right)
+                assert squeezed(steps[i].title) in squeezed(" ".join(rows)), rows
+                for row in rows[1:]:
+                    assert row[:indent].strip() == "", rows
+                    assert target in row or row[indent] != " ", rows
+                tail = next(row for row in rows if target in row)
+                if i == 0:  # acknowledged at 0:12: the time by its target, never alone
+                    assert "0:12" in tail, rows
+            assert len(step_rows(region_rows(app, checklist.content_region))[1]) >= 1
+
+    asyncio.run(run())
+
+
+def test_an_event_line_longer_than_the_pane_wraps_under_its_text_and_rewraps_on_resize(
+    tmp_path,
+):
+    from tui_demo import demo_app, page
+
+    app = demo_app(tmp_path)
+    note = (
+        "the delayed count fell from about 60 to 0 at 09:01 while waiting climbed, "
+        "so the producer's unaccounted jobs are the ones to replay from the ledger"
+    )
+
+    async def run() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            page(app)
+            app.drill_screen.apply_event({"type": "note", "drill_s": 95.0, "text": note})
+            await pilot.pause()
+            await pilot.pause()
+            for width in (80, 60):
+                await pilot.resize_terminal(width, 24)
+                await pilot.pause()
+                await pilot.pause()
+                events = app.drill_screen.query_one("#events")
+                rows = region_rows(app, events.content_region)
+                first = next(i for i, row in enumerate(rows) if row.startswith("[1:35] note:"))
+                mine = [r for r in rows[first:] if r.strip()]
+                assert len(mine) >= 2, rows  # wrapped, not cut
+                assert squeezed(" ".join(mine)) == f"[1:35] note: {note}"  # the newest, last
+                for row in mine[1:]:
+                    assert row.startswith(" " * 7) and row[7] != " ", rows
 
     asyncio.run(run())

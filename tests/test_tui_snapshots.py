@@ -117,3 +117,9 @@ def test_snapshot_page_the_lead_prompt(snap_compare, tmp_path):
     """Step 6: the checklist's prompt, the call and the reason, whole at 80x24."""
     assert snap_compare(demo_app(tmp_path), terminal_size=(80, 24), press=["6"],
                         run_before=_paged)  # fmt: skip
+
+
+def test_snapshot_decision_dialog(snap_compare, tmp_path):
+    """The longest shipped decision prompt, wrapped whole with its choices, at 80x24."""
+    assert snap_compare(demo_app(tmp_path, "redis-cache-flush"), terminal_size=(80, 24),
+                        press=["d"], run_before=_paged)  # fmt: skip

@@ -124,8 +124,16 @@ def test_a_drill_in_a_real_terminal_from_the_page_to_the_summary(stack, tmux):
     tmux.keys("Escape", "n")
     tmux.type("only /api/promotions fails")
     tmux.keys("Enter", "h")
-    tmux.wait_for("Hypothesis: pick one")
-    tmux.keys("Enter")  # the first choice: the promotions route
+    screen = tmux.wait_for("Hypothesis: pick one")
+    # the choices come in the drill's own shuffled order: go down to the right one
+    starts = {
+        "right": "One route (/api/promotions)",
+        "a": "The whole api is down",
+        "b": "Redis is unreachable",
+        "c": "A client release",
+    }
+    order = sorted(starts, key=lambda k: screen.index(starts[k]))
+    tmux.keys(*["Down"] * order.index("right"), "Enter")
     tmux.keys("m")
     tmux.wait_for("Mitigation: pick one")
     tmux.keys("Enter")  # the first mitigation: turn the flag off

@@ -661,6 +661,7 @@ def scenarios_check(
 def _event_printer(redactor, feedback: str = "hidden"):
     """Progress of a headless drill, one line per event that matters, on stderr. A
     hypothesis shows as recorded; its grade only with the scenario's `feedback: live`."""
+    from pagerdrill.faults import reverted_text
     from pagerdrill.reports.timeline import grade_text
 
     console = _console(stderr=True)
@@ -689,7 +690,7 @@ def _event_printer(redactor, feedback: str = "hidden"):
         elif t == "fault.injected":
             text = f"[red]fault[/] {event['fault']} injected ({event['inject_ms']:g} ms)"
         elif t == "fault.reverted":
-            text = f"fault {event['fault']} reverted ({event['by']})"
+            text = reverted_text(event["fault"], event["by"], event.get("detail"))
         elif t in ("fault.failed", "fault.revert_failed", "mitigation.failed"):
             text = f"[red]{t}[/] {event.get('fault') or event.get('mitigation')}: {event['error']}"
         elif t == "alert.firing" and not injected:
@@ -1020,7 +1021,7 @@ def recover_cmd(
         for r in results:
             c.print(f"[bold]{r.drill}[/]")
             for what in r.reverted:
-                c.print(f"  [green]✓[/] reverted {what}")
+                c.print(f"  [green]✓[/] {r.said.get(what, f'reverted {what}')}")
             for what, error in r.failed:
                 c.print(f"  [red]✗[/] {what}: {error}")
             if r.nothing_to_do:

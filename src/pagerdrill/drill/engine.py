@@ -31,7 +31,7 @@ from typing import Any
 from pagerdrill import __version__
 from pagerdrill.drill.checklist import Checklist
 from pagerdrill.errors import BadInputError, PagerdrillError
-from pagerdrill.faults import Fault, FaultContext, fault_class
+from pagerdrill.faults import Fault, FaultContext, fault_class, replay_lost_jobs, revert_fault
 from pagerdrill.journal import DrillLock, JournalWriter
 from pagerdrill.journal.redact import (
     MASK,
@@ -563,6 +563,13 @@ class DrillEngine:
     def _inject(self, run: _FaultRun, now: float) -> None:
         spec = self.scenario.fault(run.spec_id)
         run.undo = run.fault.prepare()
+        if spec.repair is not None:
+            # in the undo record, so that whoever reverts the fault repairs its harm too
+            run.undo["repair"] = {
+                "action": spec.repair.action,
+                "role": spec.repair.role,
+                "service": self.roles.service(spec.repair.role),
+            }
         # write-ahead: the undo record is durable before the fault touches anything
         self._emit(
             "fault.undo",
@@ -599,7 +606,7 @@ class DrillEngine:
         if run.reverted or not run.injected or run.undo is None:
             return True
         try:
-            detail = run.fault.revert(run.undo)
+            detail = revert_fault(run.fault, run.undo)
         except Exception as exc:
             self._emit_safe("fault.revert_failed", fault=run.spec_id, by=by, error=str(exc))
             return False
@@ -874,7 +881,7 @@ class DrillEngine:
             self.target.restart(service)
             return {"service": service}
         if mit.action == "replay-lost-jobs":
-            return self._replay_lost_jobs(service, mit.role)
+            return replay_lost_jobs(self.target, self.roles, mit.role)
         if mit.action == "reset-env":
             runs = [
                 r
@@ -906,30 +913,6 @@ class DrillEngine:
             "service": service,
             "set": sorted(env),
             "values": mask_values(env, secret_leaves(env)),
-        }
-
-    def _replay_lost_jobs(self, service: str, role: str) -> dict:
-        """The producer's own replay route: it knows what it added and what is gone."""
-        import httpx
-
-        url = f"{self.roles.base_url(role)}/admin/replay-lost-jobs"
-        token = self.target.environment(service).get("FAULT_TOKEN", "")
-        try:
-            response = httpx.post(
-                url, headers={"X-Fault-Token": token} if token else {}, timeout=10.0
-            )
-        except httpx.HTTPError as exc:
-            raise PagerdrillError(f"{service}: replay route unreachable: {exc}") from exc
-        if response.status_code != 200:
-            raise PagerdrillError(
-                f"{service}: replay refused: {response.status_code} {response.text[:200]}"
-            )
-        body = response.json()
-        return {
-            "service": service,
-            "queue": body.get("queue"),
-            "replayed": body.get("replayed"),
-            "job_ids": body.get("job_ids"),
         }
 
     def _storm_source(self, role: str | None) -> str | None:

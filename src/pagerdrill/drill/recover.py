@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pagerdrill.faults import FaultContext, fault_class
+from pagerdrill.faults import FaultContext, fault_class, revert_fault, reverted_text
 from pagerdrill.journal import (
     DrillLock,
     JournalWriter,
@@ -35,6 +35,8 @@ class Recovered:
     reverted: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     nothing_to_do: bool = False
+    said: dict[str, str] = field(default_factory=dict)
+    """What each fault's revert did, as a person reads it (a repair, harm not undone)."""
 
     def to_json(self) -> dict:
         return {
@@ -42,6 +44,7 @@ class Recovered:
             "drill": self.drill,
             "reverted": self.reverted,
             "failed": [{"what": w, "error": e} for w, e in self.failed],
+            "said": self.said,
         }
 
 
@@ -154,10 +157,11 @@ def _revert_one(
         cls = fault_class(str(undo_event.get("kind")))
         params = cls.Params.model_validate(undo_event.get("params") or {})
         fault = cls(what, undo_event["role"], params, ctx)
-        detail = fault.revert(undo_event["undo"])
+        detail = revert_fault(fault, undo_event["undo"])
     except Exception as exc:
         result.failed.append((what, str(exc)))
         journal.append("fault.revert_failed", fault=what, by="recover", error=str(exc))
         return
     result.reverted.append(what)
+    result.said[what] = reverted_text(what, "recover", detail)
     journal.append("fault.reverted", fault=what, by="recover", detail=detail)

@@ -7,6 +7,11 @@ that goes to the journal before anything is touched), `inject()`, and later
 `revert(undo)`. `revert` must be idempotent and must work from the undo record
 alone, in a fresh process: that is how `pagerdrill recover` puts a stack back
 after a crash.
+
+Some harm cannot be undone but can be repaired (a FLUSHDB loses queued jobs; their
+producer can add them again). A scenario declares such a repair on the fault; it goes
+into the undo record with the rest, so whoever reverts the fault (the drill on its
+end, `recover` after a crash) runs it too, through `revert_fault`.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from pagerdrill.errors import BadInputError
+from pagerdrill.errors import BadInputError, PagerdrillError
 
 GROUP = "pagerdrill.faults"
 
@@ -89,6 +94,73 @@ class Fault:
     def in_effect(self) -> bool | None:
         """Whether the fault is visible on the stack now (None: cannot tell). For benchmarks."""
         return None
+
+
+def revert_fault(fault: Fault, undo: dict) -> dict:
+    """Revert `fault` and run the repair its undo record declares. A repair that fails
+    raises, so the fault stays pending and the next revert (or `recover`) tries both
+    again: both are idempotent."""
+    detail = fault.revert(undo)
+    repair = undo.get("repair")
+    if isinstance(repair, dict):
+        detail = {**detail, "repair": run_repair(repair, fault.ctx)}
+    return detail
+
+
+REPAIR_ACTIONS = ("replay-lost-jobs",)
+
+
+def run_repair(repair: dict, ctx: FaultContext) -> dict:
+    """Run one repair record ({action, role, service}) against the target."""
+    action = repair.get("action")
+    if action == "replay-lost-jobs":
+        return {"action": action, **replay_lost_jobs(ctx.target, ctx.roles, str(repair["role"]))}
+    raise PagerdrillError(f"unknown repair '{action}' (known: {', '.join(REPAIR_ACTIONS)})")
+
+
+def replay_lost_jobs(target: Any, roles: Any, role: str) -> dict:
+    """Ask the role's producer, through the target's endpoint for it, to add again the
+    jobs it added that are neither in the queue nor processed. The producer keeps the
+    ledger, so a replay with nothing lost adds nothing."""
+    import httpx
+
+    service = roles.service(role)
+    url = f"{roles.base_url(role)}/admin/replay-lost-jobs"
+    token = target.environment(service).get("FAULT_TOKEN", "")
+    try:
+        response = httpx.post(url, headers={"X-Fault-Token": token} if token else {}, timeout=10.0)
+    except httpx.HTTPError as exc:
+        raise PagerdrillError(f"{service}: replay route unreachable: {exc}") from exc
+    if response.status_code != 200:
+        raise PagerdrillError(
+            f"{service}: replay refused: {response.status_code} {response.text[:200]}"
+        )
+    body = response.json()
+    return {
+        "service": service,
+        "queue": body.get("queue"),
+        "replayed": body.get("replayed"),
+        "job_ids": body.get("job_ids"),
+    }
+
+
+def reverted_text(fault: str, by: str, detail: dict | None) -> str:
+    """How a fault's revert reads to a person. Harm that cannot be undone is said to be
+    so (never "reverted"), with what its repair did."""
+    detail = detail if isinstance(detail, dict) else {}
+    if not detail.get("irreversible"):
+        return f"fault {fault} reverted ({by})"
+    command = detail.get("command")
+    text = (
+        f"fault {fault}: {command} cannot be undone"
+        if command
+        else (f"fault {fault} cannot be undone")
+    )
+    repair = detail.get("repair")
+    if isinstance(repair, dict) and repair.get("action") == "replay-lost-jobs":
+        replayed = repair.get("replayed")
+        text += f"; {replayed} lost jobs replayed" if replayed else "; no lost jobs to replay"
+    return f"{text} ({by})"
 
 
 _BUILTIN = {

@@ -118,7 +118,7 @@ class RedisCommand(Fault):
 
     def revert(self, undo: dict) -> dict:
         if "config" not in undo:
-            return {"service": undo["service"], "irreversible": True}
+            return {"service": undo["service"], "irreversible": True, "command": undo["command"]}
         with self._client() as client:
             for key, value in undo["config"].items():
                 if value is not None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pagerdrill.faults import reverted_text
 from pagerdrill.journal import JournalRead, read_journal
 from pagerdrill.journal.redact import Redactor
 from pagerdrill.journal.summary import (
@@ -134,7 +135,7 @@ Formatter = Callable[[Callable[[str], Any]], str]
 
 _SYSTEM_LINES: dict[str, Formatter] = {
     "fault.injected": lambda g: f"fault {g('fault')} injected ({g('kind')})",
-    "fault.reverted": lambda g: f"fault {g('fault')} reverted ({g('by')})",
+    "fault.reverted": lambda g: reverted_text(g("fault"), g("by"), g("detail")),
     "fault.failed": lambda g: f"fault {g('fault')} failed to inject: {g('error')}",
     "fault.revert_failed": lambda g: f"fault {g('fault')} failed to revert: {g('error')}",
     "alert.firing": lambda g: f"ALERT {g('alert')} firing: {g('summary')}",

@@ -204,7 +204,7 @@ class RunbookIndex:
         """Runbooks by relevance to `query`, best first; an empty query lists them all."""
         match = _fts_query(expand_query(query))
         if not match:
-            hits = [Hit(rb, 0.0, _first_line(rb.symptom)) for rb in self.runbooks]
+            hits = [Hit(rb, 0.0, excerpt(rb.symptom)) for rb in self.runbooks]
             hits.sort(key=lambda h: h.runbook.name)
             return hits[:limit] if limit else hits
         w = ", ".join(str(x) for x in WEIGHTS)
@@ -217,22 +217,87 @@ class RunbookIndex:
         hits = []
         for rowid, rank, in_symptom, in_body in rows:
             rb = self.runbooks[rowid]
-            piece = in_symptom if "\x01" in in_symptom else in_body
-            if "\x01" not in piece:
-                piece = _first_line(rb.symptom)
-            hits.append(Hit(rb, -rank, _clean(piece)))
+            if "\x01" in in_symptom:
+                snippet = _excerpt_of(in_symptom, rb.symptom)
+            elif "\x01" in in_body:
+                snippet = _excerpt_of(in_body, rb.body)
+            else:
+                snippet = excerpt(rb.symptom)
+            hits.append(Hit(rb, -rank, snippet))
         return hits
 
     def close(self) -> None:
         self._db.close()
 
 
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0] if text.strip() else ""
+EXCERPT_CHARS = 160
+"""A hit's excerpt at most: two rows of an 80-column terminal."""
+
+_WORD = re.compile(r"\S+")
+_SENTENCE_END = re.compile(r"[.!?][)\]\"'`*]*$")
 
 
-def _clean(piece: str) -> str:
-    return " ".join(piece.replace("\x01", "").replace("\x02", "").split())
+def excerpt(text: str, at: int = 0, limit: int = EXCERPT_CHARS) -> str:
+    """The sentence of `text` that holds position `at`, whole when it fits in `limit`
+    characters; else the words of it around `at` that fit, with an ellipsis where the
+    sentence goes on. Cut only between words (a word longer than `limit` is kept
+    whole), so an excerpt never ends mid-word; line breaks read as spaces."""
+    words = [(m.start(), m.group()) for m in _WORD.finditer(text)]
+    if not words:
+        return ""
+    hit = next((i for i, (start, w) in enumerate(words) if start + len(w) > at), len(words) - 1)
+    first = hit
+    while first > 0 and not _ends_sentence(text, words, first - 1):
+        first -= 1
+    last = hit
+    while last < len(words) - 1 and not _ends_sentence(text, words, last):
+        last += 1
+    sentence = [w for _, w in words[first : last + 1]]
+    if len(" ".join(sentence)) <= limit:
+        return " ".join(sentence)
+    lo = hi = hit - first  # the words kept: sentence[lo : hi + 1], the hit's among them
+    size = len(sentence[lo])
+    room = limit - 2  # an ellipsis each side at most
+    # up to a third of the room before the hit, then after it, then before it again
+    while lo > 0 and size + 1 + len(sentence[lo - 1]) <= room // 3:
+        lo -= 1
+        size += 1 + len(sentence[lo])
+    while hi < len(sentence) - 1 and size + 1 + len(sentence[hi + 1]) <= room:
+        hi += 1
+        size += 1 + len(sentence[hi])
+    while lo > 0 and size + 1 + len(sentence[lo - 1]) <= room:
+        lo -= 1
+        size += 1 + len(sentence[lo])
+    out = " ".join(sentence[lo : hi + 1])
+    return ("…" if lo > 0 else "") + out + ("…" if hi < len(sentence) - 1 else "")
+
+
+_BLOCK = re.compile(r"\n\s*\n|\n\s*(?:#{1,6}\s|[>|]|[-*+]\s|\d+\.\s|```)")
+"""A break in markdown that ends a sentence whatever its punctuation: a blank line, or
+a heading, list item, quote, table row or code fence starting the next line."""
+
+
+def _ends_sentence(text: str, words: list[tuple[int, str]], i: int) -> bool:
+    """Word `i` ends a sentence: a markdown block ends after it, or it ends in . ! or ?
+    and the next word does not begin in lower case (so "e.g. the" goes on)."""
+    if i + 1 >= len(words):
+        return True
+    start, word = words[i]
+    if _BLOCK.match(text, start + len(word), words[i + 1][0] + 5):
+        return True
+    return bool(_SENTENCE_END.search(word)) and not words[i + 1][1][:1].islower()
+
+
+def _excerpt_of(piece: str, text: str) -> str:
+    """The excerpt of `text` around the first match FTS5's snippet `piece` marks. The
+    snippet is cut at tokens (mid-sentence, and mid-name in `bet_settled_queue`); it
+    only says where the match is."""
+    core = piece.removeprefix("…").removesuffix("…")
+    before = core[: core.index("\x01")].replace("\x02", "")
+    where = text.find(core.replace("\x01", "").replace("\x02", ""))
+    if where < 0:  # not verbatim (it always is): the snippet's own words, made whole
+        return excerpt(" ".join(core.replace("\x01", "").replace("\x02", "").split()))
+    return excerpt(text, where + len(before))
 
 
 _last: tuple[tuple[int, ...], RunbookIndex] | None = None

@@ -76,6 +76,10 @@ def needs(model: ScenarioModel) -> list[Need]:
         out.append(Need(f.role, by, "service", "service"))
         for what, key, endpoint in FAULT_NEEDS.get(f.kind, []):
             out.append(Need(f.role, by, what, key, endpoint))
+        if f.repair is not None and f.repair.action == "replay-lost-jobs":
+            repair = f"fault {f.id} repair"
+            out.append(Need(f.repair.role, repair, "service", "service"))
+            out.append(Need(f.repair.role, repair, "URL", "url", "http"))
         if f.kind == "restart-with-env":
             for key in f.params.get("env_from_binding") or {}:
                 out.append(Need(f.role, by, BINDING_FIELDS.get(key, key), key))

@@ -65,6 +65,14 @@ class SteadyState(Model):
     timeout_s: float = Field(default=90.0, gt=0, le=3600)
 
 
+class Repair(Model):
+    """What to do, when the drill ends, about harm the fault cannot undo."""
+
+    action: Literal["replay-lost-jobs"]
+    """replay-lost-jobs: the role's producer adds again the jobs the fault lost."""
+    role: Ident
+
+
 class FaultSpec(BaseModel):
     """One fault; keys other than these are the fault kind's own parameters."""
 
@@ -77,6 +85,17 @@ class FaultSpec(BaseModel):
     """Seconds after the quiet period ends."""
     duration_s: float | None = Field(default=None, gt=0, le=24 * 3600)
     """Revert by itself after this long; None: stays until mitigated or the drill ends."""
+    repair: Repair | None = None
+    """Run when the fault is reverted (the drill's end, `recover`): harm it cannot undo
+    is repaired, so no drill leaves the stack broken. It runs after recovery was judged,
+    so it never stands in for the engineer's mitigation."""
+
+    @model_validator(mode="after")
+    def _repair_at_the_end(self) -> FaultSpec:
+        if self.repair is not None and self.duration_s is not None:
+            raise ValueError("a fault with `repair` cannot have `duration_s`: its repair runs "
+                             "when the drill ends, after recovery was judged")  # fmt: skip
+        return self
 
     @property
     def params(self) -> dict[str, Any]:
@@ -470,6 +489,8 @@ def _consistency(
         at(("quiet",), "max_s must not be below min_s")
     for i, f in enumerate(m.faults):
         role_used(("faults", i, "role"), f.role)
+        if f.repair is not None:
+            role_used(("faults", i, "repair", "role"), f.repair.role)
         try:
             cls = fault_class(f.kind)
         except BadInputError as exc:

@@ -28,7 +28,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Button, Input, Label, Log, OptionList, Static
+from textual.widgets import Button, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
@@ -40,6 +40,7 @@ from pagerdrill.reports.timeline import grade_text
 from pagerdrill.timefmt import mmss
 from pagerdrill.tui.panes import LogsScreen, RunbookScreen, key_bar
 from pagerdrill.tui.signals import SignalsPane
+from pagerdrill.tui.wrapping import EventLog, Hanging
 from pagerdrill.workspace import default_engineer
 
 log = logging.getLogger("pagerdrill.tui")
@@ -185,9 +186,11 @@ class HypothesisPicker(ModalScreen[tuple[str | None, str | None] | None]):
 
 
 class DecisionPicker(ModalScreen[str | None]):
-    """The scenario's decision: its prompt and choices; dismisses with the choice id."""
+    """The scenario's decision: its prompt and choices; dismisses with the choice id.
+    The prompt wraps, whole, and the dialog scrolls where the terminal cannot hold it."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+    AUTO_FOCUS = "#decision-choices"
 
     def __init__(self, prompt: str, choices: list[tuple[str, str]]) -> None:
         super().__init__()
@@ -195,8 +198,8 @@ class DecisionPicker(ModalScreen[str | None]):
         self.choices = choices
 
     def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog wide"):
-            yield Label(f"Decision: {self.prompt}", classes="dialog-title")
+        with VerticalScroll(classes="dialog wide", id="decision"):
+            yield Static(f"Decision: {self.prompt}", classes="dialog-title", markup=False)
             yield OptionList(
                 *[Option(text, id=cid) for cid, text in self.choices], id="decision-choices"
             )
@@ -454,9 +457,7 @@ class DrillScreen(Screen[None]):
                 yield OptionList(*self._step_prompts(), id="checklist")
             yield SignalsPane(self.engine.stack_rows, self.engine.watched_rows, id="signals")
         yield Static(help_text(), id="help-panel")
-        events = Log(id="events", max_lines=200)
-        events.can_focus = False
-        yield events
+        yield EventLog(max_lines=200, id="events")
         yield Static(id="keys")
 
     def on_mount(self) -> None:
@@ -468,26 +469,28 @@ class DrillScreen(Screen[None]):
 
     # ----------------------------------------------------------- rendering
 
-    def _step_prompts(self) -> list[Text]:
+    def _step_prompts(self) -> list[Hanging]:
+        """Each step: a title too long for the pane wraps under its text (after the
+        "N [ ] "), and its target and time stay together at the right of its last row."""
         sev = self.engine.model.severity
         out = []
         for i, step in enumerate(self.engine.checklist.steps, 1):
             target = step.target_for(sev)
             done = self.engine.steps_done.get(step.id)
-            t = Text()
-            t.append(f"{i} ", style="bold")
-            t.append("[✓] " if done is not None else "[ ] ", style="green" if done else "")
-            t.append(step.title)
+            head = Text()
+            head.append(f"{i} ", style="bold")
+            head.append("[✓] " if done is not None else "[ ] ", style="green" if done else "")
+            title = Text(step.title)
             if step.url:
-                t.append(" ↗", style="cyan")
-            t.append(f"  ≤{mmss(target)}", style="dim")
+                title.append(" ↗", style="cyan")
+            tail = Text(f"≤{mmss(target)}", style="dim")
             if done is not None:
                 late = done > target
-                t.append(
+                tail.append(
                     f"  {mmss(done)}" + (" over target" if late else ""),
                     style="bold red" if late else "green",
                 )
-            out.append(t)
+            out.append(Hanging(head, title, tail))
         return out
 
     def refresh_checklist(self) -> None:
@@ -581,7 +584,7 @@ class DrillScreen(Screen[None]):
 
     def on_resize(self) -> None:
         self.refresh_status()
-        events = self.query_one("#events", Log)
+        events = self.query_one("#events", EventLog)
         self.call_after_refresh(events.scroll_end, animate=False)
 
     def show_page(self, event: dict) -> None:
@@ -600,21 +603,15 @@ class DrillScreen(Screen[None]):
         banner.update(t)
         banner.display = True
         self.query_one("#signals", SignalsPane).page()
-        events = self.query_one("#events", Log)
+        events = self.query_one("#events", EventLog)
         self.call_after_refresh(events.scroll_end, animate=False)  # once shrunk
 
     def update_signals(self, values: dict) -> None:
         self.query_one("#signals", SignalsPane).sample(values)
 
     def write(self, line: str) -> None:
-        events = self.query_one("#events", Log)
-        # always follow: Log follows only if it was at its end, and the page's banner
-        # shrinks the pane, which leaves it short of the end for the rest of the drill
-        events.write_line(line, scroll_end=True)
-        if events.max_lines is not None and events.line_count >= events.max_lines:
-            # once full, Log (textual 8.2) trims the oldest line but refreshes a line
-            # index past its end: repaint it whole or the new line never shows
-            events.refresh()
+        # always follows its newest line, also once the page's banner shrinks the pane
+        self.query_one("#events", EventLog).write_line(line)
 
     def apply_event(self, event: dict) -> None:
         """Render one journal event (on the UI thread)."""

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+from rich.console import Group, RenderableType
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -25,6 +26,7 @@ from textual.worker import get_current_worker
 
 from pagerdrill.runbooks import Runbook, load_runbooks, search
 from pagerdrill.signals.logs import LogRecord, error_spans, matches, tail_services
+from pagerdrill.tui.wrapping import Hanging
 
 log = logging.getLogger("pagerdrill.tui")
 
@@ -298,9 +300,10 @@ class RunbookScreen(Screen[None]):
             t = Text()
             t.append(hit.runbook.title, style="bold")
             t.append(f"  {hit.runbook.path.name}", style="dim")
-            if hit.snippet:
-                t.append(f"\n  {hit.snippet}", style="dim")
-            hits.add_option(Option(t, id=str(i)))
+            prompt: RenderableType = t
+            if hit.snippet:  # the excerpt's rows under its own first word
+                prompt = Group(t, Hanging(Text("  "), Text(hit.snippet, style="dim")))
+            hits.add_option(Option(prompt, id=str(i)))
         hits.highlighted = 0
 
     def on_input_changed(self, event: Input.Changed) -> None:
