@@ -112,13 +112,15 @@ def status_cmd(
 @app.command("team")
 def team(workspace: WorkspaceOption = None, as_json: JsonOption = False) -> None:
     """One row per engineer: ready (a signed go) or what blocks, the rotation, the last
-    drill, when a go expires or a fresh drill is due."""
-    from pagerdrill.readiness.status import engineers, status
+    drill, when a go expires or a fresh drill is due; then everyone the escalation
+    schedules put on call in the gate's look-ahead (14 days) without a go that holds."""
+    from pagerdrill.readiness.status import engineers, schedule_warnings, status
 
     ctx = _context(workspace)
     rows: list[dict[str, Any]] = []
+    statuses: dict[str, Status] = {}
     for name in engineers(ctx):
-        st = status(ctx, name)
+        st = statuses[name] = status(ctx, name)
         rows.append(
             {
                 "engineer": name,
@@ -131,8 +133,15 @@ def team(workspace: WorkspaceOption = None, as_json: JsonOption = False) -> None
                 "assigned": st.assigned,
             }
         )
+    warnings = schedule_warnings(ctx, statuses)
     if as_json:
-        _out(json.dumps({"engineers": rows}, indent=2, ensure_ascii=False))
+        _out(
+            json.dumps(
+                {"engineers": rows, "warnings": [w.__dict__ for w in warnings]},
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
         return
     width = max([len(r["engineer"]) for r in rows] + [8])
     _out(f"{'engineer':<{width}}  rot  {'last drill':<10}  state")
@@ -142,6 +151,8 @@ def team(workspace: WorkspaceOption = None, as_json: JsonOption = False) -> None
             state += f" (go expires {r['expires']})"
         last = (r["last_drill"] or "-")[:10]
         _out(f"{r['engineer']:<{width}}  {r['rotation']:>3}  {last:<10}  {state}")
+    for w in warnings:
+        _out(f"warning: {w.render()}")
 
 
 @app.command("attest")

@@ -12,10 +12,10 @@ from pathlib import Path
 
 from pagerdrill.readiness.drills import SEVERITY_RANK, DrillFacts, all_drills
 from pagerdrill.readiness.gate import Gate, Item, load_gate
-from pagerdrill.readiness.matrix import MatrixCheck, check_matrix
+from pagerdrill.readiness.matrix import MatrixCheck, OnCallTurn, check_matrix, on_call_ahead
 from pagerdrill.readiness.quiz import grade
 from pagerdrill.readiness.records import Entry, Records, parse_iso, sha256_file, slug
-from pagerdrill.readiness.roster import People, load_people
+from pagerdrill.readiness.roster import LoadedRoster, load_people
 
 
 @dataclass
@@ -46,6 +46,7 @@ class Status:
     ready: bool = False
     go_at: str | None = None
     expires: str | None = None
+    expired: bool = False
     last_drill: str | None = None
     fresh_drill_due: str | None = None
     reopen_reason: str | None = None
@@ -69,7 +70,7 @@ class Context:
         self.root = root
         self.now = now or dt.datetime.now(dt.UTC)
         self.gate: Gate = load_gate(root)
-        self.people: People = load_people(root)
+        self.people: LoadedRoster = load_people(root)
         self.records = Records(root)
 
     @cached_property
@@ -106,7 +107,7 @@ class Context:
             return str(path)
 
     def has_role(self, name: str, *roles: str) -> bool:
-        person = self.people.get(name)
+        person = self.people.person(name)
         return person is not None and any(r in person.roles for r in roles)
 
 
@@ -445,6 +446,7 @@ def _signoff(
         expires = parse_iso(go_at) + dt.timedelta(days=days)
         out.expires = expires.date().isoformat()
         if expires < ctx.now:
+            out.expired = True
             st.blockers.append(f"the go of {go_at[:10]} expired on {out.expires}; recertify")
     if others_open:
         st.blockers.append("items open since the go: " + ", ".join(others_open))
@@ -453,7 +455,7 @@ def _signoff(
 
 def engineers(ctx: Context) -> list[str]:
     """The roster's engineers, and anyone else with entries (by folder name)."""
-    names = [p.name for p in ctx.people.engineers()]
+    names = [p.name for p in ctx.people.with_role("engineer")]
     known = {slug(n) for n in names}
     for folder in ctx.records.engineers_with_entries():
         if folder not in known:
@@ -461,3 +463,49 @@ def engineers(ctx: Context) -> list[str]:
             if found:
                 names.append(found[0].engineer)
     return names
+
+
+@dataclass(frozen=True)
+class ScheduleWarning:
+    """Someone the schedule puts on call soon who is not ready to take the pager."""
+
+    person: str
+    schedule: str
+    start: str
+    reason: str
+
+    def render(self) -> str:
+        return f"{self.person} is on call ({self.schedule}) from {self.start} {self.reason}"
+
+
+def schedule_warnings(
+    ctx: Context, statuses: dict[str, Status] | None = None
+) -> list[ScheduleWarning]:
+    """Every engineer the escalation schedules put on call within the gate's look-ahead
+    who has no go, whose go expired, or who is no longer ready. The gate certifies the
+    roster's engineers; on-calls and leads without the engineer role are the experienced
+    people who sign, not people it certifies."""
+    days = ctx.gate.schedule_warning_days
+    out: list[ScheduleWarning] = []
+    statuses = dict(statuses or {})
+    turns: list[OnCallTurn] = on_call_ahead(ctx.matrix, ctx.now, days)
+    seen: set[str] = set()
+    for turn in turns:
+        person = ctx.people.person(turn.person)
+        if person is None or "engineer" not in person.roles or person.name in seen:
+            continue
+        seen.add(person.name)
+        st = statuses.get(person.name)
+        if st is None:
+            st = statuses[person.name] = status(ctx, person.name)
+        if st.ready:
+            continue
+        if st.go_at is None:
+            reason = "with no go sign-off"
+        elif st.expired:
+            reason = f"and their go expired on {st.expires}"
+        else:
+            reason = "and is no longer ready: " + ", ".join(i.id for i in st.open_items)
+        start = f"{turn.start.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC"
+        out.append(ScheduleWarning(person.name, turn.schedule, start, reason))
+    return out

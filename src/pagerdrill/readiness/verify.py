@@ -26,7 +26,7 @@ def verify(ctx: Context, engineers: list[str]) -> tuple[list[Finding], int]:
     """(every problem, how many entries were checked)."""
     out: list[Finding] = []
     checked = 0
-    keyed = [(p.name, signing.key_id(p.ssh_key)) for p in ctx.people.people if p.ssh_key]
+    keyed = [(p.name, signing.key_id(p.ssh_key)) for p in ctx.people.model.people if p.ssh_key]
     owners = {key: name for name, key in keyed}
     signers = signing.allowed_signers(keyed)
     for engineer in engineers:
