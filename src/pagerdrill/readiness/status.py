@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from pagerdrill.readiness.drills import SEVERITY_RANK, DrillFacts, all_drills
+from pagerdrill.readiness.drills import SEVERITY_RANK, DrillFacts, DrillIndex
 from pagerdrill.readiness.gate import Gate, Item, load_gate
 from pagerdrill.readiness.matrix import MatrixCheck, OnCallTurn, check_matrix, on_call_ahead
 from pagerdrill.readiness.quiz import grade
@@ -74,16 +74,12 @@ class Context:
         self.records = Records(root)
 
     @cached_property
-    def drills(self) -> list[DrillFacts]:
-        return all_drills(self.root)
+    def drill_index(self) -> DrillIndex:
+        return DrillIndex(self.root)
 
-    @cached_property
-    def drills_by_engineer(self) -> dict[str, list[DrillFacts]]:
-        out: dict[str, list[DrillFacts]] = {}
-        for d in self.drills:
-            if d.engineer:
-                out.setdefault(d.engineer.lower(), []).append(d)
-        return out
+    def drills_of(self, engineer: str) -> list[DrillFacts]:
+        """The drills `engineer` drove, oldest first (from the index: only theirs are read)."""
+        return self.drill_index.of(engineer)
 
     @cached_property
     def matrix(self) -> MatrixCheck:
@@ -95,10 +91,36 @@ class Context:
         return done is not None and done.strip() == "true"
 
     @cached_property
-    def runbooks(self) -> list:
-        from pagerdrill.runbooks import load_runbooks
+    def runbook_authors(self) -> dict[str, list[Path]]:
+        """Each runbook file by the author its front matter names (only the front matter
+        is read here; a runbook is parsed when its author's status asks for it)."""
+        import yaml
 
-        return load_runbooks(self.root)
+        from pagerdrill.runbooks import runbook_files, settings
+        from pagerdrill.runbooks.model import split_front_matter
+
+        template = settings(self.root)
+        out: dict[str, list[Path]] = {}
+        for path in runbook_files(self.root / template.dir, template.index):
+            try:
+                raw, _line, _rest = split_front_matter(path.read_text(encoding="utf-8"))
+                front = yaml.safe_load(raw) if raw else None
+            except (OSError, UnicodeDecodeError, yaml.YAMLError):
+                continue
+            if isinstance(front, dict) and front.get("author") is not None:
+                out.setdefault(str(front["author"]), []).append(path)
+        return out
+
+    def runbooks_by(self, engineer: str) -> list:
+        from pagerdrill.runbooks import parse_runbook
+
+        out = []
+        for path in self.runbook_authors.get(engineer, []):
+            try:
+                out.append(parse_runbook(path, path.read_text(encoding="utf-8")))
+            except (OSError, UnicodeDecodeError):
+                continue
+        return out
 
     def rel(self, path: Path) -> str:
         try:
@@ -168,7 +190,7 @@ def status(ctx: Context, engineer: str, entries: list[Entry] | None = None) -> S
 
 def _drill(ctx: Context, engineer: str, item: Item, st: ItemStatus, out: Status) -> None:
     rule = item.drill_rule
-    mine = ctx.drills_by_engineer.get(engineer.lower(), [])
+    mine = ctx.drills_of(engineer)
     if mine:
         out.last_drill = mine[-1].started
     best_reasons: list[str] | None = None
@@ -238,7 +260,9 @@ def _runbook(ctx: Context, engineer: str, item: Item, st: ItemStatus, entries: l
     from pagerdrill.runbooks import lint_folder, settings
 
     rule = item.runbook_rule
-    mine = [rb for rb in ctx.runbooks if str(rb.front_matter.get("author", "")) == engineer]
+    mine = [
+        rb for rb in ctx.runbooks_by(engineer) if str(rb.front_matter.get("author", "")) == engineer
+    ]
     if not mine:
         st.blockers.append(f"no runbook in runbooks/ names {engineer} as its author")
         return
