@@ -147,8 +147,10 @@ def team(workspace: WorkspaceOption = None, as_json: JsonOption = False) -> None
     _out(f"{'engineer':<{width}}  rot  {'last drill':<10}  state")
     for r in rows:
         state = "ready" if r["ready"] else "blocked on " + ", ".join(r["blocked_on"])
-        if r["expires"]:
-            state += f" (go expires {r['expires']})"
+        due = [f"go expires {r['expires']}"] if r["expires"] else []
+        due += [f"fresh drill due {r['fresh_drill_due']}"] if r["fresh_drill_due"] else []
+        if due:
+            state += f" ({', '.join(due)})"
         last = (r["last_drill"] or "-")[:10]
         _out(f"{r['engineer']:<{width}}  {r['rotation']:>3}  {last:<10}  {state}")
     for w in warnings:
