@@ -9,6 +9,7 @@ command, Python start and imports included, is measured too). One command:
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -27,7 +28,14 @@ JOURNALS = 5000
 
 
 def main() -> None:
-    root = Path(tempfile.mkdtemp(prefix="readiness-bench-")) / "ws"
+    top = Path(tempfile.mkdtemp(prefix="readiness-bench-"))
+    try:
+        run(top / "ws")
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
+def run(root: Path) -> None:
     people = [{"name": f"Engineer {n:03d}", "roles": ["engineer"]} for n in range(ENGINEERS)]
     roster = {"version": 1, "people": [*ROSTER["people"], *people]}
     make_workspace(root, roster=roster)

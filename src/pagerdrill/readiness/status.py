@@ -72,6 +72,7 @@ class Context:
         self.gate: Gate = load_gate(root)
         self.people: LoadedRoster = load_people(root)
         self.records = Records(root)
+        self._digests: dict[Path, str] = {}
 
     @cached_property
     def drill_index(self) -> DrillIndex:
@@ -121,6 +122,12 @@ class Context:
             except (OSError, UnicodeDecodeError):
                 continue
         return out
+
+    def digest(self, path: Path) -> str:
+        """A document's content hash, once per context however many engineers read it."""
+        if path not in self._digests:
+            self._digests[path] = sha256_file(path)
+        return self._digests[path]
 
     def rel(self, path: Path) -> str:
         try:
@@ -320,7 +327,7 @@ def _read(ctx: Context, engineer: str, item: Item, st: ItemStatus, entries: list
     if not path.is_file():
         st.blockers.append(f"{item.document}: no such document")
         return
-    digest = sha256_file(path)
+    digest = ctx.digest(path)
     reads = [e for e in entries if e.kind == "read" and e.by == engineer]
     fresh = [e for e in reads if any(p.sha256 == digest for p in e.pins)]
     if fresh:
