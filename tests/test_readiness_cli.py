@@ -188,3 +188,9 @@ def test_init_brings_the_gate_the_register_and_the_changelog(tmp_path):
     for doc in ("security-register", "api-changelog"):
         assert not any("no such document" in b for b in items[doc]["blockers"])
         assert any("not read" in b for b in items[doc]["blockers"])
+
+
+def test_readiness_with_no_command_outside_a_terminal_prints_its_help(ws):
+    done = pagerdrill(ws)
+    assert done.returncode == 0, done.stderr
+    assert "Usage:" in done.stdout and "signoff" in done.stdout

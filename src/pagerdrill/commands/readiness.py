@@ -22,7 +22,7 @@ app = typer.Typer(
     "journals, runbooks, the escalation matrix) and attested by named people, and the two "
     "sign-offs.",
     short_help="The on-call readiness gate: status, attest, read, quiz, sign off, verify.",
-    no_args_is_help=True,
+    invoke_without_command=True,
 )
 
 WorkspaceOption = Annotated[
@@ -53,6 +53,38 @@ def _context(workspace: Path | None) -> Context:
     from pagerdrill.workspace import find_workspace
 
     return Context(find_workspace(workspace))
+
+
+@app.callback()
+def gate_screen(
+    ctx: typer.Context,
+    engineer: Annotated[
+        str | None,
+        typer.Option(
+            "--engineer",
+            "-e",
+            help="Whose gate the terminal screen shows (default: git user.name).",
+        ),
+    ] = None,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """With no command, in a terminal: the engineer's gate as a screen (items, evidence,
+    the next thing to do), where the register and changelog are read and the pager
+    question answered. Elsewhere, this help."""
+    if ctx.invoked_subcommand is not None:
+        return
+    import sys
+
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        _out(ctx.get_help())
+        return
+    from pagerdrill.readiness.actions import require_engineer
+    from pagerdrill.tui.readiness import ReadinessApp
+    from pagerdrill.workspace import default_engineer
+
+    context = _context(workspace)
+    name = require_engineer(context, engineer or default_engineer()).name
+    ReadinessApp(context.root, name).run()
 
 
 def _render(st: Status) -> None:
