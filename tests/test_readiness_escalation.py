@@ -111,3 +111,16 @@ def test_readiness_team_prints_each_schedule_warning_once_per_person(ws):
     assert all("with no go sign-off" in line for line in warnings)
     data = json.loads(pagerdrill(ws, "team", "--json").stdout)
     assert sorted(w["person"] for w in data["warnings"]) == sorted(people)
+
+
+def test_a_turn_under_way_is_warned_as_on_call_now_until_its_end(ws):
+    monday = dt.datetime(2026, 11, 20, 10, tzinfo=dt.UTC)  # Ana Lima's primary week
+    warned = {w.person: w for w in schedule_warnings(Context(ws, monday))}
+    ana = warned["Ana Lima"]
+    assert ana.now and ana.schedule == "primary"
+    assert ana.render() == (
+        "Ana Lima is on call (primary) now, until 2026-11-23 08:00 UTC, with no go sign-off"
+    )
+    assert warned["Chen Wei"].render() == (
+        "Chen Wei is on call (secondary) from 2026-11-23 08:00 UTC with no go sign-off"
+    )

@@ -503,10 +503,15 @@ class ScheduleWarning:
     person: str
     schedule: str
     start: str
+    """When the turn starts (UTC), or when it ends for a turn already under way."""
+
     reason: str
+    now: bool = False
+    """On call at this moment: `start` is then when the turn ends."""
 
     def render(self) -> str:
-        return f"{self.person} is on call ({self.schedule}) from {self.start} {self.reason}"
+        when = f"now, until {self.start}," if self.now else f"from {self.start}"
+        return f"{self.person} is on call ({self.schedule}) {when} {self.reason}"
 
 
 def schedule_warnings(
@@ -537,6 +542,8 @@ def schedule_warnings(
             reason = f"and their go expired on {st.expires}"
         else:
             reason = "and is no longer ready: " + ", ".join(i.id for i in st.open_items)
-        start = f"{turn.start.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC"
-        out.append(ScheduleWarning(person.name, turn.schedule, start, reason))
+        under_way = turn.start <= ctx.now
+        moment = turn.end if under_way else turn.start
+        start = f"{moment.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC"
+        out.append(ScheduleWarning(person.name, turn.schedule, start, reason, under_way))
     return out
