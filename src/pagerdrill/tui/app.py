@@ -257,6 +257,11 @@ class StepPrompt(ModalScreen[tuple[str | None, str] | None]):
         event.stop()
         reason = event.value.strip()
         if self.choices and self.choice is None:
+            # the call on screen is the highlighted one, picked with enter or not
+            highlighted = self.query_one(OptionList).highlighted
+            if highlighted is not None:
+                self.choice = self.choices[highlighted][0]
+        if self.choices and self.choice is None:
             self.app.notify("pick the call first (↑ ↓, enter)", severity="warning")
             self.query_one(OptionList).focus()
         elif not reason:
