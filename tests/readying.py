@@ -66,13 +66,14 @@ def write_journal(
     recovered: bool = True,
     reviews: tuple[tuple[str, str], ...] = (("Dana Diaz", "pass"),),
     drill: str | None = None,
+    started: str = "2026-11-20T10:00:00.000Z",
 ) -> Path:
     """A closed drill's journal with the events readiness reads, in the engine's form."""
     drill = (
         drill
         or f"20261120T100000Z-{scenario}-{engineer.lower().replace(' ', '-')}-{os.urandom(2).hex()}"
     )
-    ts = "2026-11-20T10:00:00.000Z"
+    ts = started
     events = [
         {
             "type": "drill.started",

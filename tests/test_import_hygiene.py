@@ -64,6 +64,7 @@ def test_there_are_core_modules_to_check():
         "pagerdrill.readiness.access",
         "pagerdrill.readiness.signing",
         "pagerdrill.readiness.verify",
+        "pagerdrill.readiness.reviews",
     }
     assert expected <= set(core_modules())
 

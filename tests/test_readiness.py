@@ -133,6 +133,39 @@ def test_the_quiz_needs_the_steps_in_order_and_in_time():
     assert "acknowledge" in grade("I would not ack; dashboards, traces, runbooks", 5, rule).missing
 
 
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "I would NOT acknowledge first, I open the dashboards, search jaeger traces, "
+        "check runbooks for recurrence",
+        "I won't acknowledge: dashboards, jaeger traces, then the runbooks",
+        "Open the dashboards rather than acknowledge, jaeger traces, runbooks",
+        "skip the ack, open the dashboards, jaeger traces, runbooks",
+    ],
+)
+def test_a_step_named_under_a_negation_does_not_pass_the_quiz(answer):
+    g = grade(answer, 5, QuizRule())
+    assert not g.passed
+    assert "acknowledge" in g.missing
+
+
+def test_a_negation_in_another_clause_does_not_take_the_next_step_from_the_quiz():
+    answer = (
+        "Acknowledge the page. No panic: open the dashboards, search Jaeger for error "
+        "traces, then check the runbooks for a recurrence"
+    )
+    assert grade(answer, 5, QuizRule()).passed
+
+
+def test_the_quiz_reads_answers_with_the_drills_hypothesis_matcher():
+    from pagerdrill.scenarios.model import scan_keywords
+
+    answer = "I won't ack; the dashboards, then jaeger"
+    scan = scan_keywords(answer, ["ack", "dashboards", "jaeger"])
+    assert [m.negated for m in scan.matches] == [True, False, False]
+    assert grade(answer, 5, QuizRule()).found == ("open dashboards", "search errors in traces")
+
+
 def test_both_go_sign_offs_make_the_engineer_ready(ws):
     satisfy_all(ws, "Ana Lima")
     ctx = Context(ws)

@@ -166,3 +166,31 @@ def test_the_journey_through_the_cli_ends_ready_and_a_no_go_shows_rotation_2(ws)
     log = pagerdrill(ws, "log", "Bruno Costa").stdout
     assert "rotation 2: reopened shadow, reverse-shadow, signoff" in log
     assert pagerdrill(ws, "verify").returncode == 0
+
+
+def test_init_brings_the_gate_the_register_and_the_changelog(tmp_path):
+    import subprocess
+    import sys
+
+    from helpers import REPO
+
+    dest = tmp_path / "team"
+    subprocess.run(
+        [sys.executable, "-m", "pagerdrill", "init", str(dest)],
+        check=True,
+        capture_output=True,
+    )
+    for name in ("readiness/gate.yaml", "readiness/security-register.md", "docs/api-changelog.md"):
+        assert (dest / name).read_text() == (REPO / name).read_text()
+    done = pagerdrill(dest, "status", "Ana Lima", "--json")
+    assert done.returncode == 1, done.stderr
+    items = {i["id"]: i for i in json.loads(done.stdout)["items"]}
+    for doc in ("security-register", "api-changelog"):
+        assert not any("no such document" in b for b in items[doc]["blockers"])
+        assert any("not read" in b for b in items[doc]["blockers"])
+
+
+def test_readiness_with_no_command_outside_a_terminal_prints_its_help(ws):
+    done = pagerdrill(ws)
+    assert done.returncode == 0, done.stderr
+    assert "Usage:" in done.stdout and "signoff" in done.stdout

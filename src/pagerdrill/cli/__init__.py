@@ -1260,11 +1260,21 @@ def drills_review(
             "one left for the lead to grade).",
         ),
     ] = None,
+    sign_with: Annotated[
+        Path | None,
+        typer.Option(
+            "--sign-with",
+            metavar="KEY",
+            help="Sign the verdict with this SSH key (the reviewer's key in the roster; "
+            "a .pub with an ssh-agent holding its private key works).",
+        ),
+    ] = None,
     workspace: WorkspaceOption = None,
 ) -> None:
     """Record a review of a drill: a verdict, the lead's grade of a hypothesis, or both.
     It is appended to the journal (history is never rewritten); a drill may be reviewed
-    again, and the latest verdict and the latest grade count."""
+    again, and the latest verdict and the latest grade count. --sign-with signs the
+    verdict as an in-toto Statement pinning the journal, which `readiness verify` checks."""
     from rich.markup import escape
 
     from pagerdrill.reports.drills import find_journal, review
@@ -1272,6 +1282,11 @@ def drills_review(
 
     ws = open_workspace(workspace)
     path = find_journal(ws.root / "drills", drill)
+    sign = None
+    if sign_with is not None:
+        from pagerdrill.readiness.reviews import review_signer
+
+        sign = review_signer(ws.root, by.strip(), sign_with)
     events = review(
         path,
         ws.state_dir,
@@ -1280,12 +1295,13 @@ def drills_review(
         comment=comment,
         hypothesis=hypothesis,
         attempt=attempt,
+        sign=sign,
     )
     for event in events:
         what = (
             f"hypothesis {event['attempt']} graded {event['grade']}"
             if event["type"] == "hypothesis.graded"
-            else str(event["verdict"]).upper()
+            else str(event["verdict"]).upper() + (", signed" if event.get("signature") else "")
         )
         _console().print(
             f"[green]✓[/] {event['drill']}: {what} by {escape(by)} (appended to {path})"

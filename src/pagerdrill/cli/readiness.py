@@ -22,7 +22,7 @@ app = typer.Typer(
     "journals, runbooks, the escalation matrix) and attested by named people, and the two "
     "sign-offs.",
     short_help="The on-call readiness gate: status, attest, read, quiz, sign off, verify.",
-    no_args_is_help=True,
+    invoke_without_command=True,
 )
 
 WorkspaceOption = Annotated[
@@ -53,6 +53,38 @@ def _context(workspace: Path | None) -> Context:
     from pagerdrill.workspace import find_workspace
 
     return Context(find_workspace(workspace))
+
+
+@app.callback()
+def gate_screen(
+    ctx: typer.Context,
+    engineer: Annotated[
+        str | None,
+        typer.Option(
+            "--engineer",
+            "-e",
+            help="Whose gate the terminal screen shows (default: git user.name).",
+        ),
+    ] = None,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """With no command, in a terminal: the engineer's gate as a screen (items, evidence,
+    the next thing to do), where the register and changelog are read and the pager
+    question answered. Elsewhere, this help."""
+    if ctx.invoked_subcommand is not None:
+        return
+    import sys
+
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        _out(ctx.get_help())
+        return
+    from pagerdrill.readiness.actions import require_engineer
+    from pagerdrill.tui.readiness import ReadinessApp
+    from pagerdrill.workspace import default_engineer
+
+    context = _context(workspace)
+    name = require_engineer(context, engineer or default_engineer()).name
+    ReadinessApp(context.root, name).run()
 
 
 def _render(st: Status) -> None:
@@ -112,13 +144,15 @@ def status_cmd(
 @app.command("team")
 def team(workspace: WorkspaceOption = None, as_json: JsonOption = False) -> None:
     """One row per engineer: ready (a signed go) or what blocks, the rotation, the last
-    drill, when a go expires or a fresh drill is due."""
-    from pagerdrill.readiness.status import engineers, status
+    drill, when a go expires or a fresh drill is due; then everyone the escalation
+    schedules put on call in the gate's look-ahead (14 days) without a go that holds."""
+    from pagerdrill.readiness.status import engineers, schedule_warnings, status
 
     ctx = _context(workspace)
     rows: list[dict[str, Any]] = []
+    statuses: dict[str, Status] = {}
     for name in engineers(ctx):
-        st = status(ctx, name)
+        st = statuses[name] = status(ctx, name)
         rows.append(
             {
                 "engineer": name,
@@ -131,17 +165,28 @@ def team(workspace: WorkspaceOption = None, as_json: JsonOption = False) -> None
                 "assigned": st.assigned,
             }
         )
+    warnings = schedule_warnings(ctx, statuses)
     if as_json:
-        _out(json.dumps({"engineers": rows}, indent=2, ensure_ascii=False))
+        _out(
+            json.dumps(
+                {"engineers": rows, "warnings": [w.__dict__ for w in warnings]},
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
         return
     width = max([len(r["engineer"]) for r in rows] + [8])
     _out(f"{'engineer':<{width}}  rot  {'last drill':<10}  state")
     for r in rows:
         state = "ready" if r["ready"] else "blocked on " + ", ".join(r["blocked_on"])
-        if r["expires"]:
-            state += f" (go expires {r['expires']})"
+        due = [f"go expires {r['expires']}"] if r["expires"] else []
+        due += [f"fresh drill due {r['fresh_drill_due']}"] if r["fresh_drill_due"] else []
+        if due:
+            state += f" ({', '.join(due)})"
         last = (r["last_drill"] or "-")[:10]
         _out(f"{r['engineer']:<{width}}  {r['rotation']:>3}  {last:<10}  {state}")
+    for w in warnings:
+        _out(f"warning: {w.render()}")
 
 
 @app.command("attest")

@@ -29,12 +29,12 @@ from pagerdrill.readiness.records import (
     iso,
     sha256_file,
 )
-from pagerdrill.readiness.roster import Person
+from pagerdrill.readiness.roster import Person, require
 from pagerdrill.readiness.status import Context, Status, rotation_of, status
 
 
 def require_engineer(ctx: Context, name: str) -> Person:
-    return ctx.people.require(name, "engineer")
+    return require(ctx.people, name, "engineer")
 
 
 def require_item(ctx: Context, item_id: str) -> Item:
@@ -83,7 +83,7 @@ def attest(
     with `lead_discussion`) the lead's word that pending findings were discussed."""
     require_engineer(ctx, engineer)
     item = require_item(ctx, item_id)
-    signer = ctx.people.require(by, "attester")
+    signer = require(ctx.people, by, "attester")
     if signer.name == engineer:
         raise BadInputError(f"{by} cannot attest their own item; another person attests it")
     fields: dict = {
@@ -263,7 +263,7 @@ def assign(ctx: Context, engineer: str, scenario: str, by: str) -> tuple[Entry, 
     from pagerdrill.scenarios.model import scenario_files
 
     require_engineer(ctx, engineer)
-    lead = ctx.people.require(by, "lead")
+    lead = require(ctx.people, by, "lead")
     if "lead" not in lead.roles:
         raise BadInputError(f"{by} is not a lead in the roster; a lead assigns the scenario")
     names = [p.stem for p in scenario_files(ctx.root)]
@@ -311,7 +311,7 @@ def signoff(
     """A go or a no-go by the engineer or an on-call. Refused while an item is open.
     A no-go also records the reopening of the per-rotation items, the note its reason."""
     require_engineer(ctx, engineer)
-    signer = ctx.people.require(by, "signer")
+    signer = require(ctx.people, by, "signer")
     if role not in ("engineer", "oncall"):
         raise BadInputError(f"--role {role!r}: expected engineer or oncall")
     if not note.strip():

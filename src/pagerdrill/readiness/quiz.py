@@ -1,17 +1,20 @@
 """The pager question, graded: the answer names each step of the gate's order
 (acknowledge → open dashboards → search errors in traces → identify recurrence), in that
-order, and came within the time limit. Words are matched whole and case-insensitively,
-as drill hypotheses are; a step named only under a negation ("I would not ack") does not
-count."""
+order, and came within the time limit. The answer is read with the drill's hypothesis
+matcher (`pagerdrill.scenarios.model.scan_keywords`): whole words in any case, and a step named
+only under a negation ("I would not ack", "acknowledge? no", "I won't acknowledge") does
+not count."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from pagerdrill.readiness.gate import QuizRule
+from pagerdrill.scenarios.model import NEGATION_CUES, scan_keywords
 
-_NEGATION = re.compile(r"\b(not|never|no|don't|dont|without|skip|skipping)\b(\W+\w+){0,2}\W*$")
+# A hypothesis's "the cache is fine" clears the cache; an answer's "check the dashboards
+# look ok" still opens them, so only the negations count here, and "skip" is one.
+_CUES = NEGATION_CUES + r"|skip|skips|skipped|skipping"
 
 
 @dataclass(frozen=True)
@@ -40,21 +43,9 @@ class Grade:
         return out
 
 
-def _first_position(text: str, words: list[str]) -> int | None:
-    best: int | None = None
-    for word in words:
-        for m in re.finditer(rf"(?<!\w){re.escape(word.lower())}(?!\w)", text):
-            if _NEGATION.search(text[max(0, m.start() - 40) : m.start()]):
-                continue
-            if best is None or m.start() < best:
-                best = m.start()
-            break
-    return best
-
-
 def grade(answer: str, seconds: float, rule: QuizRule) -> Grade:
-    text = answer.lower()
-    positions = {s.name: _first_position(text, s.keywords) for s in rule.steps}
+    scan = scan_keywords(answer, (word for step in rule.steps for word in step.keywords), _CUES)
+    positions = {s.name: scan.first(s.keywords) for s in rule.steps}
     found = sorted((p, name) for name, p in positions.items() if p is not None)
     missing = tuple(s.name for s in rule.steps if positions[s.name] is None)
     expected = [s.name for s in rule.steps if positions[s.name] is not None]

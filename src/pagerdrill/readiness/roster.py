@@ -1,102 +1,58 @@
-"""The people the gate knows: who may attest, review and sign, and whose SSH key
-verifies a signature. The roster file is `readiness/roster.yaml`, which the escalation
-matrix reads too; the gate asks it only for names, roles and keys (`People`)."""
+"""The people the gate knows are the escalation roster's (`readiness/roster.yaml`, one
+model in `pagerdrill.escalation.roster`): roles say who may attest, review and sign, and
+`ssh_key` whose signature verifies. This adds only what the gate asks of it."""
 
 from __future__ import annotations
 
-import difflib
-from dataclasses import dataclass
+import json
+import os
 from pathlib import Path
-from typing import Literal
+
+from pydantic import ValidationError
 
 from pagerdrill.errors import BadInputError
+from pagerdrill.escalation.roster import ROSTER_NAME, LoadedRoster, Person, Roster, load_roster
 
-ROSTER_NAME = "readiness/roster.yaml"
+CACHE = ".pagerdrill/readiness-roster.json"
+CACHE_VERSION = 1
 
-
-@dataclass(frozen=True)
-class Person:
-    name: str
-    roles: tuple[str, ...]
-    ssh_key: str | None = None
+__all__ = ["ROSTER_NAME", "LoadedRoster", "Person", "load_people", "require"]
 
 
-@dataclass(frozen=True)
-class People:
-    path: Path
-    people: tuple[Person, ...]
-
-    def get(self, name: str) -> Person | None:
-        return next((p for p in self.people if p.name == name), None)
-
-    def names(self) -> list[str]:
-        return [p.name for p in self.people]
-
-    def require(self, name: str, what: str = "person") -> Person:
-        """The person named, or a BadInputError naming the roster and a close name."""
-        person = self.get(name)
-        if person is None:
-            close = difflib.get_close_matches(name, self.names(), n=1, cutoff=0.6)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise BadInputError(f"{what} {name!r} is not on the roster {self.path}{hint}")
-        return person
-
-    def engineers(self) -> list[Person]:
-        return [p for p in self.people if "engineer" in p.roles]
-
-
-def load_people(root: Path) -> People:
+def load_people(root: Path) -> LoadedRoster:
     """The roster of the workspace at `root`; a missing or malformed roster raises a
     BadInputError/ConfigError naming the file."""
     path = root / ROSTER_NAME
     if not path.is_file():
         raise BadInputError(f"{path}: no roster (the gate needs the team's people and roles)")
-    roster = _load_roster(path)
-    return People(path, tuple(Person(p.name, tuple(p.roles), p.ssh_key) for p in roster.people))
-
-
-# The roster's model, as the escalation matrix defines it (name, roles, contacts, keys).
-from pydantic import Field  # noqa: E402
-
-from pagerdrill.errors import ConfigError  # noqa: E402
-from pagerdrill.workspace.config import Model  # noqa: E402
-from pagerdrill.workspace.yamlfile import load_yaml, validate  # noqa: E402
-
-
-class _Contacts(Model):
-    phone: str | None = None
-    email: str | None = None
-    chat: str | None = None
-
-
-class _Person(Model):
-    name: str = Field(min_length=1)
-    roles: list[Literal["engineer", "on-call", "lead"]] = Field(min_length=1)
-    contacts: _Contacts = _Contacts()
-    time_zone: str | None = None
-    pagerduty: str | None = None
-    ssh_key: str | None = None
-    """An SSH public key (`ssh-ed25519 AAAA... comment`) that verifies this person's signatures."""
-
-
-class _Roster(Model):
-    version: Literal[1] = 1
-    people: list[_Person] = Field(default_factory=list)
-
-
-def _load_roster(path: Path) -> _Roster:
-    data, lines = load_yaml(path)
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(path, [(1, "expected a mapping with version and people")])
-    roster = validate(_Roster, data, path, lines)
-    seen: set[str] = set()
-    for index, person in enumerate(roster.people):
-        if person.name in seen:
-            line = lines.line_of(("people", index, "name"))
-            raise ConfigError(
-                path, [(line, f"people[{index}].name: {person.name!r} is listed twice")]
-            )
-        seen.add(person.name)
+    # A team's roster is parsed (with every line, for its errors) only when it changed:
+    # the gate keeps the checked model under .pagerdrill, keyed by size and mtime.
+    st = path.stat()
+    key = f"{st.st_size}:{st.st_mtime_ns}"
+    cache = root / CACHE
+    try:
+        cached = json.loads(cache.read_text())
+        if cached.get("version") == CACHE_VERSION and cached.get("key") == key:
+            return LoadedRoster(path=path, model=Roster.model_validate(cached["roster"]))
+    except (OSError, ValueError, AttributeError, KeyError, ValidationError):
+        pass
+    roster = load_roster(path)
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
+        body = {"version": CACHE_VERSION, "key": key, "roster": roster.model.model_dump()}
+        tmp.write_text(json.dumps(body, ensure_ascii=False))
+        os.replace(tmp, cache)
+    except OSError:
+        pass  # a cache that cannot be written is only slower next time
     return roster
+
+
+def require(roster: LoadedRoster, name: str, what: str = "person") -> Person:
+    """The person named, or a BadInputError naming the roster and a close name."""
+    person = roster.person(name)
+    if person is None:
+        close = roster.suggest(name)
+        hint = f" (did you mean {close!r}?)" if close else ""
+        raise BadInputError(f"{what} {name!r} is not on the roster {roster.path}{hint}")
+    return person

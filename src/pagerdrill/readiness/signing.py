@@ -21,14 +21,15 @@ from pagerdrill.readiness.records import Pin, slug
 NAMESPACE = "pagerdrill-readiness"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://pagerdrill.dev/readiness/signoff/v1"
+REVIEW_PREDICATE_TYPE = "https://pagerdrill.dev/readiness/review/v1"
 
 
-def statement(pins: list[Pin], predicate: dict) -> str:
+def statement(pins: list[Pin], predicate: dict, predicate_type: str = PREDICATE_TYPE) -> str:
     """The Statement as the exact text that is signed (canonical JSON)."""
     body = {
         "_type": STATEMENT_TYPE,
         "subject": [{"name": p.path, "digest": {"sha256": p.sha256}} for p in pins],
-        "predicateType": PREDICATE_TYPE,
+        "predicateType": predicate_type,
         "predicate": predicate,
     }
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)

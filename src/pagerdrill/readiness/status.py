@@ -10,12 +10,12 @@ from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from pagerdrill.readiness.drills import SEVERITY_RANK, DrillFacts, all_drills
+from pagerdrill.readiness.drills import SEVERITY_RANK, DrillFacts, DrillIndex
 from pagerdrill.readiness.gate import Gate, Item, load_gate
-from pagerdrill.readiness.matrix import MatrixCheck, check_matrix
+from pagerdrill.readiness.matrix import MatrixCheck, OnCallTurn, check_matrix, on_call_ahead
 from pagerdrill.readiness.quiz import grade
 from pagerdrill.readiness.records import Entry, Records, parse_iso, sha256_file, slug
-from pagerdrill.readiness.roster import People, load_people
+from pagerdrill.readiness.roster import LoadedRoster, load_people
 
 
 @dataclass
@@ -46,6 +46,7 @@ class Status:
     ready: bool = False
     go_at: str | None = None
     expires: str | None = None
+    expired: bool = False
     last_drill: str | None = None
     fresh_drill_due: str | None = None
     reopen_reason: str | None = None
@@ -69,20 +70,17 @@ class Context:
         self.root = root
         self.now = now or dt.datetime.now(dt.UTC)
         self.gate: Gate = load_gate(root)
-        self.people: People = load_people(root)
+        self.people: LoadedRoster = load_people(root)
         self.records = Records(root)
+        self._digests: dict[Path, str] = {}
 
     @cached_property
-    def drills(self) -> list[DrillFacts]:
-        return all_drills(self.root)
+    def drill_index(self) -> DrillIndex:
+        return DrillIndex(self.root)
 
-    @cached_property
-    def drills_by_engineer(self) -> dict[str, list[DrillFacts]]:
-        out: dict[str, list[DrillFacts]] = {}
-        for d in self.drills:
-            if d.engineer:
-                out.setdefault(d.engineer.lower(), []).append(d)
-        return out
+    def drills_of(self, engineer: str) -> list[DrillFacts]:
+        """The drills `engineer` drove, oldest first (from the index: only theirs are read)."""
+        return self.drill_index.of(engineer)
 
     @cached_property
     def matrix(self) -> MatrixCheck:
@@ -94,10 +92,42 @@ class Context:
         return done is not None and done.strip() == "true"
 
     @cached_property
-    def runbooks(self) -> list:
-        from pagerdrill.runbooks import load_runbooks
+    def runbook_authors(self) -> dict[str, list[Path]]:
+        """Each runbook file by the author its front matter names (only the front matter
+        is read here; a runbook is parsed when its author's status asks for it)."""
+        import yaml
 
-        return load_runbooks(self.root)
+        from pagerdrill.runbooks import runbook_files, settings
+        from pagerdrill.runbooks.model import split_front_matter
+
+        template = settings(self.root)
+        out: dict[str, list[Path]] = {}
+        for path in runbook_files(self.root / template.dir, template.index):
+            try:
+                raw, _line, _rest = split_front_matter(path.read_text(encoding="utf-8"))
+                front = yaml.safe_load(raw) if raw else None
+            except (OSError, UnicodeDecodeError, yaml.YAMLError):
+                continue
+            if isinstance(front, dict) and front.get("author") is not None:
+                out.setdefault(str(front["author"]), []).append(path)
+        return out
+
+    def runbooks_by(self, engineer: str) -> list:
+        from pagerdrill.runbooks import parse_runbook
+
+        out = []
+        for path in self.runbook_authors.get(engineer, []):
+            try:
+                out.append(parse_runbook(path, path.read_text(encoding="utf-8")))
+            except (OSError, UnicodeDecodeError):
+                continue
+        return out
+
+    def digest(self, path: Path) -> str:
+        """A document's content hash, once per context however many engineers read it."""
+        if path not in self._digests:
+            self._digests[path] = sha256_file(path)
+        return self._digests[path]
 
     def rel(self, path: Path) -> str:
         try:
@@ -106,7 +136,7 @@ class Context:
             return str(path)
 
     def has_role(self, name: str, *roles: str) -> bool:
-        person = self.people.get(name)
+        person = self.people.person(name)
         return person is not None and any(r in person.roles for r in roles)
 
 
@@ -167,7 +197,7 @@ def status(ctx: Context, engineer: str, entries: list[Entry] | None = None) -> S
 
 def _drill(ctx: Context, engineer: str, item: Item, st: ItemStatus, out: Status) -> None:
     rule = item.drill_rule
-    mine = ctx.drills_by_engineer.get(engineer.lower(), [])
+    mine = ctx.drills_of(engineer)
     if mine:
         out.last_drill = mine[-1].started
     best_reasons: list[str] | None = None
@@ -237,7 +267,9 @@ def _runbook(ctx: Context, engineer: str, item: Item, st: ItemStatus, entries: l
     from pagerdrill.runbooks import lint_folder, settings
 
     rule = item.runbook_rule
-    mine = [rb for rb in ctx.runbooks if str(rb.front_matter.get("author", "")) == engineer]
+    mine = [
+        rb for rb in ctx.runbooks_by(engineer) if str(rb.front_matter.get("author", "")) == engineer
+    ]
     if not mine:
         st.blockers.append(f"no runbook in runbooks/ names {engineer} as its author")
         return
@@ -295,7 +327,7 @@ def _read(ctx: Context, engineer: str, item: Item, st: ItemStatus, entries: list
     if not path.is_file():
         st.blockers.append(f"{item.document}: no such document")
         return
-    digest = sha256_file(path)
+    digest = ctx.digest(path)
     reads = [e for e in entries if e.kind == "read" and e.by == engineer]
     fresh = [e for e in reads if any(p.sha256 == digest for p in e.pins)]
     if fresh:
@@ -445,6 +477,7 @@ def _signoff(
         expires = parse_iso(go_at) + dt.timedelta(days=days)
         out.expires = expires.date().isoformat()
         if expires < ctx.now:
+            out.expired = True
             st.blockers.append(f"the go of {go_at[:10]} expired on {out.expires}; recertify")
     if others_open:
         st.blockers.append("items open since the go: " + ", ".join(others_open))
@@ -453,7 +486,7 @@ def _signoff(
 
 def engineers(ctx: Context) -> list[str]:
     """The roster's engineers, and anyone else with entries (by folder name)."""
-    names = [p.name for p in ctx.people.engineers()]
+    names = [p.name for p in ctx.people.with_role("engineer")]
     known = {slug(n) for n in names}
     for folder in ctx.records.engineers_with_entries():
         if folder not in known:
@@ -461,3 +494,56 @@ def engineers(ctx: Context) -> list[str]:
             if found:
                 names.append(found[0].engineer)
     return names
+
+
+@dataclass(frozen=True)
+class ScheduleWarning:
+    """Someone the schedule puts on call soon who is not ready to take the pager."""
+
+    person: str
+    schedule: str
+    start: str
+    """When the turn starts (UTC), or when it ends for a turn already under way."""
+
+    reason: str
+    now: bool = False
+    """On call at this moment: `start` is then when the turn ends."""
+
+    def render(self) -> str:
+        when = f"now, until {self.start}," if self.now else f"from {self.start}"
+        return f"{self.person} is on call ({self.schedule}) {when} {self.reason}"
+
+
+def schedule_warnings(
+    ctx: Context, statuses: dict[str, Status] | None = None
+) -> list[ScheduleWarning]:
+    """Every engineer the escalation schedules put on call within the gate's look-ahead
+    who has no go, whose go expired, or who is no longer ready. The gate certifies the
+    roster's engineers; on-calls and leads without the engineer role are the experienced
+    people who sign, not people it certifies."""
+    days = ctx.gate.schedule_warning_days
+    out: list[ScheduleWarning] = []
+    statuses = dict(statuses or {})
+    turns: list[OnCallTurn] = on_call_ahead(ctx.matrix, ctx.now, days)
+    seen: set[str] = set()
+    for turn in turns:
+        person = ctx.people.person(turn.person)
+        if person is None or "engineer" not in person.roles or person.name in seen:
+            continue
+        seen.add(person.name)
+        st = statuses.get(person.name)
+        if st is None:
+            st = statuses[person.name] = status(ctx, person.name)
+        if st.ready:
+            continue
+        if st.go_at is None:
+            reason = "with no go sign-off"
+        elif st.expired:
+            reason = f"and their go expired on {st.expires}"
+        else:
+            reason = "and is no longer ready: " + ", ".join(i.id for i in st.open_items)
+        under_way = turn.start <= ctx.now
+        moment = turn.end if under_way else turn.start
+        start = f"{moment.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC"
+        out.append(ScheduleWarning(person.name, turn.schedule, start, reason, under_way))
+    return out

@@ -1,6 +1,7 @@
 """`readiness verify`: every entry still reads as it was written, every digest a sign-off
-pinned still matches its file, and every signature verifies against the roster's keys
-in the tool's namespace. Each problem names the file it is about."""
+pinned still matches its file, and every signature (of a sign-off, or of a lead's review
+in a drill journal) verifies against the roster's keys in the tool's namespace. Each
+problem names the file it is about."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ def verify(ctx: Context, engineers: list[str]) -> tuple[list[Finding], int]:
     """(every problem, how many entries were checked)."""
     out: list[Finding] = []
     checked = 0
-    keyed = [(p.name, signing.key_id(p.ssh_key)) for p in ctx.people.people if p.ssh_key]
+    keyed = [(p.name, signing.key_id(p.ssh_key)) for p in ctx.people.model.people if p.ssh_key]
     owners = {key: name for name, key in keyed}
     signers = signing.allowed_signers(keyed)
     for engineer in engineers:
@@ -55,14 +56,56 @@ def verify(ctx: Context, engineers: list[str]) -> tuple[list[Finding], int]:
                 out.extend(_signature(entry, rel, owners, signers))
             elif ctx.gate.require_signatures:
                 out.append(Finding(rel, "not signed, and the gate requires signed sign-offs"))
+        for facts in ctx.drills_of(engineer):
+            out.extend(_reviews(ctx.root / "drills" / facts.file, owners, signers))
     return out, checked
 
 
-def _signature(entry: Entry, rel: str, owners: dict[str, str], signers: str) -> list[Finding]:
-    if not entry.signature or not entry.statement:
+def _reviews(journal: Path, owners: dict[str, str], signers: str) -> list[Finding]:
+    from pagerdrill.readiness.reviews import PREDICATE_KEYS, signed_reviews
+
+    out: list[Finding] = []
+    for line, event, before in signed_reviews(journal):
+        rel = f"drills/{journal.name}:{line}"
+        by = str(event.get("by"))
+        problems = _signed(event.get("statement"), event.get("signature"), by, rel, owners, signers)
+        if problems:
+            out.extend(problems)
+            continue
+        try:
+            stmt = json.loads(str(event["statement"]))
+            predicate = stmt["predicate"]
+            subjects = {s["name"]: s["digest"]["sha256"] for s in stmt["subject"]}
+        except (ValueError, KeyError, TypeError):
+            out.append(Finding(rel, "the signed statement is not an in-toto Statement"))
+            continue
+        if stmt.get("predicateType") != signing.REVIEW_PREDICATE_TYPE:
+            out.append(Finding(rel, f"the signed statement is a {stmt.get('predicateType')}"))
+        for key in PREDICATE_KEYS:
+            if predicate.get(key) != event.get(key):
+                out.append(
+                    Finding(
+                        rel, f"the review's {key} is not what was signed ({predicate.get(key)!r})"
+                    )
+                )
+        if subjects != {f"drills/{journal.name}": before}:
+            out.append(
+                Finding(
+                    f"drills/{journal.name}",
+                    f"changed before line {line} since {by} signed the review there",
+                )
+            )
+    return out
+
+
+def _signed(
+    statement: object, signature: object, by: str, rel: str, owners: dict[str, str], signers: str
+) -> list[Finding]:
+    """What is wrong with `by`'s signature of `statement`, if anything."""
+    if not isinstance(signature, str) or not isinstance(statement, str):
         return [Finding(rel, "a statement without a signature, or a signature without one")]
     try:
-        info = signing.signature_info(entry.signature)
+        info = signing.signature_info(signature)
     except ValueError as exc:
         return [Finding(rel, str(exc))]
     if info.namespace != signing.NAMESPACE:
@@ -72,11 +115,18 @@ def _signature(entry: Entry, rel: str, owners: dict[str, str], signers: str) -> 
     owner = owners.get(info.public_key)
     if owner is None:
         return [Finding(rel, f"signed by a key not in the roster ({info.public_key[:40]}...)")]
-    if owner != entry.by:
-        return [Finding(rel, f"signed with {owner}'s key, but recorded as {entry.by}'s")]
-    why = signing.verify(entry.statement, entry.signature, signers, entry.by)
+    if owner != by:
+        return [Finding(rel, f"signed with {owner}'s key, but recorded as {by}'s")]
+    why = signing.verify(statement, signature, signers, by)
     if why is not None:
         return [Finding(rel, f"the signature does not verify: {why}")]
+    return []
+
+
+def _signature(entry: Entry, rel: str, owners: dict[str, str], signers: str) -> list[Finding]:
+    problems = _signed(entry.statement, entry.signature, entry.by, rel, owners, signers)
+    if problems or not entry.signature or not entry.statement:
+        return problems
     out = []
     try:
         stmt = json.loads(entry.statement)

@@ -9,6 +9,7 @@ import datetime as dt
 import difflib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -166,10 +167,14 @@ def review(
     comment: str | None = None,
     hypothesis: str | None = None,
     attempt: int | None = None,
+    sign: Callable[[Path, dict], dict] | None = None,
 ) -> list[dict]:
     """Append a review to a finished drill's journal (a verdict, the lead's grade of a
     hypothesis, or both); history is never rewritten, and the latest of each counts.
+    `sign(journal, review)` returns fields (a signed statement) the verdict carries.
     Returns the events appended."""
+    if sign is not None and verdict is None:
+        raise BadInputError("--sign-with signs a verdict: give --verdict pass|fail")
     if verdict is None and hypothesis is None:
         raise BadInputError(
             "say what the review records: --verdict pass|fail, --hypothesis right|wrong"
@@ -207,7 +212,11 @@ def review(
                 )
             )
         if verdict is not None:
-            out.append(writer.append("review", by=by.strip(), verdict=verdict, comment=comment))
+            fields = {"by": by.strip(), "verdict": verdict, "comment": comment}
+            if sign is not None:
+                # the statement pins the journal as the reviewer saw it, just before this line
+                fields |= sign(journal, {"drill": read.drill_id, **fields})
+            out.append(writer.append("review", **fields))
         return out
     finally:
         writer.close()

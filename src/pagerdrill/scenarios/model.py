@@ -14,10 +14,11 @@ reported with its file and line, all at once.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import random
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -638,19 +639,24 @@ def shown_choices(model: ScenarioModel, drill_id: str) -> list[Choice]:
 
 # Negations that take a whole clause: "not a cache flush", "redis isn't it", "no sign
 # of a flush", "ruled out", "nothing to do with", "neither ... nor".
-_CLAUSE_CUES = (
+NEGATION_CUES = (
     r"not|no|never|none|nothing|without|neither|nor|cannot|\w+n't|unlikely|doubt(?:ful)?"
     r"|rul(?:e|es|ed|ing) out|exclud(?:e|es|ed|ing)"
-    # "X is fine/ok/healthy": the clause says X is not the cause
-    r"|fine|ok|okay|healthy|intact|unaffected|unharmed|unchanged"
 )
+# "X is fine/ok/healthy": for a hypothesis, the clause says X is not the cause
+EXONERATION_CUES = r"fine|ok|okay|healthy|intact|unaffected|unharmed|unchanged"
+_CLAUSE_CUES = f"{NEGATION_CUES}|{EXONERATION_CUES}"
 # Negations that take what follows them only: "the database rather than the cache".
 _TAIL_CUES = r"rather than|instead of|as opposed to"
-_CUE = re.compile(rf"(?<![\w'])(?:(?P<tail>{_TAIL_CUES})|(?P<clause>{_CLAUSE_CUES}))(?![\w'])")
 # Clauses end at punctuation and at the words that turn a sentence ("but", "however").
 _CLAUSE_END = re.compile(
     r"[.;,:!?()\[\]\n]|\s[-\u2013\u2014]+\s|(?<!\w)(?:but|however|whereas|although|though)(?!\w)"
 )
+
+
+@functools.lru_cache(maxsize=8)
+def _cue_pattern(clause_cues: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<![\w'])(?:(?P<tail>{_TAIL_CUES})|(?P<clause>{clause_cues}))(?![\w'])")
 
 
 def _normal(text: str) -> str:
@@ -659,6 +665,62 @@ def _normal(text: str) -> str:
 
 def _word(term: str) -> re.Pattern[str]:
     return re.compile(rf"(?<!\w){re.escape(_normal(term))}(?!\w)")
+
+
+@dataclass(frozen=True)
+class TermMatch:
+    """One place a keyword is named, and whether a negation's scope covers it."""
+
+    start: int
+    end: int
+    term: str
+    negated: bool
+
+
+@dataclass(frozen=True)
+class KeywordScan:
+    matches: tuple[TermMatch, ...]
+    """Every place a term is named, term by term in the order given."""
+
+    cues: tuple[str, ...]
+    """The negation cues in the text, in order (repeats kept)."""
+
+    def first(self, terms: Iterable[str]) -> int | None:
+        """Where the earliest of `terms` is named outside any negation, or None."""
+        wanted = set(terms)
+        starts = [m.start for m in self.matches if m.term in wanted and not m.negated]
+        return min(starts) if starts else None
+
+
+def scan_keywords(text: str, terms: Iterable[str], clause_cues: str = _CLAUSE_CUES) -> KeywordScan:
+    """The drill's keyword matching, shared by hypotheses and the readiness quiz: each
+    term matched as whole words in any case, and each marked negated when it stands in
+    the scope of a negation cue (the rest of its clause, or what follows "rather than").
+    A term that is itself a negation ("not running") is read as the term, not as a
+    negation of its neighbours."""
+    lowered = _normal(text)
+    found: list[tuple[int, int, str]] = []
+    for term in terms:
+        found += [(m.start(), m.end(), term) for m in _word(term).finditer(lowered)]
+    masked = list(lowered)
+    for start, end, _ in found:
+        masked[start:end] = " " * (end - start)
+    bare = "".join(masked)
+    scopes: list[tuple[int, int]] = []
+    cues: list[str] = []
+    ends = [0, *(m.start() for m in _CLAUSE_END.finditer(bare)), len(bare)]
+    for m in _cue_pattern(clause_cues).finditer(bare):
+        cues.append(m.group(0))
+        clause_start = max(e for e in ends if e <= m.start())
+        clause_end = min(e for e in ends if e >= m.end())
+        scopes.append((m.end() if m.group("tail") else clause_start, clause_end))
+    return KeywordScan(
+        tuple(
+            TermMatch(start, end, term, any(a <= start < b for a, b in scopes))
+            for start, end, term in found
+        ),
+        tuple(cues),
+    )
 
 
 def grade_hypothesis(model: ScenarioModel, choice: str | None, text: str | None) -> HypothesisGrade:
@@ -678,31 +740,11 @@ def grade_hypothesis(model: ScenarioModel, choice: str | None, text: str | None)
     groups = model.hypotheses.keywords
     if not groups:
         return HypothesisGrade("ungraded", note="this scenario has no keywords to grade free text")
-    # where each keyword is named; a keyword that is itself a negation ("not running")
-    # is read as the keyword, not as a negation of its neighbours
-    found: list[tuple[int, int, str]] = []
-    for group in groups:
-        for term in group:
-            found += [(m.start(), m.end(), term) for m in _word(term).finditer(lowered)]
-    masked = list(lowered)
-    for start, end, _ in found:
-        masked[start:end] = " " * (end - start)
-    bare = "".join(masked)
-    scopes: list[tuple[int, int]] = []
-    cues: list[str] = []
-    ends = [0, *(m.start() for m in _CLAUSE_END.finditer(bare)), len(bare)]
-    for m in _CUE.finditer(bare):
-        cues.append(m.group(0))
-        clause_start = max(e for e in ends if e <= m.start())
-        clause_end = min(e for e in ends if e >= m.end())
-        scopes.append((m.end() if m.group("tail") else clause_start, clause_end))
-
-    def negated(start: int) -> bool:
-        return any(a <= start < b for a, b in scopes)
-
-    counted = {term for start, _, term in found if not negated(start)}
-    under = tuple(dict.fromkeys(term for start, _, term in found if negated(start)))
-    matched = tuple(dict.fromkeys(term for _, _, term in found if term in counted))
+    scan = scan_keywords(lowered, (term for group in groups for term in group))
+    found, cues = scan.matches, scan.cues
+    counted = {m.term for m in found if not m.negated}
+    under = tuple(dict.fromkeys(m.term for m in found if m.negated))
+    matched = tuple(dict.fromkeys(m.term for m in found if m.term in counted))
     covered = [any(term in counted for term in group) for group in groups]
     cue_list = tuple(dict.fromkeys(cues))
     if not found:

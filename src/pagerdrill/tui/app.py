@@ -39,6 +39,13 @@ from pagerdrill.errors import BadInputError, PagerdrillError
 from pagerdrill.reports.timeline import grade_text
 from pagerdrill.timefmt import mmss
 from pagerdrill.tui.panes import LogsScreen, RunbookScreen, key_bar
+from pagerdrill.tui.readiness import (
+    ReadinessPanel,
+    StartReadiness,
+    assigned_first,
+    is_assigned,
+    start_readiness,
+)
 from pagerdrill.tui.signals import SignalsPane
 from pagerdrill.tui.wrapping import EventLog, Hanging
 from pagerdrill.workspace import default_engineer
@@ -249,6 +256,11 @@ class StepPrompt(ModalScreen[tuple[str | None, str] | None]):
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
         reason = event.value.strip()
+        if self.choices and self.choice is None:
+            # the call on screen is the highlighted one, picked with enter or not
+            highlighted = self.query_one(OptionList).highlighted
+            if highlighted is not None:
+                self.choice = self.choices[highlighted][0]
         if self.choices and self.choice is None:
             self.app.notify("pick the call first (↑ ↓, enter)", severity="warning")
             self.query_one(OptionList).focus()
@@ -852,6 +864,8 @@ class StartChoices:
     scenarios: list[ScenarioEntry]
     engineer: str
     build: EngineBuilder
+    readiness: StartReadiness | None = None
+    """The engineer's readiness (items left, the scenario the lead assigned), if known."""
 
 
 class StartScreen(Screen[None]):
@@ -863,8 +877,13 @@ class StartScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         options = []
-        for i, entry in enumerate(self.choices.scenarios):
+        ready = self.choices.readiness
+        names = [(e.name, e.path.stem) for e in self.choices.scenarios]
+        for i in assigned_first(names, ready):
+            entry = self.choices.scenarios[i]
             t = Text()
+            if is_assigned(ready, *names[i]):
+                t.append(f"★ assigned by {ready and ready.assigned_by}  ", style="bold yellow")
             t.append(entry.title, style="bold")
             t.append(f"  ({entry.severity})\n", style="dim")
             t.append(entry.symptom.strip())
@@ -873,6 +892,8 @@ class StartScreen(Screen[None]):
         with Vertical(id="start"):
             yield Label("Pick a scenario (enter starts the drill)", classes="panel-title")
             yield OptionList(*options, id="scenarios")
+            if ready is not None:
+                yield ReadinessPanel(ready)
             yield Label("Engineer", classes="panel-title")
             yield Input(value=self.choices.engineer, placeholder="who is drilling", id="engineer")
         yield Static(Text(" enter start   tab engineer / scenarios   q quit"), id="start-keys")
@@ -1284,5 +1305,6 @@ def make_app(
         entry = random.Random().choice(entries)
         engine = build(entry.path, engineer or default_engineer(), True)
         return DrillApp(engine, target, ensure_stack, autostart=autostart)
-    start = StartChoices(entries, engineer or default_engineer(), build)
+    who = engineer or default_engineer()
+    start = StartChoices(entries, who, build, start_readiness(ws.root, who))
     return DrillApp(None, target, ensure_stack, start=start, autostart=autostart)
