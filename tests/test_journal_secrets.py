@@ -16,8 +16,8 @@ import pytest
 from drilling import assert_stack_clean, autopilot_drill, cli, wait_for_event
 from helpers import TEST_ENV, endpoint, http_json, wait_for
 from pagerdrill.faults.builtin import RestartWithEnv
-from pagerdrill.journal.redact import MASK, masked_scenario_text, scenario_secrets, secret_leaves
-from pagerdrill.scenarios.model import load_scenario
+from pagerdrill.journal.redact import MASK, masked_scenario_text, secret_leaves
+from pagerdrill.scenarios.model import load_scenario, scenario_secrets
 from test_drill_safety import start_waiting_drill
 
 REPO = Path(__file__).resolve().parent.parent

@@ -37,10 +37,9 @@ from pagerdrill.journal.redact import (
     MASK,
     mask_values,
     masked_scenario_text,
-    scenario_secrets,
     secret_leaves,
 )
-from pagerdrill.scenarios.model import Scenario, grade_hypothesis, shown_choices
+from pagerdrill.scenarios.model import Scenario, grade_hypothesis, scenario_secrets, shown_choices
 from pagerdrill.signals import dashboard
 from pagerdrill.signals.probes import ProbeSet, RuleState, Sample, make_probe
 from pagerdrill.targets.base import process_start_ticks

@@ -7,7 +7,6 @@ import contextlib
 import threading
 from typing import Any, Literal
 
-import httpx
 from pydantic import Field, field_validator
 
 from pagerdrill.errors import BadInputError, PagerdrillError, StackError
@@ -206,6 +205,8 @@ class HttpFault(Fault):
     params: HttpFaultParams
 
     def _request(self, method: str, url: str, token: str, body: dict | None = None):
+        import httpx  # where it is used: `import httpx` may load rich (see signals.probes)
+
         try:
             return httpx.request(
                 method, url, json=body, headers={"X-Fault-Token": token}, timeout=3.0

@@ -157,25 +157,6 @@ def mask_values(data, secrets: set[str]):
     return data
 
 
-def scenario_secrets(scenario) -> tuple[set[str], set[str]]:
-    """What a drill of `scenario` must never journal: the secret values (what its faults
-    mark secret, the parameters marked `secret: true` or named like a password, token or
-    secret, and any parameter feeding a secret) and the names of those parameters."""
-    from pagerdrill.faults import fault_class
-
-    values: set[str] = set()
-    for f in scenario.model.faults:
-        values |= fault_class(f.kind).secret_values(f.params)
-    names = set()
-    for name, value in scenario.params.items():
-        if not isinstance(value, str) or not value:
-            continue  # numbers and flags are thresholds and switches, never secrets
-        if name in scenario.secret_params or SECRET_NAME.search(name) or value in values:
-            names.add(name)
-            values.add(value)
-    return values, names
-
-
 def masked_scenario_text(text: str, names: set[str], values: set[str]) -> str:
     """The scenario file's text with the secrets masked: each secret parameter's
     declared value (its default, which an override may have replaced) and every secret

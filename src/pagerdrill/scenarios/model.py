@@ -28,15 +28,22 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 
 from pagerdrill.errors import BadInputError, ConfigError
 from pagerdrill.faults import fault_class
+from pagerdrill.journal.redact import SECRET_NAME
 from pagerdrill.signals.dashboard import PANES, STACK, STANDARD_REFS
-from pagerdrill.signals.expressions import PRIMARY, Expr, ExprError
+from pagerdrill.signals.expressions import Expr, ExprError
 from pagerdrill.signals.expressions import parse as parse_expr
+from pagerdrill.signals.specs import (
+    PROBE_FIELDS,
+    AlertRule,
+    Guard,
+    Ident,
+    ProbeSpec,
+    Severity,
+    Slug,
+)
 from pagerdrill.workspace.config import EnvName, EnvValue
 from pagerdrill.workspace.yamlfile import LineMap, Loc, check, dotted, parse_yaml, read_text
 
-Severity = Literal["P0", "P1", "P2", "P3"]
-Ident = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=40)]
-Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=60)]
 Scalar = int | float | str | bool
 
 PARAM_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -101,73 +108,6 @@ class FaultSpec(BaseModel):
     @property
     def params(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
-
-
-class ProbeSpec(Model):
-    name: Ident
-    kind: Literal["queue", "http", "metric", "service"]
-    role: Ident
-    path: str | None = Field(default=None, pattern=r"^/")
-    """http: the path on the role's URL (default /healthz)."""
-    method: Literal["GET", "HEAD"] = "GET"
-    metric: str | None = None
-    """metric: the sample name as scraped, e.g. auth_failures_total."""
-    labels: dict[str, str] = {}
-    """metric: only series with these labels (summed)."""
-    label_patterns: dict[str, str] = {}
-    """metric: only series whose labels match these regular expressions in full (as
-    PromQL's `=~`: `status: "5.."` for every 5xx)."""
-    rate: bool = False
-    """metric: also compute the per-second rate (field `rate`)."""
-    rate_window_s: float = Field(default=5.0, gt=0, le=3600)
-    timeout_s: float = Field(default=1.0, gt=0, le=30)
-
-    @model_validator(mode="after")
-    def _complete(self) -> ProbeSpec:
-        if self.kind == "metric" and not self.metric:
-            raise ValueError("a metric probe needs `metric`")
-        for label, pattern in self.label_patterns.items():
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"label_patterns.{label}: bad regular expression: {exc}") from None
-        return self
-
-
-PROBE_FIELDS: dict[str, frozenset[str]] = {
-    "queue": frozenset(
-        {PRIMARY, "waiting", "active", "delayed", "failed", "completed", "prioritized", "paused"}
-    ),
-    "http": frozenset({PRIMARY, "status", "latency_ms", "ok"}),
-    "metric": frozenset({PRIMARY, "rate"}),
-    "service": frozenset({PRIMARY, "up", "running", "state"}),
-}
-
-
-class AlertRule(Model):
-    name: Slug
-    expr: str
-    for_s: float = Field(default=0.0, ge=0, le=3600)
-    severity: Severity | None = None
-    """Default: the scenario's severity."""
-    summary: str = ""
-    """What the page says (a symptom, never the cause)."""
-    page: bool = True
-    """Whether this alert pages the engineer (else it only goes to the timeline)."""
-    runbook: (
-        Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=100)] | None
-    ) = None
-    """The runbook for this alert (a file stem in runbooks/, as Prometheus rules carry
-    `runbook_url`); the page shows it. Leave it out to make finding it the engineer's step."""
-
-
-class Guard(Model):
-    """A stop condition: when it holds for `for_s`, the drill aborts and reverts."""
-
-    name: Slug
-    expr: str
-    for_s: float = Field(default=0.0, ge=0, le=3600)
-    reason: str = ""
 
 
 class Choice(Model):
@@ -764,3 +704,20 @@ def grade_hypothesis(model: ScenarioModel, choice: str | None, text: str | None)
     return HypothesisGrade(
         "ungraded", note="; ".join(notes), matched=matched, negated=under, cues=cue_list
     )
+
+
+def scenario_secrets(scenario) -> tuple[set[str], set[str]]:
+    """What a drill of `scenario` must never journal: the secret values (what its faults
+    mark secret, the parameters marked `secret: true` or named like a password, token or
+    secret, and any parameter feeding a secret) and the names of those parameters."""
+    values: set[str] = set()
+    for f in scenario.model.faults:
+        values |= fault_class(f.kind).secret_values(f.params)
+    names = set()
+    for name, value in scenario.params.items():
+        if not isinstance(value, str) or not value:
+            continue  # numbers and flags are thresholds and switches, never secrets
+        if name in scenario.secret_params or SECRET_NAME.search(name) or value in values:
+            names.add(name)
+            values.add(value)
+    return values, names

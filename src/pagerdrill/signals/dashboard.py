@@ -109,8 +109,8 @@ def standard_probes(rows: Iterable[Row], roles: Any, target: Any) -> list[Any]:
     """The probes behind `rows`, named `stack.NAME`. One the stack cannot serve (no URL
     or queue known for its role) is left out: its rows read "—"."""
     from pagerdrill.errors import PagerdrillError
-    from pagerdrill.scenarios.model import ProbeSpec
     from pagerdrill.signals.probes import make_probe
+    from pagerdrill.signals.specs import ProbeSpec
 
     out = []
     for name in dict.fromkeys(r.probe for r in rows):

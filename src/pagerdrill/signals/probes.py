@@ -16,13 +16,17 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
-
-from pagerdrill.scenarios.model import AlertRule, Guard, ProbeSpec
 from pagerdrill.signals.expressions import PRIMARY, Expr, Samples
+from pagerdrill.signals.specs import AlertRule, Guard, ProbeSpec
 from pagerdrill.targets.roles import RoleResolver
+
+if TYPE_CHECKING:
+    import httpx
+
+# httpx is imported where it is used: with click installed, `import httpx` loads its
+# command line and rich with it, which no core module may pull in.
 
 Sample = dict[str, Any]
 Clock = Callable[[], float]
@@ -115,6 +119,8 @@ class HttpProbe(Probe):
         )
 
     def sample(self, cycle: Cycle) -> Sample:
+        import httpx
+
         started = time.perf_counter()
         try:
             response = cycle.http.request(self.spec.method, self.url, timeout=self.spec.timeout_s)
@@ -129,6 +135,7 @@ def _scrape(cycle: Cycle, url: str, timeout: float) -> dict[str, list] | None:
     """Samples by name from one /metrics URL, fetched once per cycle."""
     if url in cycle.scrapes:
         return cycle.scrapes[url]
+    import httpx
     from prometheus_client.parser import text_string_to_metric_families
 
     parsed: dict[str, list] | None
@@ -230,6 +237,8 @@ class ProbeSet:
     def __init__(self, probes: list[Probe], clock: Clock = time.monotonic, workers: int = 8):
         self.probes = probes
         self.clock = clock
+        import httpx
+
         self.http = httpx.Client(limits=httpx.Limits(max_keepalive_connections=16))
         self.pool = ThreadPoolExecutor(max_workers=max(1, min(workers, len(probes))))
 
