@@ -221,8 +221,7 @@ def test_a_whole_drill_from_the_page_to_the_summary(stack, tmp_path, monkeypatch
 
             await pilot.press("d")
             assert isinstance(app.screen, DecisionPicker)
-            assert engine.model.decision is not None
-            decision_ids = [c.id for c in engine.model.decision.choices]
+            decision_ids = [c.id for c in engine.decision_choices]  # the order shown
             app.screen.query_one(OptionList).highlighted = decision_ids.index("hours")
             await pilot.press("enter")
             events_log = app.drill_screen.query_one("#events", EventLog)
@@ -237,7 +236,7 @@ def test_a_whole_drill_from_the_page_to_the_summary(stack, tmp_path, monkeypatch
 
             await pilot.press("m")
             assert isinstance(app.screen, MitigationPicker)
-            ids = [m.id for m in engine.model.mitigations]
+            ids = [m.id for m in engine.mitigation_choices]  # the order shown
             app.screen.query_one(OptionList).highlighted = ids.index("disable-fault")
             await pilot.press("enter")
             await wait_until(pilot, lambda: engine.recovered, "recovery")
@@ -271,6 +270,8 @@ def test_a_whole_drill_from_the_page_to_the_summary(stack, tmp_path, monkeypatch
     assert page_lead["prompt"] == "If this were P0/P1 I would page now."
     decision = next(e for e in evs if e["type"] == "decision")
     assert decision["choice"] == "hours" and decision["correct"] is True
+    assert evs[0]["decision"]["shown"] == [c.id for c in engine.decision_choices]
+    assert evs[0]["mitigations"]["shown"] == [m.id for m in engine.mitigation_choices]
     assert next(e for e in evs if e["type"] == "mitigation")["mitigation"] == "disable-fault"
     # what the engineer looked at is journalled against the step it evidences
     evidence = {(e["step"], e["what"]) for e in evs if e["type"] == "evidence"}
@@ -578,6 +579,55 @@ def test_the_decision_prompt_and_its_choices_are_shown_whole_at_80x24(tmp_path, 
             assert "…" not in shown
 
     asyncio.run(run())
+
+
+def options(app: DrillApp) -> list[str | None]:
+    listed = app.screen.query_one(OptionList)
+    return [listed.get_option_at_index(i).id for i in range(listed.option_count)]
+
+
+def drill_id_with_the_right_one_not_first(app: DrillApp, name: str) -> str:
+    """A drill id under which neither the right decision nor the right mitigation is
+    listed first, so file order (the right one first) cannot pass for the drill's."""
+    engine = app.engine
+    right = set(engine.model.answer.mitigations)
+    for n in range(100):
+        engine.drill_id = f"20261122T090000Z-{name}-dana-{n:04x}"
+        if not engine.decision_choices[0].correct and engine.mitigation_choices[0].id not in right:
+            return engine.drill_id
+    raise AssertionError("no such drill id")
+
+
+@pytest.mark.parametrize("name", DECIDING)
+def test_the_decision_and_mitigation_pickers_list_the_drills_shuffled_order(tmp_path, name):
+    from tui_demo import demo_app, page
+
+    app = demo_app(tmp_path, name)
+    engine = app.engine
+    drill_id_with_the_right_one_not_first(app, name)
+
+    async def run() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            page(app)
+            await pilot.pause()
+            await pilot.press("d")
+            await pilot.pause()
+            assert isinstance(app.screen, DecisionPicker)
+            assert options(app) == [c.id for c in engine.decision_choices]
+            await pilot.press("down", "enter")
+            await pilot.pause()
+            await pilot.press("m")
+            await pilot.pause()
+            assert isinstance(app.screen, MitigationPicker)
+            assert options(app) == [m.id for m in engine.mitigation_choices]
+            await pilot.press("enter")
+            await pilot.pause()
+
+    asyncio.run(run())
+    # what the trainee picked is sent by id, from the place it was shown in
+    decision, mitigation = app.sent  # type: ignore[attr-defined]
+    assert decision.choice == engine.decision_choices[1].id
+    assert mitigation.mitigation == engine.mitigation_choices[0].id
 
 
 STEP = re.compile(r"^(\s*)(\d) \[.\] ")

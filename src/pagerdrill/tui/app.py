@@ -756,7 +756,8 @@ class DrillScreen(Screen[None]):
             if mitigation:
                 self.drill_app.act(Action("mitigate", mitigation=mitigation))
 
-        mitigations = [(m.id, m.title) for m in self.engine.model.mitigations]
+        # in the drill's shuffled order (journalled), never the scenario file's
+        mitigations = [(m.id, m.title) for m in self.engine.mitigation_choices]
         self.app.push_screen(MitigationPicker(mitigations), pick)
 
     def action_decision(self) -> None:
@@ -769,7 +770,8 @@ class DrillScreen(Screen[None]):
             if choice:
                 self.drill_app.act(Action("decision", choice=choice))
 
-        choices = [(c.id, c.text) for c in decision.choices]
+        # in the drill's shuffled order (journalled), never the scenario file's
+        choices = [(c.id, c.text) for c in self.engine.decision_choices]
         self.app.push_screen(DecisionPicker(decision.prompt, choices), pick)
 
     def action_hint(self) -> None:
