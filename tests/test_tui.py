@@ -5,6 +5,7 @@ that aborts and reverts. The start screen (no --scenario) is tested without the 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 import shutil
 import time
@@ -783,13 +784,13 @@ def test_a_long_log_line_wraps_under_its_message_and_rewraps_on_resize(tmp_path,
             page(app)
             await pilot.pause()
             await open_pane(pilot, app, "l")
-            for width in (80, 64):
+            for width in (80, 64, 120):
                 await pilot.resize_terminal(width, 24)
                 await pilot.pause()
                 await pilot.pause()
                 await pilot.pause()
                 view = app.screen.query_one("#logs", RichLog)
-                rows = region_rows(app, view.content_region)
+                rows = region_rows(app, view.scrollable_content_region)
                 for text, tag in ((LONG_WARNING, "WARN"), (LONG_INFO, "INFO")):
                     first = next(i for i, r in enumerate(rows) if text[:20] in r)
                     prefix = re.match(rf"09:01:06 rt\s+{tag} ", rows[first])
@@ -801,8 +802,11 @@ def test_a_long_log_line_wraps_under_its_message_and_rewraps_on_resize(tmp_path,
                             break
                         mine.append(row)
                     assert len(mine) >= 2, rows
-                    for row in mine[1:]:
+                    for above, row in itertools.pairwise(mine):
                         assert row[indent] != " ", rows
+                        # wrapped where the pane ends, not sooner
+                        word = row.split()[0]
+                        assert len(above.rstrip()) + 1 + len(word) > len(row), rows
                     assert text in squeezed(" ".join(r[indent:] for r in mine)), rows
 
     asyncio.run(run())

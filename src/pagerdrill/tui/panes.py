@@ -226,18 +226,20 @@ class LogsScreen(Screen[None]):
         if not force and keys == shown:
             return  # nothing new: no repaint, no scroll jump, no line built
         self._shown = keys
+        # laid out at the pane's width (a measured width stops at the console's)
+        width = view.scrollable_content_region.width or None
         if not force and not self.spans and shown and shown[-1] in keys:
             at = len(keys) - 1 - keys[::-1].index(shown[-1])
             for record in kept[at + 1 :]:
-                view.write(log_line(record))
+                view.write(log_line(record), width=width)
             return
         if not self.spans:
             lines = list(map(log_line, kept))
         view.clear()
         if not lines:
-            view.write(Text("(nothing matches)", style="dim"))
+            view.write(Text("(nothing matches)", style="dim"), width=width)
         for line in lines:
-            view.write(line, scroll_end=not self.spans)
+            view.write(line, width=width, scroll_end=not self.spans)
         if self.spans:
             view.scroll_home(animate=False)
 
