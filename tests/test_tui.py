@@ -5,6 +5,7 @@ that aborts and reverts. The start screen (no --scenario) is tested without the 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 import shutil
 import time
@@ -710,5 +711,179 @@ def test_an_event_line_longer_than_the_pane_wraps_under_its_text_and_rewraps_on_
                 assert squeezed(" ".join(mine)) == f"[1:35] note: {note}"  # the newest, last
                 for row in mine[1:]:
                     assert row.startswith(" " * 7) and row[7] != " ", rows
+
+    asyncio.run(run())
+
+
+JOURNALS = Path(__file__).parent / "fixtures" / "journals"
+
+
+def test_the_summary_wraps_long_step_titles_under_their_text_with_the_times_in_line(tmp_path):
+    from pagerdrill.summary import summarize
+    from tui_demo import demo_app
+
+    summary = summarize(read_journal(JOURNALS / "bullmq-backpressure.jsonl"))
+    summary["journal"] = "drills/bullmq-backpressure.jsonl"
+    steps = summary["steps"]
+    assert max(len(s["title"]) for s in steps) > 50  # some titles are longer than fit
+    app = demo_app(tmp_path)
+
+    async def run() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            await app.push_screen(SummaryScreen(summary, "The api was stopped."))
+            await pilot.pause()
+            for width in (80, 70):
+                await pilot.resize_terminal(width, 24)
+                await pilot.pause()
+                await pilot.pause()
+                text = app.screen.query_one("#summary-text", Static)
+                rows = region_rows(app, text.region)
+                start = next(i for i, r in enumerate(rows) if r.strip().startswith("Checklist"))
+                end = next(i for i, r in enumerate(rows) if r.strip().startswith("Hypothesis"))
+                table = [r for r in rows[start + 1 : end] if r.strip()]
+                assert "…" not in " ".join(table), table
+                columns = set()
+                at = 0
+                for step in steps:
+                    target = mmss(step["target_s"])
+                    # the step's rows: up to the one that holds its target (its last)
+                    mine = []
+                    while True:
+                        mine.append(table[at])
+                        at += 1
+                        if re.search(rf"\s{re.escape(target)}\s", mine[-1][-28:]):
+                            break
+                    body = squeezed(" ".join(r[:-26] for r in mine))
+                    assert body == squeezed(step["title"]), mine
+                    first_col = len(mine[0]) - len(mine[0].lstrip())
+                    for row in mine[1:]:  # continued under the title's text
+                        assert len(row) - len(row.lstrip()) == first_col, mine
+                    columns.add(mine[-1].rindex(target) + len(target))
+                assert len(columns) == 1, table  # every target in one column
+                assert at == len(table), table
+
+    asyncio.run(run())
+
+
+LONG_WARNING = (
+    "handshake refused (throttled) from 203.0.113.7: 150 since it started, "
+    "the per-source limit of 20 a second has held for the last 40 seconds"
+)
+LONG_INFO = (
+    "cold read of market 7 served from the origin after a miss in the cache, "
+    "the read took 48 ms and refilled the key for the next 30 seconds (cold cache)"
+)
+
+
+def long_log_lines(monkeypatch) -> None:
+    import tui_demo
+
+    rt = [
+        tui_demo._log("01:06.000", "warning", "rt", LONG_WARNING, "07e165632a8a1c69" * 2),
+        tui_demo._log("01:06.500", "info", "rt", LONG_INFO, None),
+    ]
+    monkeypatch.setitem(tui_demo.LOGS, "rt", rt)
+
+
+async def open_pane(pilot: Pilot, app: DrillApp, key: str) -> list[str]:
+    await pilot.press(key)
+    await wait_until(
+        pilot, lambda: isinstance(app.screen, LogsScreen) and bool(app.screen.records), "logs"
+    )
+    await pilot.pause()
+    await pilot.pause()
+    view = app.screen.query_one("#logs", RichLog)
+    return region_rows(app, view.content_region)
+
+
+def test_an_error_span_shows_its_header_then_its_message_once_wrapped_under_an_indent(
+    tmp_path, monkeypatch
+):
+    from tui_demo import demo_app, page
+
+    long_log_lines(monkeypatch)
+    app = demo_app(tmp_path)
+
+    async def run() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            page(app)
+            await pilot.pause()
+            rows = await open_pane(pilot, app, "s")
+            head = next(i for i, r in enumerate(rows) if r.startswith("07e165632a8a1c69 "))
+            assert re.match(r"07e165632a8a1c69 09:01:06 warning\s+rt\s*$", rows[head]), rows
+            message = []
+            for row in rows[head + 1 :]:
+                if not row.startswith("    ") or not row.strip():
+                    break
+                assert row[4] != " ", rows  # under the indent, not at column 0
+                message.append(row)
+            assert squeezed(" ".join(message)) == LONG_WARNING, rows  # whole, once
+            assert squeezed(" ".join(rows)).count("handshake refused") == 1, rows
+
+    asyncio.run(run())
+
+
+def test_a_long_log_line_wraps_under_its_message_and_rewraps_on_resize(tmp_path, monkeypatch):
+    from tui_demo import demo_app, page
+
+    long_log_lines(monkeypatch)
+    app = demo_app(tmp_path)
+
+    async def run() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            page(app)
+            await pilot.pause()
+            await open_pane(pilot, app, "l")
+            for width in (80, 64, 120):
+                await pilot.resize_terminal(width, 24)
+                await pilot.pause()
+                await pilot.pause()
+                await pilot.pause()
+                view = app.screen.query_one("#logs", RichLog)
+                rows = region_rows(app, view.scrollable_content_region)
+                for text, tag in ((LONG_WARNING, "WARN"), (LONG_INFO, "INFO")):
+                    first = next(i for i, r in enumerate(rows) if text[:20] in r)
+                    prefix = re.match(rf"09:01:06 rt\s+{tag} ", rows[first])
+                    assert prefix is not None, rows
+                    indent = len(prefix.group(0))
+                    mine = [rows[first]]
+                    for row in rows[first + 1 :]:
+                        if row[:indent].strip() or not row.strip():
+                            break
+                        mine.append(row)
+                    assert len(mine) >= 2, rows
+                    for above, row in itertools.pairwise(mine):
+                        assert row[indent] != " ", rows
+                        # wrapped where the pane ends, not sooner
+                        word = row.split()[0]
+                        assert len(above.rstrip()) + 1 + len(word) > len(row), rows
+                    assert text in squeezed(" ".join(r[indent:] for r in mine)), rows
+
+    asyncio.run(run())
+
+
+def test_down_from_the_runbook_query_then_enter_opens_the_first_hit(tmp_path):
+    from tui_demo import demo_app, page
+
+    app = demo_app(tmp_path)
+
+    async def run() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            page(app)
+            await pilot.pause()
+            await pilot.press("slash")
+            assert isinstance(app.screen, RunbookScreen)
+            await pilot.press(*"queue")
+            await pilot.pause()
+            screen = app.screen
+            assert len(screen.hits) >= 2
+            await pilot.press("down")
+            await pilot.pause()
+            hits = screen.query_one("#runbook-hits", OptionList)
+            assert hits.has_focus and hits.highlighted == 0
+            await pilot.press("enter")
+            await pilot.pause()
+            assert isinstance(app.screen, RunbookReader)
+            assert app.screen.runbook == screen.hits[0].runbook
 
     asyncio.run(run())
