@@ -27,15 +27,20 @@ from pagerdrill.reports.html import render_html
 from pagerdrill.reports.text import markdown, slack_text, to_json
 from pagerdrill.reports.timeline import load_redacted
 from pagerdrill.scenarios.model import (
+    drill_order,
     grade_hypothesis,
     load_scenario,
     parse_scenario,
     shown_choices,
+    shown_decision_choices,
+    shown_mitigations,
 )
 from pagerdrill.workspace import load_workspace
 from test_engine_logic import Clock, StandIn, advance
 
 SHIPPED = sorted((REPO / "scenarios").glob("*.yaml"))
+DECIDING = [p for p in SHIPPED if load_scenario(p).model.decision is not None]
+MITIGATING = [p for p in SHIPPED if len(load_scenario(p).model.mitigations) > 1]
 SCHEMA = json.loads(
     (REPO / "src" / "pagerdrill" / "reports" / "drill-export.schema.json").read_text()
 )
@@ -146,6 +151,60 @@ def test_no_right_answer_is_notably_longer_than_its_distractors(path):
         assert text[0].isupper() and not text.endswith("."), text
 
 
+def drill_ids(stem: str, n: int = 30) -> list[str]:
+    return [f"20261122T1200{i:02d}Z-{stem}-ana-{i:04x}" for i in range(n)]
+
+
+@pytest.mark.parametrize("path", DECIDING, ids=lambda p: p.stem)
+def test_the_right_decision_is_not_always_first_across_drill_ids(path):
+    m = load_scenario(path).model
+    positions = set()
+    for drill_id in drill_ids(path.stem):
+        shown = shown_decision_choices(m, drill_id)
+        assert sorted(c.id for c in shown) == sorted(c.id for c in m.decision.choices)
+        positions.add(next(n for n, c in enumerate(shown) if c.correct))
+    assert len(positions) > 1 and positions != {0}, positions
+
+
+@pytest.mark.parametrize("path", DECIDING, ids=lambda p: p.stem)
+def test_no_right_decision_is_notably_longer_than_its_alternatives(path):
+    choices = load_scenario(path).model.decision.choices
+    right = [c.text for c in choices if c.correct]
+    wrong = [c.text for c in choices if not c.correct]
+    assert len(right) == 1 and len(wrong) >= 2
+    # the same check as the hypotheses': each a call of its own, none explained alone
+    assert len(right[0]) <= 1.1 * min(len(w) for w in wrong), (right, wrong)
+    assert len(right[0].split()) <= 1.25 * min(len(w.split()) for w in wrong), (right, wrong)
+    for text in [*right, *wrong]:
+        assert text[0].isupper() and not text.endswith("."), text
+
+
+@pytest.mark.parametrize("path", MITIGATING, ids=lambda p: p.stem)
+def test_the_right_mitigation_is_not_always_first_across_drill_ids(path):
+    m = load_scenario(path).model
+    right = set(m.answer.mitigations)
+    positions = set()
+    for drill_id in drill_ids(path.stem):
+        shown = shown_mitigations(m, drill_id)
+        assert sorted(x.id for x in shown) == sorted(x.id for x in m.mitigations)
+        positions.add(next(n for n, x in enumerate(shown) if x.id in right))
+    assert len(positions) > 1 and positions != {0}, positions
+
+
+def test_every_picker_shuffles_by_one_rule_the_same_way_for_the_same_drill_id():
+    m = model()
+    ids = drill_ids("redis-cache-flush", 40)
+    for shown, items, picker in (
+        (shown_choices, m.hypotheses.choices, "hypotheses"),
+        (shown_decision_choices, m.decision.choices, "decision"),
+        (shown_mitigations, m.mitigations, "mitigations"),
+    ):
+        orders = [[x.id for x in shown(m, i)] for i in ids]
+        assert orders == [[x.id for x in shown(m, i)] for i in ids]
+        assert orders == [[x.id for x in drill_order(items, picker, i)] for i in ids]
+        assert len({tuple(o) for o in orders}) > 1, picker
+
+
 def test_the_feedback_setting_is_checked_strictly_and_hidden_by_default(tmp_path):
     path = REPO / "scenarios" / "redis-cache-flush.yaml"
     text = path.read_text().replace("  feedback: hidden", "  feedback: loud")
@@ -216,6 +275,84 @@ def test_the_drill_journals_the_order_it_shows_and_where_the_pick_was(tmp_path):
     hyp = next(e for e in events if e["type"] == "hypothesis")
     assert hyp["position"] == shown.index("slow") + 1
     assert (hyp["grade"], hyp["correct"]) == ("wrong", False)
+
+
+DECIDING_SCENARIO = SCENARIO.replace(
+    "answer: {hypothesis: down}",
+    """decision:
+  prompt: Start it or wait?
+  choices:
+    - {id: start, text: Start the api now, correct: true}
+    - {id: wait, text: Wait for it to return}
+    - {id: page, text: Page the api's owners}
+mitigations:
+  - {id: start-api, title: Start api, action: start, role: api}
+  - {id: restart-api, title: Restart api, action: restart, role: api}
+  - {id: set-env, title: Restart api with debug on, action: set-env, role: api, env: {DEBUG: "1"}}
+answer: {hypothesis: down, decision: start, mitigations: [start-api]}""",
+)
+
+
+def deciding_drill(tmp_path: Path, drill_id: str) -> DrillEngine:
+    root = write_workspace(tmp_path / "ws")
+    sc = parse_scenario(DECIDING_SCENARIO, tmp_path / "stand-in.yaml")
+    checklist, _ = load_checklist(REPO)
+    engine = DrillEngine(
+        sc, load_workspace(root), StandIn(), "Ana", checklist, clock=Clock(), mode="test"
+    )
+    engine.drill_id = drill_id
+    engine.journal_path = root / "drills" / f"{drill_id}.jsonl"
+    engine.start()
+    advance(engine, engine.clock, 3)  # type: ignore[arg-type]
+    assert engine.page_mono is not None
+    engine.act(Action("ack"))
+    return engine
+
+
+def test_the_drill_journals_the_decision_and_mitigation_orders_it_shows(tmp_path):
+    drill_id = "20261122T120000Z-stand-in-ana-0001"
+    engine = deciding_drill(tmp_path / "one", drill_id)
+    decision = [c.id for c in engine.decision_choices]
+    mitigations = [x.id for x in engine.mitigation_choices]
+    engine.act(Action("decision", choice="wait"))
+    engine.act(Action("mitigate", mitigation="start-api"))
+    engine.close()
+    events = read_journal(engine.journal_path).events
+    assert events[0]["decision"] == {"shown": decision}
+    assert events[0]["mitigations"] == {"shown": mitigations}
+    assert decision == [c.id for c in shown_decision_choices(engine.model, drill_id)]
+    assert mitigations == [x.id for x in shown_mitigations(engine.model, drill_id)]
+    made = next(e for e in events if e["type"] == "decision")
+    assert made["position"] == decision.index("wait") + 1 and made["correct"] is False
+    done = next(e for e in events if e["type"] == "mitigation")
+    assert done["position"] == mitigations.index("start-api") + 1
+    # the same drill id shows the same orders, in another drill too
+    again = deciding_drill(tmp_path / "two", drill_id)
+    assert [c.id for c in again.decision_choices] == decision
+    assert [x.id for x in again.mitigation_choices] == mitigations
+    again.close()
+
+
+def test_a_scenario_with_no_decision_journals_only_the_mitigation_order(tmp_path):
+    engine = paged_drill(tmp_path)
+    engine.close()
+    started = read_journal(engine.journal_path).events[0]
+    assert "decision" not in started and started["mitigations"] == {"shown": []}
+
+
+@pytest.mark.parametrize("n", range(6))
+def test_the_autopilot_picks_the_decision_and_mitigation_by_id_wherever_they_are_shown(tmp_path, n):
+    engine = deciding_drill(tmp_path, f"20261122T120000Z-stand-in-ana-{n:04x}")
+    for step in autopilot(engine.scenario, engine.checklist):
+        if step.do == "decision":
+            engine.act(Action("decision", choice=step.choice))
+        elif step.do == "mitigate":
+            engine.act(Action("mitigate", mitigation=step.mitigation))
+    advance(engine, engine.clock, 3)  # type: ignore[arg-type]
+    assert engine.recovered
+    engine.close()
+    summary = summarize(read_journal(engine.journal_path))
+    assert summary["decision"] == {"choice": "start", "correct": True}
 
 
 def test_the_page_the_lead_step_asks_for_the_call_and_the_reason(tmp_path):
@@ -322,6 +459,17 @@ def test_an_old_journals_correct_flag_still_reads_as_right_or_wrong():
         h = summarize(read_journal(path))["hypothesis"]
         assert h["first_grade"] == "right" and h["grade"] == "right", path
         assert "(right, at" in markdown(load_redacted(path)), path
+
+
+def test_an_old_journal_without_the_orders_shown_still_reads_and_exports():
+    for path in sorted((REPO / "tests" / "fixtures" / "journals").glob("*.jsonl")):
+        read = read_journal(path)
+        started = read.events[0]
+        assert "mitigations" not in started and "decision" not in started, path
+        assert read.complete, (path, read.problems)
+        tl = load_redacted(path)
+        for text in (markdown(tl), slack_text(tl), render_html(tl), json.dumps(to_json(tl))):
+            assert read.drill_id in text, path
 
 
 # ------------------------------------------------------------------ the CLI, a real stack

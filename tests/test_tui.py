@@ -5,6 +5,7 @@ that aborts and reverts. The start screen (no --scenario) is tested without the 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 import shutil
 import time
@@ -221,8 +222,7 @@ def test_a_whole_drill_from_the_page_to_the_summary(stack, tmp_path, monkeypatch
 
             await pilot.press("d")
             assert isinstance(app.screen, DecisionPicker)
-            assert engine.model.decision is not None
-            decision_ids = [c.id for c in engine.model.decision.choices]
+            decision_ids = [c.id for c in engine.decision_choices]  # the order shown
             app.screen.query_one(OptionList).highlighted = decision_ids.index("hours")
             await pilot.press("enter")
             events_log = app.drill_screen.query_one("#events", EventLog)
@@ -237,7 +237,7 @@ def test_a_whole_drill_from_the_page_to_the_summary(stack, tmp_path, monkeypatch
 
             await pilot.press("m")
             assert isinstance(app.screen, MitigationPicker)
-            ids = [m.id for m in engine.model.mitigations]
+            ids = [m.id for m in engine.mitigation_choices]  # the order shown
             app.screen.query_one(OptionList).highlighted = ids.index("disable-fault")
             await pilot.press("enter")
             await wait_until(pilot, lambda: engine.recovered, "recovery")
@@ -271,6 +271,8 @@ def test_a_whole_drill_from_the_page_to_the_summary(stack, tmp_path, monkeypatch
     assert page_lead["prompt"] == "If this were P0/P1 I would page now."
     decision = next(e for e in evs if e["type"] == "decision")
     assert decision["choice"] == "hours" and decision["correct"] is True
+    assert evs[0]["decision"]["shown"] == [c.id for c in engine.decision_choices]
+    assert evs[0]["mitigations"]["shown"] == [m.id for m in engine.mitigation_choices]
     assert next(e for e in evs if e["type"] == "mitigation")["mitigation"] == "disable-fault"
     # what the engineer looked at is journalled against the step it evidences
     evidence = {(e["step"], e["what"]) for e in evs if e["type"] == "evidence"}
@@ -580,6 +582,55 @@ def test_the_decision_prompt_and_its_choices_are_shown_whole_at_80x24(tmp_path, 
     asyncio.run(run())
 
 
+def options(app: DrillApp) -> list[str | None]:
+    listed = app.screen.query_one(OptionList)
+    return [listed.get_option_at_index(i).id for i in range(listed.option_count)]
+
+
+def drill_id_with_the_right_one_not_first(app: DrillApp, name: str) -> str:
+    """A drill id under which neither the right decision nor the right mitigation is
+    listed first, so file order (the right one first) cannot pass for the drill's."""
+    engine = app.engine
+    right = set(engine.model.answer.mitigations)
+    for n in range(100):
+        engine.drill_id = f"20261122T090000Z-{name}-dana-{n:04x}"
+        if not engine.decision_choices[0].correct and engine.mitigation_choices[0].id not in right:
+            return engine.drill_id
+    raise AssertionError("no such drill id")
+
+
+@pytest.mark.parametrize("name", DECIDING)
+def test_the_decision_and_mitigation_pickers_list_the_drills_shuffled_order(tmp_path, name):
+    from tui_demo import demo_app, page
+
+    app = demo_app(tmp_path, name)
+    engine = app.engine
+    drill_id_with_the_right_one_not_first(app, name)
+
+    async def run() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            page(app)
+            await pilot.pause()
+            await pilot.press("d")
+            await pilot.pause()
+            assert isinstance(app.screen, DecisionPicker)
+            assert options(app) == [c.id for c in engine.decision_choices]
+            await pilot.press("down", "enter")
+            await pilot.pause()
+            await pilot.press("m")
+            await pilot.pause()
+            assert isinstance(app.screen, MitigationPicker)
+            assert options(app) == [m.id for m in engine.mitigation_choices]
+            await pilot.press("enter")
+            await pilot.pause()
+
+    asyncio.run(run())
+    # what the trainee picked is sent by id, from the place it was shown in
+    decision, mitigation = app.sent  # type: ignore[attr-defined]
+    assert decision.choice == engine.decision_choices[1].id
+    assert mitigation.mitigation == engine.mitigation_choices[0].id
+
+
 STEP = re.compile(r"^(\s*)(\d) \[.\] ")
 
 
@@ -660,5 +711,179 @@ def test_an_event_line_longer_than_the_pane_wraps_under_its_text_and_rewraps_on_
                 assert squeezed(" ".join(mine)) == f"[1:35] note: {note}"  # the newest, last
                 for row in mine[1:]:
                     assert row.startswith(" " * 7) and row[7] != " ", rows
+
+    asyncio.run(run())
+
+
+JOURNALS = Path(__file__).parent / "fixtures" / "journals"
+
+
+def test_the_summary_wraps_long_step_titles_under_their_text_with_the_times_in_line(tmp_path):
+    from pagerdrill.journal.summary import summarize
+    from tui_demo import demo_app
+
+    summary = summarize(read_journal(JOURNALS / "bullmq-backpressure.jsonl"))
+    summary["journal"] = "drills/bullmq-backpressure.jsonl"
+    steps = summary["steps"]
+    assert max(len(s["title"]) for s in steps) > 50  # some titles are longer than fit
+    app = demo_app(tmp_path)
+
+    async def run() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            await app.push_screen(SummaryScreen(summary, "The api was stopped."))
+            await pilot.pause()
+            for width in (80, 70):
+                await pilot.resize_terminal(width, 24)
+                await pilot.pause()
+                await pilot.pause()
+                text = app.screen.query_one("#summary-text", Static)
+                rows = region_rows(app, text.region)
+                start = next(i for i, r in enumerate(rows) if r.strip().startswith("Checklist"))
+                end = next(i for i, r in enumerate(rows) if r.strip().startswith("Hypothesis"))
+                table = [r for r in rows[start + 1 : end] if r.strip()]
+                assert "…" not in " ".join(table), table
+                columns = set()
+                at = 0
+                for step in steps:
+                    target = mmss(step["target_s"])
+                    # the step's rows: up to the one that holds its target (its last)
+                    mine = []
+                    while True:
+                        mine.append(table[at])
+                        at += 1
+                        if re.search(rf"\s{re.escape(target)}\s", mine[-1][-28:]):
+                            break
+                    body = squeezed(" ".join(r[:-26] for r in mine))
+                    assert body == squeezed(step["title"]), mine
+                    first_col = len(mine[0]) - len(mine[0].lstrip())
+                    for row in mine[1:]:  # continued under the title's text
+                        assert len(row) - len(row.lstrip()) == first_col, mine
+                    columns.add(mine[-1].rindex(target) + len(target))
+                assert len(columns) == 1, table  # every target in one column
+                assert at == len(table), table
+
+    asyncio.run(run())
+
+
+LONG_WARNING = (
+    "handshake refused (throttled) from 203.0.113.7: 150 since it started, "
+    "the per-source limit of 20 a second has held for the last 40 seconds"
+)
+LONG_INFO = (
+    "cold read of market 7 served from the origin after a miss in the cache, "
+    "the read took 48 ms and refilled the key for the next 30 seconds (cold cache)"
+)
+
+
+def long_log_lines(monkeypatch) -> None:
+    import tui_demo
+
+    rt = [
+        tui_demo._log("01:06.000", "warning", "rt", LONG_WARNING, "07e165632a8a1c69" * 2),
+        tui_demo._log("01:06.500", "info", "rt", LONG_INFO, None),
+    ]
+    monkeypatch.setitem(tui_demo.LOGS, "rt", rt)
+
+
+async def open_pane(pilot: Pilot, app: DrillApp, key: str) -> list[str]:
+    await pilot.press(key)
+    await wait_until(
+        pilot, lambda: isinstance(app.screen, LogsScreen) and bool(app.screen.records), "logs"
+    )
+    await pilot.pause()
+    await pilot.pause()
+    view = app.screen.query_one("#logs", RichLog)
+    return region_rows(app, view.content_region)
+
+
+def test_an_error_span_shows_its_header_then_its_message_once_wrapped_under_an_indent(
+    tmp_path, monkeypatch
+):
+    from tui_demo import demo_app, page
+
+    long_log_lines(monkeypatch)
+    app = demo_app(tmp_path)
+
+    async def run() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            page(app)
+            await pilot.pause()
+            rows = await open_pane(pilot, app, "s")
+            head = next(i for i, r in enumerate(rows) if r.startswith("07e165632a8a1c69 "))
+            assert re.match(r"07e165632a8a1c69 09:01:06 warning\s+rt\s*$", rows[head]), rows
+            message = []
+            for row in rows[head + 1 :]:
+                if not row.startswith("    ") or not row.strip():
+                    break
+                assert row[4] != " ", rows  # under the indent, not at column 0
+                message.append(row)
+            assert squeezed(" ".join(message)) == LONG_WARNING, rows  # whole, once
+            assert squeezed(" ".join(rows)).count("handshake refused") == 1, rows
+
+    asyncio.run(run())
+
+
+def test_a_long_log_line_wraps_under_its_message_and_rewraps_on_resize(tmp_path, monkeypatch):
+    from tui_demo import demo_app, page
+
+    long_log_lines(monkeypatch)
+    app = demo_app(tmp_path)
+
+    async def run() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            page(app)
+            await pilot.pause()
+            await open_pane(pilot, app, "l")
+            for width in (80, 64, 120):
+                await pilot.resize_terminal(width, 24)
+                await pilot.pause()
+                await pilot.pause()
+                await pilot.pause()
+                view = app.screen.query_one("#logs", RichLog)
+                rows = region_rows(app, view.scrollable_content_region)
+                for text, tag in ((LONG_WARNING, "WARN"), (LONG_INFO, "INFO")):
+                    first = next(i for i, r in enumerate(rows) if text[:20] in r)
+                    prefix = re.match(rf"09:01:06 rt\s+{tag} ", rows[first])
+                    assert prefix is not None, rows
+                    indent = len(prefix.group(0))
+                    mine = [rows[first]]
+                    for row in rows[first + 1 :]:
+                        if row[:indent].strip() or not row.strip():
+                            break
+                        mine.append(row)
+                    assert len(mine) >= 2, rows
+                    for above, row in itertools.pairwise(mine):
+                        assert row[indent] != " ", rows
+                        # wrapped where the pane ends, not sooner
+                        word = row.split()[0]
+                        assert len(above.rstrip()) + 1 + len(word) > len(row), rows
+                    assert text in squeezed(" ".join(r[indent:] for r in mine)), rows
+
+    asyncio.run(run())
+
+
+def test_down_from_the_runbook_query_then_enter_opens_the_first_hit(tmp_path):
+    from tui_demo import demo_app, page
+
+    app = demo_app(tmp_path)
+
+    async def run() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            page(app)
+            await pilot.pause()
+            await pilot.press("slash")
+            assert isinstance(app.screen, RunbookScreen)
+            await pilot.press(*"queue")
+            await pilot.pause()
+            screen = app.screen
+            assert len(screen.hits) >= 2
+            await pilot.press("down")
+            await pilot.pause()
+            hits = screen.query_one("#runbook-hits", OptionList)
+            assert hits.has_focus and hits.highlighted == 0
+            await pilot.press("enter")
+            await pilot.pause()
+            assert isinstance(app.screen, RunbookReader)
+            assert app.screen.runbook == screen.hits[0].runbook
 
     asyncio.run(run())

@@ -39,7 +39,14 @@ from pagerdrill.journal.redact import (
     masked_scenario_text,
     secret_leaves,
 )
-from pagerdrill.scenarios.model import Scenario, grade_hypothesis, scenario_secrets, shown_choices
+from pagerdrill.scenarios.model import (
+    Scenario,
+    grade_hypothesis,
+    scenario_secrets,
+    shown_choices,
+    shown_decision_choices,
+    shown_mitigations,
+)
 from pagerdrill.signals import dashboard
 from pagerdrill.signals.probes import ProbeSet, RuleState, Sample, make_probe
 from pagerdrill.targets.base import process_start_ticks
@@ -241,6 +248,16 @@ class DrillEngine:
         function of the drill id alone."""
         return shown_choices(self.model, self.drill_id)
 
+    @property
+    def decision_choices(self) -> list:
+        """The decision's choices in the order this drill shows them (journalled)."""
+        return shown_decision_choices(self.model, self.drill_id)
+
+    @property
+    def mitigation_choices(self) -> list:
+        """The mitigations in the order this drill lists them (journalled)."""
+        return shown_mitigations(self.model, self.drill_id)
+
     # ------------------------------------------------------------- events
 
     def _emit(self, type_: str, **data: Any) -> dict:
@@ -417,6 +434,14 @@ class DrillEngine:
                     "shown": [c.id for c in self.hypothesis_choices],
                     "feedback": self.model.hypotheses.feedback,
                 },
+                # the orders the pickers show (file order puts the right one first);
+                # the choices are graded by id, whatever their place
+                mitigations={"shown": [m.id for m in self.mitigation_choices]},
+                **(
+                    {"decision": {"shown": [c.id for c in self.decision_choices]}}
+                    if self.model.decision
+                    else {}
+                ),
             )
             probes = [make_probe(p, self.roles, self.target) for p in self.model.probes]
             probes += dashboard.standard_probes(self.stack_rows, self.roles, self.target)
@@ -816,12 +841,14 @@ class DrillEngine:
             raise BadInputError(
                 f"no decision choice '{action.choice}' (choices: {', '.join(choices)})"
             )
+        shown = [c.id for c in self.decision_choices]
         return self._emit(
             "decision",
             prompt=d.prompt,
             choice=action.choice,
             text=choices[action.choice].text,
             correct=choices[action.choice].correct,
+            position=shown.index(action.choice) + 1,
             drill_s=self.drill_s(now),
         )
 
@@ -855,6 +882,7 @@ class DrillEngine:
             title=mit.title,
             action=mit.action,
             detail=detail,
+            position=[m.id for m in self.mitigation_choices].index(mit.id) + 1,
             drill_s=self.drill_s(),
         )
         self._set_phase(Phase.MITIGATED)

@@ -21,7 +21,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
@@ -542,6 +542,8 @@ def find_scenario(root: Path, name: str) -> Path:
     )
 
 
+T = TypeVar("T")
+
 Grade = Literal["right", "wrong", "ungraded"]
 GRADES: tuple[Grade, ...] = ("right", "wrong", "ungraded")
 UNGRADED_TEXT = "for the lead to grade"
@@ -568,13 +570,29 @@ class HypothesisGrade:
         return None if self.grade == "ungraded" else self.grade == "right"
 
 
-def shown_choices(model: ScenarioModel, drill_id: str) -> list[Choice]:
-    """The hypothesis choices in the order a drill shows them: shuffled, seeded by the
-    drill id, so the right one is not always in the same place and the journal can
-    say (and a review can rebuild) what the trainee saw."""
-    order = list(model.hypotheses.choices)
-    random.Random(f"hypotheses:{drill_id}").shuffle(order)
+def drill_order(items: Iterable[T], picker: str, drill_id: str) -> list[T]:
+    """`items` in the order a drill shows them in `picker` ("hypotheses", "decision",
+    "mitigations"): shuffled, seeded by the picker and the drill id, so the right one
+    is not always in the same place (file order puts it first), and the journal can
+    say, and a review rebuild, what the trainee saw."""
+    order = list(items)
+    random.Random(f"{picker}:{drill_id}").shuffle(order)
     return order
+
+
+def shown_choices(model: ScenarioModel, drill_id: str) -> list[Choice]:
+    """The hypothesis choices in the order a drill shows them."""
+    return drill_order(model.hypotheses.choices, "hypotheses", drill_id)
+
+
+def shown_decision_choices(model: ScenarioModel, drill_id: str) -> list[Choice]:
+    """The decision's choices in the order a drill shows them (none without a decision)."""
+    return drill_order(model.decision.choices if model.decision else [], "decision", drill_id)
+
+
+def shown_mitigations(model: ScenarioModel, drill_id: str) -> list[Mitigation]:
+    """The mitigations in the order a drill lists them to the trainee."""
+    return drill_order(model.mitigations, "mitigations", drill_id)
 
 
 # Negations that take a whole clause: "not a cache flush", "redis isn't it", "no sign

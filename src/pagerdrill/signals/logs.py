@@ -167,6 +167,9 @@ class ErrorSpan:
     count: int
     operation: str
     messages: tuple[str, ...]
+    route: str | None = None
+    """The route a line of the trace names, when one does (the operation is else a
+    message's start)."""
 
 
 def error_spans(records: Iterable[LogRecord], limit: int = 200) -> list[ErrorSpan]:
@@ -189,6 +192,7 @@ def error_spans(records: Iterable[LogRecord], limit: int = 200) -> list[ErrorSpa
                 count=len(lines),
                 operation=route or worst.message[:60],
                 messages=tuple(r.message for r in lines),
+                route=route,
             )
         )
     spans.sort(key=lambda s: s.last or "", reverse=True)

@@ -47,7 +47,7 @@ from pagerdrill.tui.readiness import (
     start_readiness,
 )
 from pagerdrill.tui.signals import SignalsPane
-from pagerdrill.tui.wrapping import EventLog, Hanging
+from pagerdrill.tui.wrapping import EventLog, Hanging, hang
 from pagerdrill.workspace import default_engineer
 
 log = logging.getLogger("pagerdrill.tui")
@@ -316,7 +316,8 @@ def help_text() -> Text:
 def summary_text(summary: dict, root_cause: str | None = None, width: int = 80) -> Text:
     """The summary for a terminal `width` columns wide: the step titles' column is as
     wide as the longest title, within what the times leave of the width (30 at least);
-    a title is cut, with an ellipsis, only past that."""
+    a longer title wraps under its own text, and its target and time stay in their
+    columns on its last row, so every step's times line up."""
     out = Text()
     longest = max((len(step["title"]) for step in summary["steps"]), default=0)
     title_w = max(30, min(longest, width - 30))
@@ -340,11 +341,15 @@ def summary_text(summary: dict, root_cause: str | None = None, width: int = 80) 
         out.append("no page\n")
     out.append("\nChecklist" + " " * (title_w - 7) + "target   done\n", style="bold")
     for step in summary["steps"]:
-        title = step["title"]
-        if len(title) > title_w:
-            title = title[: title_w - 1] + "…"
+        rows = hang(Text("  "), Text(step["title"]), title_w + 2)
+        for row in rows[:-1]:
+            out.append_text(row)
+            out.append("\n")
+        last = rows[-1]
+        last.pad_right(title_w + 2 - last.cell_len)
+        out.append_text(last)
         done = step["done_s"]
-        out.append(f"  {title:<{title_w}}{mmss(step['target_s']):>6}  ")
+        out.append(f"{mmss(step['target_s']):>6}  ")
         if done is None:
             out.append("    —\n", style="dim")
         elif step["met"]:
@@ -756,7 +761,8 @@ class DrillScreen(Screen[None]):
             if mitigation:
                 self.drill_app.act(Action("mitigate", mitigation=mitigation))
 
-        mitigations = [(m.id, m.title) for m in self.engine.model.mitigations]
+        # in the drill's shuffled order (journalled), never the scenario file's
+        mitigations = [(m.id, m.title) for m in self.engine.mitigation_choices]
         self.app.push_screen(MitigationPicker(mitigations), pick)
 
     def action_decision(self) -> None:
@@ -769,7 +775,8 @@ class DrillScreen(Screen[None]):
             if choice:
                 self.drill_app.act(Action("decision", choice=choice))
 
-        choices = [(c.id, c.text) for c in decision.choices]
+        # in the drill's shuffled order (journalled), never the scenario file's
+        choices = [(c.id, c.text) for c in self.engine.decision_choices]
         self.app.push_screen(DecisionPicker(decision.prompt, choices), pick)
 
     def action_hint(self) -> None:

@@ -25,7 +25,7 @@ from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
 from pagerdrill.runbooks import Runbook, load_runbooks, search
-from pagerdrill.signals.logs import LogRecord, error_spans, matches, tail_services
+from pagerdrill.signals.logs import ErrorSpan, LogRecord, error_spans, matches, tail_services
 from pagerdrill.tui.wrapping import Hanging
 
 log = logging.getLogger("pagerdrill.tui")
@@ -38,6 +38,7 @@ SHOWN = 60
 """Lines the pane draws at most: the newest (the filter still reads the whole tail)."""
 LEVEL_STYLE = {"warning": "yellow", "error": "bold red", "critical": "bold red"}
 LEVEL_TAG = {"debug": "DBG ", "info": "INFO", "notice": "NOTE", "warning": "WARN"}
+SPAN_INDENT = 4
 
 
 def key_bar(*keys: tuple[str, str]) -> Text:
@@ -49,19 +50,38 @@ def key_bar(*keys: tuple[str, str]) -> Text:
     return out
 
 
-def log_line(record: LogRecord) -> Text:
-    t = Text(no_wrap=False)
-    t.append(f"{record.clock} ", style="dim")
-    t.append(f"{record.service:<11} ", style="cyan")
+def log_line(record: LogRecord) -> Hanging:
+    """A log line: a message too long for the pane wraps under the message, after the
+    time, service and level columns, so the columns stay clear down the pane."""
+    head = Text()
+    head.append(f"{record.clock} ", style="dim")
+    head.append(f"{record.service:<11} ", style="cyan")
     tag = LEVEL_TAG.get(record.level, "ERR ")
-    t.append(f"{tag} ", style=LEVEL_STYLE.get(record.level, "dim"))
-    t.append(record.message)
+    head.append(f"{tag} ", style=LEVEL_STYLE.get(record.level, "dim"))
+    t = Text(record.message)
     status = record.fields.get("status")
     if status is not None and str(status) not in record.message:
         t.append(f" status={status}", style="dim")
     if record.trace_id and record.is_problem:
         t.append(f" trace={record.trace_id[:8]}", style="dim")
-    return t
+    return Hanging(head, t)
+
+
+def span_lines(span: ErrorSpan) -> list[Hanging]:
+    """An error span: its trace id, time, level, services and route on one row (what
+    does not fit wraps under the services), then its last message, wrapped under an
+    indent of its own. A span without a route shows its message once, below."""
+    head = Text()
+    head.append(f"{span.trace_id[:16]} ", style="bold")
+    head.append(f"{(span.last or '')[11:19]:<8} ", style="dim")
+    head.append(f"{span.level:<7} ", style=LEVEL_STYLE.get(span.level, ""))
+    what = Text(f"{','.join(span.services):<8}")
+    if span.route:
+        what.append(f" {span.route}")
+    if span.count > 1:
+        what.append(f"  ×{span.count}", style="dim")
+    message = Text(span.messages[-1], style="dim")
+    return [Hanging(head, what), Hanging(Text(" " * SPAN_INDENT), message)]
 
 
 class LogsScreen(Screen[None]):
@@ -92,13 +112,16 @@ class LogsScreen(Screen[None]):
         self.records: list[LogRecord] = []
         self._shown: list[object] = []
         self._titled: tuple[str, str] | None = None
+        self._width = 0
 
     def compose(self) -> ComposeResult:
         yield Static(id="logs-title")
         box = Input(placeholder="filter: words every line must have (enter)", id="logs-filter")
         box.display = False
         yield box
-        yield RichLog(id="logs", wrap=True, max_lines=2 * SHOWN, markup=False, highlight=False)
+        # min_width 1: each line is laid out at the pane's width, never wider (a wider
+        # one would be cut at the right edge)
+        yield RichLog(id="logs", min_width=1, max_lines=8 * SHOWN, markup=False, highlight=False)
         yield Static(id="logs-keys")
 
     def on_mount(self) -> None:
@@ -107,6 +130,17 @@ class LogsScreen(Screen[None]):
         except Exception:
             self.services = []
         self.set_interval(1.0, self._tick)
+
+    def on_resize(self) -> None:
+        # the lines are laid out when written: lay them out again at the new width
+        self.call_after_refresh(self._relayout)
+
+    def _relayout(self) -> None:
+        width = self.query_one("#logs", RichLog).scrollable_content_region.width
+        if width != self._width:
+            self._width = width
+            if self.records:
+                self.show(self.records, force=True)
 
     def _tick(self) -> None:
         if self.is_current:  # kept for the next opening: no reading (no thread) hidden
@@ -176,9 +210,10 @@ class LogsScreen(Screen[None]):
         worth, not the whole tail again); a change of filter redraws."""
         self.records = records
         kept: list[LogRecord] = []
+        lines: list[RenderableType]
         if self.spans:
             lines = self._span_lines(records)
-            keys: list[object] = [line.plain for line in lines]
+            keys: list[object] = [str(line) for line in lines]
         else:
             kept = [
                 r
@@ -191,37 +226,30 @@ class LogsScreen(Screen[None]):
         if not force and keys == shown:
             return  # nothing new: no repaint, no scroll jump, no line built
         self._shown = keys
+        # laid out at the pane's width (a measured width stops at the console's)
+        width = view.scrollable_content_region.width or None
         if not force and not self.spans and shown and shown[-1] in keys:
             at = len(keys) - 1 - keys[::-1].index(shown[-1])
             for record in kept[at + 1 :]:
-                view.write(log_line(record))
+                view.write(log_line(record), width=width)
             return
         if not self.spans:
-            lines = [log_line(r) for r in kept]
+            lines = list(map(log_line, kept))
         view.clear()
         if not lines:
-            view.write(Text("(nothing matches)", style="dim"))
+            view.write(Text("(nothing matches)", style="dim"), width=width)
         for line in lines:
-            view.write(line, scroll_end=not self.spans)
+            view.write(line, width=width, scroll_end=not self.spans)
         if self.spans:
             view.scroll_home(animate=False)
 
-    def _span_lines(self, records: list[LogRecord]) -> list[Text]:
+    def _span_lines(self, records: list[LogRecord]) -> list[RenderableType]:
         spans = error_spans(r for r in records if matches(r, self.query_text))
-        out = []
-        for span in spans:
-            t = Text()
-            t.append(f"{span.trace_id[:16]} ", style="bold")
-            t.append(f"{(span.last or '')[11:19]:<8} ", style="dim")
-            t.append(f"{span.level:<7}", style=LEVEL_STYLE.get(span.level, ""))
-            t.append(f" {','.join(span.services):<8} {span.operation}")
-            if span.count > 1:
-                t.append(f"  ×{span.count}", style="dim")
-            t.append(f"\n    {span.messages[-1]}", style="dim")
-            out.append(t)
+        out: list[RenderableType] = []
         if spans:
-            head = Text(f"{len(spans)} traces with warnings or errors, newest first", "italic")
-            out.insert(0, head)
+            out.append(Text(f"{len(spans)} traces with warnings or errors, newest first", "italic"))
+        for span in spans:
+            out += span_lines(span)
         return out
 
     def action_close(self) -> None:
@@ -268,7 +296,10 @@ class LogsScreen(Screen[None]):
 class RunbookScreen(Screen[None]):
     """Search the workspace's runbooks (title and body); enter opens one to read."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "close", "Back")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "close", "Back"),
+        Binding("down", "to_hits", show=False),
+    ]
 
     def __init__(self, root: Any, record: Record) -> None:
         super().__init__(id="runbook-screen")
@@ -317,6 +348,14 @@ class RunbookScreen(Screen[None]):
             self.record("recurrence", "runbook-search", f"'{query}': {len(self.hits)} found")
         if self.hits:
             self.query_one("#runbook-hits", OptionList).focus()
+
+    def action_to_hits(self) -> None:
+        """↓ from the query: to the hits, on the first (the list, once focused, takes
+        ↓ itself and moves on from there)."""
+        hits = self.query_one("#runbook-hits", OptionList)
+        if self.hits:
+            hits.highlighted = 0
+            hits.focus()
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         if event.option_id is None:
