@@ -417,8 +417,11 @@ def test_compose_reference_redis_flush_makes_reads_slow_and_loses_delayed_jobs(r
     injected = next(e["seq"] for e in evs if e["type"] == "fault.injected")
     pre = [e["values"] for e in evs if e["type"] == "probe.sample" and e["seq"] < injected][-3:]
     post = [e["values"] for e in evs if e["type"] == "probe.sample" and e["seq"] > injected]
-    assert max(v["misses"]["rate"] or 0 for v in pre) < 0.5
-    assert max(v["misses"]["rate"] or 0 for v in post) > 0.5
+    # a market read for the first time misses before the fault too: the flush is the
+    # cliff, well above whatever the quiet period saw
+    peak = max(v["misses"]["rate"] or 0 for v in post)
+    assert peak > 0.5
+    assert max(v["misses"]["rate"] or 0 for v in pre) < peak / 2
     cold = post[0]["read"]["latency_ms"] or 0  # the slow path: SLOW_PATH_MS is 120 here
     assert cold >= 115
     assert min(v["read"]["latency_ms"] or cold for v in pre) < cold - 50

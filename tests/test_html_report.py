@@ -255,22 +255,28 @@ QUIET = (
 )
 
 
+# headless, with a fresh profile and none of the browser's own extras
+BROWSER_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-default-apps",
+    "--disable-extensions",
+    "--disable-sync",
+    "--no-first-run",
+    "--no-default-browser-check",
+)
+
+
 def run_chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     """Headless Chromium with a fresh profile, bounded in time; every process it
     started is gone when this returns."""
     profile = tmp_path / f"profile-{next(_runs)}"
     command = [
         chromium(),
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-default-apps",
-        "--disable-extensions",
-        "--disable-sync",
-        "--no-first-run",
-        "--no-default-browser-check",
+        *BROWSER_FLAGS,
         "--hide-scrollbars",
         f"--user-data-dir={profile}",
         *QUIET,
@@ -443,16 +449,7 @@ def page_requests(
         profile = tmp_path / f"profile-{next(_runs)}"
         command = [
             chromium(),
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-default-apps",
-            "--disable-extensions",
-            "--disable-sync",
-            "--no-first-run",
-            "--no-default-browser-check",
+            *BROWSER_FLAGS,
             # cross-site iframes stay in the page's process, so their loads show in its log
             "--disable-features=IsolateOrigins,site-per-process",
             f"--user-data-dir={profile}",

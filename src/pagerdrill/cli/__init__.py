@@ -20,6 +20,7 @@ import typer
 
 from pagerdrill import __version__
 from pagerdrill.cli import escalation
+from pagerdrill.cli.options import WorkspaceOption
 from pagerdrill.cli.readiness import app as readiness_app
 from pagerdrill.cli.runbooks import app as runbooks_app
 
@@ -44,17 +45,6 @@ stack_app = typer.Typer(
 )
 app.add_typer(stack_app, name="stack")
 
-WorkspaceOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--workspace",
-        "-w",
-        metavar="DIR",
-        help="Workspace folder (default: the nearest one holding pagerdrill.yaml).",
-        envvar="PAGERDRILL_WORKSPACE",
-        show_default=False,
-    ),
-]
 ServiceArg = Annotated[
     str, typer.Argument(metavar="SERVICE", help="Service name, e.g. api, rt, redis-cache.")
 ]

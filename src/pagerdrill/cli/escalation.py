@@ -11,6 +11,8 @@ from typing import Annotated
 
 import typer
 
+from pagerdrill.cli.options import WorkspaceOption
+
 app = typer.Typer(
     help="The escalation matrix: who is on call for each severity tier, and whether "
     "every name, contact, channel, bridge and schedule holds up.",
@@ -18,17 +20,6 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-WorkspaceOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--workspace",
-        "-w",
-        metavar="DIR",
-        help="Workspace folder (default: the nearest one holding pagerdrill.yaml).",
-        envvar="PAGERDRILL_WORKSPACE",
-        show_default=False,
-    ),
-]
 FileArg = Annotated[
     Path | None,
     typer.Argument(

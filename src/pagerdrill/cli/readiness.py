@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from pagerdrill.cli.options import WorkspaceOption
+
 if TYPE_CHECKING:
     from pagerdrill.readiness.status import Context, Status
 
@@ -25,19 +27,10 @@ app = typer.Typer(
     invoke_without_command=True,
 )
 
-WorkspaceOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--workspace",
-        "-w",
-        metavar="DIR",
-        help="Workspace folder (default: the nearest one holding pagerdrill.yaml).",
-        envvar="PAGERDRILL_WORKSPACE",
-        show_default=False,
-    ),
-]
 JsonOption = Annotated[bool, typer.Option("--json", help="One JSON document.")]
-Engineer = Annotated[str, typer.Argument(help="The engineer, as the roster names them.")]
+Engineer = Annotated[
+    str, typer.Argument(metavar="ENGINEER", help="The engineer, as the roster names them.")
+]
 
 
 def _out(text: str = "") -> None:
@@ -111,7 +104,8 @@ def _render(st: Status) -> None:
 @app.command("status")
 def status_cmd(
     engineer: Annotated[
-        str | None, typer.Argument(help="The engineer (default: every engineer).")
+        str | None,
+        typer.Argument(metavar="ENGINEER", help="The engineer (default: every engineer)."),
     ] = None,
     workspace: WorkspaceOption = None,
     as_json: JsonOption = False,
@@ -192,7 +186,9 @@ def team(workspace: WorkspaceOption = None, as_json: JsonOption = False) -> None
 @app.command("attest")
 def attest(
     engineer: Engineer,
-    item: Annotated[str, typer.Argument(help="The gate item (shadow, reverse-shadow ...).")],
+    item: Annotated[
+        str, typer.Argument(metavar="ITEM", help="The gate item (shadow, reverse-shadow ...).")
+    ],
     by: Annotated[str, typer.Option("--by", help="Who attests (on the roster).")],
     note: Annotated[str, typer.Option("--note", help="What they saw.")] = "",
     date: Annotated[str | None, typer.Option("--date", help="A shift's date.")] = None,
@@ -247,7 +243,9 @@ def _observations(path: Path):
 @app.command("read")
 def read(
     engineer: Engineer,
-    document: Annotated[str, typer.Argument(help="The read item or its document's path.")],
+    document: Annotated[
+        str, typer.Argument(metavar="DOCUMENT", help="The read item or its document's path.")
+    ],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Record it without asking.")] = False,
     workspace: WorkspaceOption = None,
 ) -> None:
@@ -372,7 +370,9 @@ def signoff(
 @app.command("assign")
 def assign(
     engineer: Engineer,
-    scenario: Annotated[str, typer.Argument(help="The scenario to walk through.")],
+    scenario: Annotated[
+        str, typer.Argument(metavar="SCENARIO", help="The scenario to walk through.")
+    ],
     by: Annotated[str, typer.Option("--by", help="The lead who assigns it.")],
     workspace: WorkspaceOption = None,
 ) -> None:
@@ -387,7 +387,7 @@ def assign(
 @app.command("verify")
 def verify(
     engineer: Annotated[
-        str | None, typer.Argument(help="The engineer (default: everyone).")
+        str | None, typer.Argument(metavar="ENGINEER", help="The engineer (default: everyone).")
     ] = None,
     workspace: WorkspaceOption = None,
     as_json: JsonOption = False,

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from pagerdrill.cli.options import WorkspaceOption
+
 if TYPE_CHECKING:
     from pagerdrill.workspace.config import RunbooksConfig
 
@@ -22,17 +24,6 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-WorkspaceOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--workspace",
-        "-w",
-        metavar="DIR",
-        help="Workspace folder (default: the nearest one holding pagerdrill.yaml).",
-        envvar="PAGERDRILL_WORKSPACE",
-        show_default=False,
-    ),
-]
 DirOption = Annotated[
     Path | None,
     typer.Option("--dir", metavar="DIR", help="Runbooks folder (default: the workspace's)."),
@@ -75,7 +66,8 @@ def _context(
 @app.command("lint")
 def lint(
     files: Annotated[
-        list[Path] | None, typer.Argument(help="Runbook files (default: every runbook).")
+        list[Path] | None,
+        typer.Argument(metavar="FILE", help="Runbook files (default: every runbook)."),
     ] = None,
     folder: DirOption = None,
     workspace: WorkspaceOption = None,
@@ -135,7 +127,9 @@ def index(
 
 @app.command("new")
 def new(
-    name: Annotated[str, typer.Argument(help="File name without .md, e.g. redis-cache-flush.")],
+    name: Annotated[
+        str, typer.Argument(metavar="NAME", help="File name without .md, e.g. redis-cache-flush.")
+    ],
     title: Annotated[str | None, typer.Option("--title", help="The runbook's title.")] = None,
     author: Annotated[
         str | None, typer.Option("--author", help="Default: `git config user.name`.")
@@ -157,7 +151,9 @@ def new(
 
 @app.command("search")
 def search(
-    query: Annotated[list[str], typer.Argument(help="What you see, in your own words.")],
+    query: Annotated[
+        list[str], typer.Argument(metavar="QUERY", help="What you see, in your own words.")
+    ],
     limit: Annotated[int, typer.Option("-n", help="How many results.", min=1)] = 5,
     folder: DirOption = None,
     workspace: WorkspaceOption = None,
@@ -214,7 +210,9 @@ def env(workspace: WorkspaceOption = None) -> None:
 
 @app.command("validate")
 def validate(
-    names: Annotated[list[str], typer.Argument(help="Runbook names (file stems) or files.")],
+    names: Annotated[
+        list[str], typer.Argument(metavar="NAME", help="Runbook names (file stems) or files.")
+    ],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Run without asking.")] = False,
     timeout: Annotated[
         float | None, typer.Option("--timeout", help="Seconds per command (default: template's).")
