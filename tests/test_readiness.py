@@ -78,6 +78,14 @@ def test_a_drill_reviewed_by_the_engineer_alone_is_not_reviewed(ws):
     assert "no review by a lead or on-call" in item(ws, "Eli Park", "drill").blockers[0]
 
 
+def test_the_drill_evidence_names_the_review_that_counts_not_a_later_one_by_someone_off_the_roster(
+    ws,
+):
+    write_journal(ws, "Ana Lima", reviews=(("Dana Diaz", "pass"), ("Nobody", "pass")))
+    st = item(ws, "Ana Lima", "drill")
+    assert st.done and "reviewed pass by Dana Diaz" in st.evidence[0]
+
+
 def test_a_drill_without_recovery_verified_does_not_count(ws):
     write_journal(ws, "Ana Lima", recovered=False)
     assert "without recovery verified" in item(ws, "Ana Lima", "drill").blockers[0]
