@@ -381,6 +381,30 @@ def test_verify_names_an_edited_journal(signed_ws):
     )
 
 
+def test_a_review_appended_to_a_journal_after_the_sign_off_is_no_edit_of_it(signed_ws):
+    from pagerdrill.reports.drills import review
+
+    root, keys = signed_ws
+    _signed_go(root, keys)
+    journal = next((root / "drills").glob("*.jsonl"))
+    review(journal, root / ".pagerdrill", by="Morgan Reyes", verdict="pass", comment="agree")
+    assert problems_of(root) == []
+
+
+def test_verify_names_a_journal_edited_above_a_review_appended_after_the_sign_off(signed_ws):
+    from pagerdrill.reports.drills import review
+
+    root, keys = signed_ws
+    _signed_go(root, keys)
+    journal = next((root / "drills").glob("*.jsonl"))
+    review(journal, root / ".pagerdrill", by="Morgan Reyes", verdict="pass")
+    journal.write_text(journal.read_text().replace('"correct": true', '"correct": false'))
+    assert any(
+        p.startswith(f"drills/{journal.name}: changed since the sign-off")
+        for p in problems_of(root)
+    )
+
+
 def test_verify_names_an_edited_runbook(signed_ws):
     root, keys = signed_ws
     _signed_go(root, keys)
