@@ -199,3 +199,18 @@ def test_the_start_screen_of_someone_not_on_the_roster_has_no_readiness_line(ws)
             assert not app.screen.query("#start-readiness")
 
     asyncio.run(run())
+
+
+def test_at_80_columns_a_wrapped_blocker_shows_its_last_row_on_the_gate_screen(ws):
+    app = ReadinessApp(ws, "Bruno Costa")
+
+    async def run() -> None:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_until(pilot, lambda: app.status is not None, "the status")
+            await pilot.pause()
+            items = app.gate_screen.query_one("#gate-items", OptionList)
+            rows = " ".join(items.render_line(y).text.strip() for y in range(items.size.height))
+            # the security-register item's lead blocker wraps onto a third row at 80 columns
+            assert "security-register --by LEAD`)" in " ".join(rows.split())
+
+    asyncio.run(run())
