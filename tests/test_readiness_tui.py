@@ -214,3 +214,21 @@ def test_at_80_columns_a_wrapped_blocker_shows_its_last_row_on_the_gate_screen(w
             assert "security-register --by LEAD`)" in " ".join(rows.split())
 
     asyncio.run(run())
+
+
+def screen_text(app) -> str:
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+
+
+def test_at_80x24_the_read_shows_how_to_record_it_without_scrolling(ws):
+    app = ReadinessApp(ws, "Ana Lima")
+
+    async def run() -> None:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_until(pilot, lambda: app.status is not None, "the status")
+            await pilot.press("r")
+            await wait_until(pilot, lambda: isinstance(app.screen, ReadScreen), "the read")
+            await pilot.pause()
+            assert "y: I read it cover to cover" in screen_text(app)
+
+    asyncio.run(run())
