@@ -232,3 +232,20 @@ def test_at_80x24_the_read_shows_how_to_record_it_without_scrolling(ws):
             assert "y: I read it cover to cover" in screen_text(app)
 
     asyncio.run(run())
+
+
+def test_at_80x24_the_pager_question_shows_its_time_limit_whole(ws):
+    app = ReadinessApp(ws, "Ana Lima")
+
+    async def run() -> None:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_until(pilot, lambda: app.status is not None, "the status")
+            await pilot.press("z")
+            await wait_until(pilot, lambda: isinstance(app.screen, QuizScreen), "the question")
+            await pilot.pause()
+            box = app.screen.query_one("#quiz").region  # what shows of it, on screen
+            lines = screen_text(app).splitlines()[box.y : box.bottom]
+            rows = [line[box.x + 1 : box.right - 1] for line in lines]
+            assert "(answer within 30 s)" in " ".join(" ".join(rows).split())
+
+    asyncio.run(run())
