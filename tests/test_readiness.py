@@ -124,6 +124,18 @@ def test_a_changelog_read_shows_only_the_versions_since_the_last_read(ws):
     assert [r.version for r in again.releases] == ["Unreleased", "1.5.0"]
 
 
+def test_an_unreviewed_runbook_names_the_command_that_records_its_review(ws):
+    from readying import write_runbook
+
+    write_runbook(ws, "Ana Lima")
+    blockers = item(ws, "Ana Lima", "runbook").blockers
+    assert any(
+        "`pagerdrill readiness attest 'Ana Lima' runbook --by REVIEWER "
+        "--runbook postgres-pool-exhaustion.md`" in b
+        for b in blockers
+    ), blockers
+
+
 def test_a_runbook_reviewed_at_an_older_version_asks_for_a_new_review(ws):
     satisfy_all(ws, "Ana Lima")
     path = ws / "runbooks" / "pool-ana-lima.md"

@@ -313,7 +313,9 @@ def _runbook(ctx: Context, engineer: str, item: Item, st: ItemStatus, entries: l
                 )
             else:
                 reasons.append(
-                    f"{rel}: not reviewed (an attestation naming it, by someone on the roster)"
+                    f"{rel}: not reviewed (an attestation naming it, by someone on the roster: "
+                    f"`pagerdrill readiness attest {engineer!r} {item.id} --by REVIEWER "
+                    f"--runbook {rb.path.name}`)"
                 )
         if not reasons:
             st.evidence.insert(
