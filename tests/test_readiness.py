@@ -78,6 +78,14 @@ def test_a_drill_reviewed_by_the_engineer_alone_is_not_reviewed(ws):
     assert "no review by a lead or on-call" in item(ws, "Eli Park", "drill").blockers[0]
 
 
+def test_the_drill_evidence_names_the_review_that_counts_not_a_later_one_by_someone_off_the_roster(
+    ws,
+):
+    write_journal(ws, "Ana Lima", reviews=(("Dana Diaz", "pass"), ("Nobody", "pass")))
+    st = item(ws, "Ana Lima", "drill")
+    assert st.done and "reviewed pass by Dana Diaz" in st.evidence[0]
+
+
 def test_a_drill_without_recovery_verified_does_not_count(ws):
     write_journal(ws, "Ana Lima", recovered=False)
     assert "without recovery verified" in item(ws, "Ana Lima", "drill").blockers[0]
@@ -114,6 +122,18 @@ def test_a_changelog_read_shows_only_the_versions_since_the_last_read(ws):
     )
     again = actions.preview_read(Context(ws), "Ana Lima", "api-changelog")
     assert [r.version for r in again.releases] == ["Unreleased", "1.5.0"]
+
+
+def test_an_unreviewed_runbook_names_the_command_that_records_its_review(ws):
+    from readying import write_runbook
+
+    write_runbook(ws, "Ana Lima")
+    blockers = item(ws, "Ana Lima", "runbook").blockers
+    assert any(
+        "`pagerdrill readiness attest 'Ana Lima' runbook --by REVIEWER "
+        "--runbook postgres-pool-exhaustion.md`" in b
+        for b in blockers
+    ), blockers
 
 
 def test_a_runbook_reviewed_at_an_older_version_asks_for_a_new_review(ws):
@@ -366,6 +386,30 @@ def test_verify_names_an_edited_journal(signed_ws):
     root, keys = signed_ws
     _signed_go(root, keys)
     journal = next((root / "drills").glob("*.jsonl"))
+    journal.write_text(journal.read_text().replace('"correct": true', '"correct": false'))
+    assert any(
+        p.startswith(f"drills/{journal.name}: changed since the sign-off")
+        for p in problems_of(root)
+    )
+
+
+def test_a_review_appended_to_a_journal_after_the_sign_off_is_no_edit_of_it(signed_ws):
+    from pagerdrill.reports.drills import review
+
+    root, keys = signed_ws
+    _signed_go(root, keys)
+    journal = next((root / "drills").glob("*.jsonl"))
+    review(journal, root / ".pagerdrill", by="Morgan Reyes", verdict="pass", comment="agree")
+    assert problems_of(root) == []
+
+
+def test_verify_names_a_journal_edited_above_a_review_appended_after_the_sign_off(signed_ws):
+    from pagerdrill.reports.drills import review
+
+    root, keys = signed_ws
+    _signed_go(root, keys)
+    journal = next((root / "drills").glob("*.jsonl"))
+    review(journal, root / ".pagerdrill", by="Morgan Reyes", verdict="pass")
     journal.write_text(journal.read_text().replace('"correct": true', '"correct": false'))
     assert any(
         p.startswith(f"drills/{journal.name}: changed since the sign-off")

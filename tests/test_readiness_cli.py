@@ -194,3 +194,22 @@ def test_readiness_with_no_command_outside_a_terminal_prints_its_help(ws):
     done = pagerdrill(ws)
     assert done.returncode == 0, done.stderr
     assert "Usage:" in done.stdout and "signoff" in done.stdout
+
+
+def test_a_signed_sign_off_says_signed_after_whose_readiness_it_is(tmp_path):
+    import subprocess
+
+    key = tmp_path / "ana"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    from readying import ROSTER
+
+    roster = json.loads(json.dumps(ROSTER))
+    for person in roster["people"]:
+        if person["name"] == "Ana Lima":
+            person["ssh_key"] = key.with_name("ana.pub").read_text().strip()
+    ws = make_workspace(tmp_path / "ws", roster=roster)
+    satisfy_all(ws, "Ana Lima")
+    done = pagerdrill(ws, "signoff", "Ana Lima", "--by", "Ana Lima", "--role", "engineer",
+                      "--go", "--note", "ready", "--sign-with", str(key))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("✓ go by Ana Lima as engineer for Ana Lima, signed (readiness/")

@@ -199,3 +199,53 @@ def test_the_start_screen_of_someone_not_on_the_roster_has_no_readiness_line(ws)
             assert not app.screen.query("#start-readiness")
 
     asyncio.run(run())
+
+
+def test_at_80_columns_a_wrapped_blocker_shows_its_last_row_on_the_gate_screen(ws):
+    app = ReadinessApp(ws, "Bruno Costa")
+
+    async def run() -> None:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_until(pilot, lambda: app.status is not None, "the status")
+            await pilot.pause()
+            items = app.gate_screen.query_one("#gate-items", OptionList)
+            rows = " ".join(items.render_line(y).text.strip() for y in range(items.size.height))
+            # the security-register item's lead blocker wraps onto a third row at 80 columns
+            assert "security-register --by LEAD`)" in " ".join(rows.split())
+
+    asyncio.run(run())
+
+
+def screen_text(app) -> str:
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+
+
+def test_at_80x24_the_read_shows_how_to_record_it_without_scrolling(ws):
+    app = ReadinessApp(ws, "Ana Lima")
+
+    async def run() -> None:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_until(pilot, lambda: app.status is not None, "the status")
+            await pilot.press("r")
+            await wait_until(pilot, lambda: isinstance(app.screen, ReadScreen), "the read")
+            await pilot.pause()
+            assert "y: I read it cover to cover" in screen_text(app)
+
+    asyncio.run(run())
+
+
+def test_at_80x24_the_pager_question_shows_its_time_limit_whole(ws):
+    app = ReadinessApp(ws, "Ana Lima")
+
+    async def run() -> None:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_until(pilot, lambda: app.status is not None, "the status")
+            await pilot.press("z")
+            await wait_until(pilot, lambda: isinstance(app.screen, QuizScreen), "the question")
+            await pilot.pause()
+            box = app.screen.query_one("#quiz").region  # what shows of it, on screen
+            lines = screen_text(app).splitlines()[box.y : box.bottom]
+            rows = [line[box.x + 1 : box.right - 1] for line in lines]
+            assert "(answer within 30 s)" in " ".join(" ".join(rows).split())
+
+    asyncio.run(run())

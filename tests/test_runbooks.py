@@ -404,3 +404,15 @@ def test_search_hits_show_excerpts_cut_at_a_sentence_or_a_word_never_mid_word():
             assert hit.snippet, (query, rb.name)
             assert whole_words(hit.snippet, f"{rb.symptom}\n{rb.body}"), (query, hit.snippet)
             assert hit.snippet.endswith(("…", ".", "?", "!", ".)", ":", "`")), hit.snippet
+
+
+def test_runbooks_list_keeps_its_columns_aligned_under_a_long_severity(tmp_path):
+    ws = copy_workspace(tmp_path)
+    result = run("runbooks", "list", "-w", str(ws))
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    header, rows = lines[0], lines[1:]
+    column = header.index("VALIDATED")
+    assert any("P1/P2 if the route" in row for row in rows)  # the shipped long severity
+    for row in rows:
+        assert row[column:].startswith("never"), row

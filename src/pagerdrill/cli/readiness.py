@@ -361,8 +361,8 @@ def signoff(
 
     ctx = _context(workspace)
     entry, path, reopen = do_signoff(ctx, engineer, by, role, go, note, sign_with)
-    signed = " signed," if entry.signature else ""
-    _out(f"✓ {entry.decision} by {by} as {role} for {engineer},{signed} ({ctx.rel(path)})")
+    signed = ", signed" if entry.signature else ""
+    _out(f"✓ {entry.decision} by {by} as {role} for {engineer}{signed} ({ctx.rel(path)})")
     if reopen is not None:
         _out(f"rotation {reopen.rotation}: reopened {', '.join(reopen.reopened)}")
 

@@ -307,11 +307,13 @@ def list_(
         _out(json.dumps(rows, indent=2))
         return
     width = max([len(rb_name) for rb_name in (str(r["name"]) for r in rows)] + [7])
-    _out(f"{'RUNBOOK':<{width}}  SEV  VALIDATED                  RESULT")
+    # severity last: a runbook may give a sentence there ("P3 (P1/P2 if the route is
+    # sign-in ...)"), and only the last column can run long without pushing the others
+    _out(f"{'RUNBOOK':<{width}}  VALIDATED                  {'RESULT':<22}  SEV")
     for r in rows:
         when = r["validated_at"] or "never"
         result = "-" if r["passed"] is None else ("passed" if r["passed"] else "failed")
         if r["changed_since"]:
             result += " (changed since)"
-        _out(f"{r['name']:<{width}}  {r['severity'] or '-':<3}  {when:<25}  {result}")
+        _out(f"{r['name']:<{width}}  {when:<25}  {result:<22}  {r['severity'] or '-'}")
     sys.stdout.flush()

@@ -244,11 +244,20 @@ def _drill(ctx: Context, engineer: str, item: Item, st: ItemStatus, out: Status)
     if chosen is None:
         st.blockers.extend(best_reasons or [f"no drill by {engineer} in drills/"])
         return
-    review = next(r for r in reversed(chosen.reviews) if r.by != engineer)
+    # the evidence names the review that counted: a later one by the engineer or by
+    # someone without a reviewer role is no evidence, and naming it would mislead
+    review = next(
+        (
+            r
+            for r in reversed(chosen.reviews)
+            if r.by != engineer and ctx.has_role(r.by, *rule.reviewer_roles)
+        ),
+        None,
+    )
     st.evidence.append(
         f"drill {chosen.drill} ({chosen.scenario}, {chosen.severity}, {chosen.started}), "
         f"reviewed {review.verdict} by {review.by}"
-        if rule.reviewed
+        if rule.reviewed and review is not None
         else f"drill {chosen.drill} ({chosen.scenario}, {chosen.severity}, {chosen.started})"
     )
     st.files.append(f"drills/{chosen.file}")
@@ -304,7 +313,9 @@ def _runbook(ctx: Context, engineer: str, item: Item, st: ItemStatus, entries: l
                 )
             else:
                 reasons.append(
-                    f"{rel}: not reviewed (an attestation naming it, by someone on the roster)"
+                    f"{rel}: not reviewed (an attestation naming it, by someone on the roster: "
+                    f"`pagerdrill readiness attest {engineer!r} {item.id} --by REVIEWER "
+                    f"--runbook {rb.path.name}`)"
                 )
         if not reasons:
             st.evidence.insert(

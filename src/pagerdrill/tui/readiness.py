@@ -219,8 +219,10 @@ def preview_text(preview: ReadPreview, oncall_categories: list[str]) -> Text:
             for kind, lines in r.changes.items():
                 for line in lines:
                     t.append(f"    {kind}: {line}\n")
-    t.append("\ny: I read it cover to cover (records the read)   escape: not yet")
     return t
+
+
+READ_KEYS = "y: I read it cover to cover (records the read)   escape: not yet"
 
 
 class ReadScreen(ModalScreen[bool]):
@@ -236,8 +238,12 @@ class ReadScreen(ModalScreen[bool]):
         self.text = text
 
     def compose(self) -> ComposeResult:
-        with VerticalScroll(id="read-body"):
-            yield Static(self.text, id="read-text")
+        # the keys stay under the scrolled text: a register longer than the terminal
+        # must not hide how its read is recorded
+        with Vertical(id="read-body"):
+            with VerticalScroll(id="read-scroll"):
+                yield Static(self.text, id="read-text")
+            yield Static(READ_KEYS, id="read-keys")
 
 
 class QuizScreen(ModalScreen[tuple[str, float] | None]):
