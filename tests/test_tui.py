@@ -887,3 +887,19 @@ def test_down_from_the_runbook_query_then_enter_opens_the_first_hit(tmp_path):
             assert app.screen.runbook == screen.hits[0].runbook
 
     asyncio.run(run())
+
+
+def test_the_summary_says_when_the_alert_resolved_by_itself_and_what_fired_before_the_fault():
+    from pagerdrill.tui.app import summary_text
+
+    base = {
+        "outcome": "closed", "recovery_verified": True, "title": "T", "severity": "P2",
+        "engineer": "e", "paged": True, "page_alert": "a", "time_to_ack_s": 1.0, "steps": [],
+        "hypothesis": {"attempts": 0}, "hints_used": 0, "notes": 0, "time_to_mitigate_s": None,
+        "time_to_recovery_s": 9.0, "journal": "j.jsonl",
+    }  # fmt: skip
+    quiet = summary_text(dict(base)).plain
+    assert "by itself" not in quiet and "before the fault" not in quiet
+    text = summary_text(base | {"symptom_faded_s": 8.4, "alerts_before_fault": 1}).plain
+    assert "The alert resolved by itself at T+00:08, before any mitigation" in text
+    assert "1 alert fired before the fault" in text

@@ -36,7 +36,7 @@ from pagerdrill.drill.engine import Action, ActionRefused, DrillEngine, Phase
 from pagerdrill.drill.runner import Cadence
 from pagerdrill.drill.stackhold import StackHold, requested_abort
 from pagerdrill.errors import BadInputError, PagerdrillError
-from pagerdrill.reports.timeline import grade_text
+from pagerdrill.reports.timeline import before_fault_line, faded_line, grade_text
 from pagerdrill.timefmt import mmss
 from pagerdrill.tui.panes import LogsScreen, RunbookScreen, key_bar
 from pagerdrill.tui.readiness import (
@@ -383,6 +383,9 @@ def summary_text(summary: dict, root_cause: str | None = None, width: int = 80) 
     out.append(f"{mmss(summary.get('time_to_mitigate_s'))}; ")
     out.append("recovery verified at ", style="bold")
     out.append(f"{mmss(summary.get('time_to_recovery_s'))}\n")
+    for line in (faded_line(summary), before_fault_line(summary)):
+        if line:  # what every export says of the drill, the summary says too
+            out.append(line[0].upper() + line[1:] + "\n", style="yellow")
     if summary.get("revert_failed"):
         out.append(
             f"NOT reverted: {', '.join(summary['revert_failed'])} (run `pagerdrill recover`)\n",
