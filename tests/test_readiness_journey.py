@@ -118,6 +118,7 @@ def items_of(root: Path, engineer: str) -> dict[str, dict]:
 
 
 @pytest.mark.stack
+@pytest.mark.timeout(360)  # two drills (one in the TUI) and the gate's every step
 def test_the_whole_readiness_journey_on_the_real_stack(stack):
     root = stack.workspace.root
     readiness_files(root)
