@@ -442,3 +442,28 @@ def test_a_service_log_past_its_limit_is_rotated_and_stack_logs_still_shows_the_
         if follower is not None and follower.poll() is None:
             follower.kill()
         cli("stack", "down", cwd=root)
+
+
+def test_init_from_a_git_checkout_copies_the_template_as_committed_not_local_edits(tmp_path):
+    """An editable install's template is the checkout: what someone is writing there (a
+    runbook, the roster with their keys) must not land in a new team's workspace."""
+    checkout = source_checkout(tmp_path / "checkout")
+    git = ["git", "-C", str(checkout), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "template"], check=True)
+    committed_roster = (checkout / "readiness" / "roster.yaml").read_text()
+    (checkout / "runbooks" / "queue-backlog.md").write_text("# Queue backlog, half written\n")
+    roster = checkout / "readiness" / "roster.yaml"
+    roster.write_text(roster.read_text() + "# ssh-ed25519 AAAA... someone's key\n")
+    env = {k: v for k, v in os.environ.items() if k != "PAGERDRILL_WORKSPACE"}
+    env["PYTHONPATH"] = str(checkout / "src")
+    dest = tmp_path / "team"
+    done = subprocess.run(
+        [sys.executable, "-m", "pagerdrill", "init", str(dest)],
+        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert not (dest / "runbooks" / "queue-backlog.md").exists()
+    assert (dest / "readiness" / "roster.yaml").read_text() == committed_roster
+    assert (dest / "scenarios" / "bullmq-backpressure.yaml").is_file()

@@ -261,6 +261,41 @@ def _template_files(src: Path, skip: tuple[Path, ...]) -> list[Path]:
     return out
 
 
+def _committed_files(src: Path, files: list[Path]) -> dict[Path, bytes] | None:
+    """The template files as the source checkout's last commit has them, when the
+    template is a git checkout (an editable install): a new team's workspace gets the
+    template, not whatever was edited or added in the checkout since (a runbook being
+    written, a roster with someone's keys, validation logs). None when `src` is no git
+    checkout, or git cannot say."""
+    import io
+    import subprocess
+    import tarfile
+
+    try:
+        top = subprocess.run(
+            ["git", "-C", str(src), "rev-parse", "--show-toplevel"],
+            capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+        if top.returncode != 0 or Path(top.stdout.strip()).resolve() != src.resolve():
+            return None
+        archive = subprocess.run(
+            ["git", "-C", str(src), "archive", "--format=tar", "HEAD", "--", *TEMPLATE_FILES],
+            capture_output=True, timeout=60, check=False,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if archive.returncode != 0:
+        return None
+    wanted = {str(rel) for rel in files}
+    out: dict[Path, bytes] = {}
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        for member in tar.getmembers():
+            handle = tar.extractfile(member) if member.isfile() else None
+            if handle is not None and member.name in wanted:
+                out[Path(member.name)] = handle.read()
+    return out
+
+
 def init_workspace(dest: Path) -> list[Path]:
     """Scaffold a workspace at `dest`. Refuses to overwrite an existing one; writes into a
     sibling temporary folder first so a failure leaves nothing half-made."""
@@ -279,13 +314,17 @@ def init_workspace(dest: Path) -> list[Path]:
     # checkout, whose top level is the template): the files to copy are listed before
     # anything is written, without the destination, so the copy never copies itself.
     files = _template_files(src, skip=(dest, staging))
+    committed = _committed_files(src, files)
     shutil.rmtree(staging, ignore_errors=True)
     try:
         staging.mkdir()
-        for rel in files:
+        for rel in files if committed is None else sorted(committed):
             target = staging / rel
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src / rel, target)
+            if committed is None:
+                shutil.copy2(src / rel, target)
+            else:
+                target.write_bytes(committed[rel])
         ignore = src / "workspace.gitignore"
         ignore = ignore if ignore.is_file() else src / ".gitignore"
         existing = dest / ".gitignore"
