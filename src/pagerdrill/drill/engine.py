@@ -30,14 +30,14 @@ from typing import Any
 
 from pagerdrill import __version__
 from pagerdrill.drill.checklist import Checklist
+from pagerdrill.drill.mitigations import ActionRefused, MitigationContext, mitigation_class
 from pagerdrill.errors import BadInputError, PagerdrillError
-from pagerdrill.faults import Fault, FaultContext, fault_class, replay_lost_jobs, revert_fault
+from pagerdrill.faults import Fault, FaultContext, fault_class, revert_fault
 from pagerdrill.journal import DrillLock, JournalWriter
 from pagerdrill.journal.redact import (
     MASK,
     mask_values,
     masked_scenario_text,
-    secret_leaves,
 )
 from pagerdrill.scenarios.model import (
     Scenario,
@@ -80,10 +80,6 @@ ACTIONS = (
 )  # fmt: skip
 EVIDENCE = ("logs", "error-spans", "runbook-search", "runbook-open", "url", "signals")
 """What an engineer can be seen looking at; each is evidence of a checklist step."""
-
-
-class ActionRefused(PagerdrillError):
-    """An engineer action that does not apply now (acknowledging twice, before the page)."""
 
 
 @dataclass(frozen=True)
@@ -229,7 +225,7 @@ class DrillEngine:
         self.recovered = False
         self.acknowledged = False
         # every change to put back, in the order it was made: ("fault", run) or
-        # ("mitigation", (id, undo record, its journal seq)); reverted newest first
+        # ("mitigation", (id, undo record, its journal seq, its class)); reverted newest first
         self._undo: list[tuple[str, Any]] = []
         self.abort_reason: str | None = None
         self.revert_failed: list[str] = []
@@ -889,64 +885,21 @@ class DrillEngine:
         return event
 
     def _apply_mitigation(self, mit, action: Action) -> dict:
-        from pagerdrill.faults.builtin import RestartWithEnv, env_undo
+        cls = mitigation_class(mit.action)
 
-        if mit.action == "revert-fault":
-            run = next(r for r in self.faults if r.spec_id == mit.fault)
-            if not run.injected:
-                raise ActionRefused(f"fault {run.spec_id} is not in effect")
-            if not self._revert(run, by="engineer"):
-                raise PagerdrillError(f"fault {run.spec_id} could not be reverted")
-            return {"fault": run.spec_id}
-        service = self.roles.service(mit.role)
-        if mit.action == "start":
-            if self.target.service_status(service).state == "running":
-                return {"service": service, "skipped": "already running"}
-            self.target.start(service)
-            return {"service": service}
-        if mit.action == "restart":
-            self.target.restart(service)
-            return {"service": service}
-        if mit.action == "replay-lost-jobs":
-            return replay_lost_jobs(self.target, self.roles, mit.role)
-        if mit.action == "reset-env":
-            runs = [
-                r
-                for r in self.faults
-                if isinstance(r.fault, RestartWithEnv)
-                and r.fault.service == service
-                and r.injected
-                and not r.reverted
-            ]
-            for run in runs:
-                if not self._revert(run, by="engineer"):
-                    raise PagerdrillError(f"fault {run.spec_id} could not be reverted")
-            if not runs:
-                self.target.restart(service, reset_env=True)
-            return {"service": service, "reverted": [r.spec_id for r in runs]}
-        env = dict(mit.env)
-        if mit.action == "block-source":
-            source = action.source or self._storm_source(mit.role)
-            if not source:
-                raise BadInputError("block-source needs the source address")
-            current = self.target.environment(service).get(mit.variable, "")
-            blocked = [s for s in current.split(",") if s.strip()]
-            env = {mit.variable: ",".join([*blocked, source] if source not in blocked else blocked)}
-        undo = env_undo(self.target, service, env)
-        record = self._emit("mitigation.undo", mitigation=mit.id, undo=undo)
-        self._undo.append(("mitigation", (mit.id, undo, record["seq"])))
-        self.target.restart(service, env=env)
-        return {
-            "service": service,
-            "set": sorted(env),
-            "values": mask_values(env, secret_leaves(env)),
-        }
+        def write_undo(undo: dict) -> None:
+            record = self._emit("mitigation.undo", mitigation=mit.id, undo=undo)
+            self._undo.append(("mitigation", (mit.id, undo, record["seq"], cls)))
 
-    def _storm_source(self, role: str | None) -> str | None:
-        for run in self.faults:
-            if run.fault.role == role and hasattr(run.fault.params, "source"):
-                return run.fault.params.source
-        return None
+        ctx = MitigationContext(
+            target=self.target,
+            roles=self.roles,
+            faults=self.faults,
+            revert_fault=lambda run: self._revert(run, by="engineer"),
+            write_undo=write_undo,
+            source=action.source,
+        )
+        return cls(mit, ctx).apply()
 
     def _act_resolve(self, action: Action, now: float) -> dict:
         self.close(action.text)
@@ -957,17 +910,15 @@ class DrillEngine:
     def _revert_all(self, by: str) -> list[str]:
         """Put everything back, the newest change first (faults and mitigations alike);
         a failure does not stop the rest. Returns what could not be put back."""
-        from pagerdrill.faults.builtin import restore_env
-
         failed = []
         for what, item in reversed(self._undo):
             if what == "fault":
                 if not self._revert(item, by=by):
                     failed.append(item.spec_id)
                 continue
-            mit_id, undo, seq = item
+            mit_id, undo, seq, cls = item
             try:
-                detail = restore_env(self.target, undo)
+                detail = cls.revert(undo, self.target, self.roles)
             except Exception as exc:
                 self._emit_safe("mitigation.revert_failed", mitigation=mit_id, undo_seq=seq,
                                 error=str(exc))  # fmt: skip

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pagerdrill.drill.mitigations import Mitigation, mitigation_class
 from pagerdrill.faults import FaultContext, fault_class, revert_fault, reverted_text
 from pagerdrill.journal import (
     DrillLock,
@@ -87,7 +88,6 @@ def recover(
 ) -> list[Recovered]:
     """`lock_held`: the caller holds the stack's drill lock already (`stack down --force`)."""
     from pagerdrill.drill.engine import role_bindings
-    from pagerdrill.faults.builtin import restore_env
 
     lock = DrillLock(workspace.state_dir)
     drills_dir = drills_dir or workspace.root / "drills"
@@ -112,8 +112,9 @@ def recover(
                     # nothing runs, so nothing is broken: `stack up` starts clean
                     reason += " (the stack was down: nothing to revert)"
                 else:
+                    actions = mitigation_actions_of(read.events)
                     for undo_event in pending_undo(read.events):
-                        _revert_one(undo_event, ctx, target, journal, result, restore_env)
+                        _revert_one(undo_event, ctx, actions, journal, result)
                 result.nothing_to_do = not (result.reverted or result.failed)
                 if result.failed:
                     pass  # the drill stays open (or failed), so the next recover tries again
@@ -127,18 +128,30 @@ def recover(
     return results
 
 
+def mitigation_actions_of(events: list[dict]) -> dict[str, str]:
+    """Each mitigation's action, by id, as the journal's `mitigation.started` says: the
+    undo record names only the mitigation, and its action's class reverts it."""
+    return {
+        str(e.get("mitigation")): str(e["action"])
+        for e in events
+        if e.get("type") == "mitigation.started" and isinstance(e.get("action"), str)
+    }
+
+
 def _revert_one(
     undo_event: dict,
     ctx: FaultContext,
-    target: Any,
+    actions: dict[str, str],
     journal: JournalWriter,
     result: Recovered,
-    restore_env,
 ) -> None:
     if undo_event["type"] == "mitigation.undo":
         what = str(undo_event.get("mitigation"))
         try:
-            detail = restore_env(target, undo_event["undo"])
+            action = actions.get(what)
+            # a journal that does not say the action reverts as every built-in does
+            mitigation = mitigation_class(action) if action else Mitigation
+            detail = mitigation.revert(undo_event["undo"], ctx.target, ctx.roles)
         except Exception as exc:
             result.failed.append((what, str(exc)))
             journal.append("mitigation.revert_failed", mitigation=what, error=str(exc))

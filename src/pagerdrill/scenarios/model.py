@@ -20,6 +20,7 @@ import random
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -142,12 +143,11 @@ class Recovery(Model):
 class Mitigation(Model):
     id: Slug
     title: str = Field(min_length=1)
-    action: Literal[
-        "start", "restart", "reset-env", "set-env", "block-source", "revert-fault",
-        "replay-lost-jobs",
-    ]  # fmt: skip
-    """replay-lost-jobs: ask the role's producer to add again the jobs it added that are
-    neither in the queue nor processed (`POST /admin/replay-lost-jobs`)."""
+    action: str = Field(min_length=1)
+    """An installed mitigation action (`mitigation_actions()`): the built-ins start,
+    restart, reset-env, set-env, block-source, revert-fault, and replay-lost-jobs (ask
+    the role's producer to add again the jobs it added that are neither in the queue nor
+    processed, `POST /admin/replay-lost-jobs`), or a plugin's."""
     role: Ident | None = None
     fault: Slug | None = None
     """revert-fault: which fault."""
@@ -165,6 +165,45 @@ class Mitigation(Model):
         if self.action == "set-env" and not self.env:
             raise ValueError("set-env needs `env`")
         return self
+
+
+MITIGATION_GROUP = "pagerdrill.mitigations"
+"""The entry-point group of mitigation actions; their classes live in the drill layer
+(`pagerdrill.drill.mitigations.mitigation_class`), a scenario needs only their names."""
+
+_BUILTIN_MITIGATIONS = {
+    "start": "pagerdrill.drill.mitigations:Start",
+    "restart": "pagerdrill.drill.mitigations:Restart",
+    "reset-env": "pagerdrill.drill.mitigations:ResetEnv",
+    "set-env": "pagerdrill.drill.mitigations:SetEnv",
+    "block-source": "pagerdrill.drill.mitigations:BlockSource",
+    "revert-fault": "pagerdrill.drill.mitigations:RevertFault",
+    "replay-lost-jobs": "pagerdrill.drill.mitigations:ReplayLostJobs",
+}
+
+
+def mitigation_entry_points() -> dict[str, str]:
+    """Every installed mitigation action and where its class is, importing none."""
+    found = {ep.name: ep.value for ep in entry_points(group=MITIGATION_GROUP)}
+    # a source checkout that was never installed still has the built-ins
+    return {**_BUILTIN_MITIGATIONS, **found}
+
+
+def mitigation_actions() -> list[str]:
+    """The names of every installed mitigation action."""
+    return sorted(mitigation_entry_points())
+
+
+def unknown_mitigation(action: str) -> str | None:
+    """Why `action` names no installed mitigation (with the closest name), else None."""
+    names = mitigation_actions()
+    if action in names:
+        return None
+    import difflib
+
+    close = difflib.get_close_matches(action, names, n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return f"unknown mitigation action '{action}'{hint}; installed: {', '.join(names)}"
 
 
 class Hint(Model):
@@ -342,6 +381,7 @@ def parse_scenario(
     problems += found
     if model is None:  # the faults can still be checked, so report them too
         problems += _raw_fault_problems(resolved.get("faults"), lines)
+        problems += _raw_mitigation_problems(resolved.get("mitigations"), lines)
         raise ConfigError(path, _sorted(problems))
     exprs: dict[str, Expr] = {}
     problems += _consistency(model, lines, exprs, roles)
@@ -384,6 +424,20 @@ def _raw_fault_problems(faults: Any, lines: LineMap) -> Problems:
             continue
         params = {k: v for k, v in fault.items() if k not in common}
         problems += check(cls.Params, params, lines, ("faults", i))[1]
+    return problems
+
+
+def _raw_mitigation_problems(mitigations: Any, lines: LineMap) -> Problems:
+    """Mitigation actions, checked on data the schema refused."""
+    problems: Problems = []
+    if not isinstance(mitigations, list):
+        return problems
+    for i, mit in enumerate(mitigations):
+        action = mit.get("action") if isinstance(mit, dict) else None
+        unknown = unknown_mitigation(action) if isinstance(action, str) and action else None
+        if unknown:
+            loc: Loc = ("mitigations", i, "action")
+            problems.append((lines.line_of(loc), f"{dotted(loc)}: {unknown}"))
     return problems
 
 
@@ -461,6 +515,9 @@ def _consistency(
     fault_ids = {f.id for f in m.faults}
     for i, mit in enumerate(m.mitigations):
         role_used(("mitigations", i, "role"), mit.role)
+        unknown = unknown_mitigation(mit.action)
+        if unknown:
+            at(("mitigations", i, "action"), unknown)
         if mit.fault and mit.fault not in fault_ids:
             at(("mitigations", i, "fault"), f"no fault '{mit.fault}' in this scenario")
     if not any(c.correct for c in m.hypotheses.choices):
