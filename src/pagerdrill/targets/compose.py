@@ -47,6 +47,7 @@ from pagerdrill.targets.base import (
 )
 from pagerdrill.targets.dockerhost import DockerHost, check_docker_host
 from pagerdrill.targets.state import (
+    ABSENT,
     bad_state_error,
     emit,
     ensure_private_dir,
@@ -521,7 +522,7 @@ class ComposeTarget:
 
     def _read_state(self) -> dict[str, Any] | None:
         state = read_state(self.state_path, self._bad_state)
-        if state is None:
+        if state is ABSENT:
             return None
         interpolation = state.get("interpolation") if isinstance(state, dict) else None
         if not isinstance(interpolation, dict) or not all(

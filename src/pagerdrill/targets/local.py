@@ -47,6 +47,7 @@ from pagerdrill.targets.base import (
 )
 from pagerdrill.targets.base import process_start_ticks as _process_start_ticks
 from pagerdrill.targets.state import (
+    ABSENT,
     bad_state_error,
     emit,
     ensure_private_dir,
@@ -193,7 +194,7 @@ class LocalTarget:
 
     def _read_state(self) -> dict[str, Any]:
         state = read_state(self.state_path, self._bad_state)
-        if state is None:
+        if state is ABSENT:
             return {"version": STATE_VERSION, "services": {}}
         if not isinstance(state, dict) or not isinstance(state.get("services", {}), dict):
             raise self._bad_state("expected an object with a 'services' object")

@@ -54,13 +54,17 @@ def write_state(path: Path, state: dict[str, Any], tmp: Path) -> None:
     write_private(path, json.dumps(state, indent=2, sort_keys=True), tmp)
 
 
-def read_state(path: Path, bad_state: Callable[[str], StackError]) -> Any | None:
-    """The parsed state file at `path`, None when there is none; a file that cannot be
-    read or parsed raises `bad_state(why)` (the caller checks the shape)."""
+ABSENT: Any = object()
+"""What `read_state` returns when there is no state file (a file may hold `null`)."""
+
+
+def read_state(path: Path, bad_state: Callable[[str], StackError]) -> Any:
+    """The parsed state file at `path`, ABSENT when there is none; a file that cannot
+    be read or parsed raises `bad_state(why)` (the caller checks the shape)."""
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
-        return None
+        return ABSENT
     except (OSError, ValueError) as exc:
         raise bad_state(str(exc)) from None
 
