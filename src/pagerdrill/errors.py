@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from pathlib import Path
+
+
+def did_you_mean(name: str, names: Iterable[str], cutoff: float = 0.6) -> str | None:
+    """The one of `names` closest to a mistyped `name`, if any is close enough (0 to 1:
+    how alike they must be), for the "did you mean" of an error message."""
+    close = difflib.get_close_matches(name, list(names), n=1, cutoff=cutoff)
+    return close[0] if close else None
 
 
 class PagerdrillError(Exception):

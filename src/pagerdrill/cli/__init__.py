@@ -10,7 +10,7 @@ import contextlib
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, cast
 
 # Plain click help: typer's rich help formatter costs ~100 ms of imports on every
 # `--help`, a third of its budget. Our own output still uses rich where it shows.
@@ -25,9 +25,7 @@ from pagerdrill.cli.readiness import app as readiness_app
 from pagerdrill.cli.runbooks import app as runbooks_app
 
 if TYPE_CHECKING:
-    from pagerdrill.targets.base import ProgressEvent, ServiceStatus
-    from pagerdrill.targets.compose import ComposeTarget
-    from pagerdrill.targets.local import LocalTarget
+    from pagerdrill.targets.base import ProgressEvent, ProjectTarget, ServiceStatus, Target
 
 app = typer.Typer(
     name="pagerdrill",
@@ -72,18 +70,16 @@ def _root(
     pass
 
 
-def _target(
-    workspace: Path | None, allow_remote_docker: bool = False
-) -> LocalTarget | ComposeTarget:
+def _target(workspace: Path | None, allow_remote_docker: bool = False) -> Target:
     from pagerdrill.targets import open_target
     from pagerdrill.workspace import open_workspace
 
     return open_target(open_workspace(workspace), allow_remote_docker=allow_remote_docker)
 
 
-def _stack_name(target: LocalTarget | ComposeTarget) -> str:
+def _stack_name(target: Target) -> str:
     if target.name == "compose":
-        return f"compose project {target.project}"  # type: ignore[union-attr]
+        return f"compose project {cast('ProjectTarget', target).project}"
     return "the reference stack"
 
 
@@ -216,7 +212,7 @@ def stack_down(
         target.down(progress=_progress_printer())
 
 
-def _warn_if_drilled(target: LocalTarget | ComposeTarget, what: str) -> None:
+def _warn_if_drilled(target: Target, what: str) -> None:
     """A change by hand during a drill is allowed (it may be the engineer's mitigation),
     but never silent: it names the drill it lands in."""
     from pagerdrill.drill.stackhold import drill_holder

@@ -49,7 +49,7 @@ from pagerdrill.scenarios.model import (
 )
 from pagerdrill.signals import dashboard
 from pagerdrill.signals.probes import ProbeSet, RuleState, Sample, make_probe
-from pagerdrill.targets.base import process_start_ticks
+from pagerdrill.targets.base import Target, process_start_ticks
 from pagerdrill.targets.roles import RoleResolver
 from pagerdrill.workspace import Workspace
 from pagerdrill.workspace.config import RoleBinding
@@ -136,7 +136,7 @@ class DrillEngine:
         self,
         scenario: Scenario,
         workspace: Workspace,
-        target: Any,
+        target: Target,
         engineer: str,
         checklist: Checklist,
         *,

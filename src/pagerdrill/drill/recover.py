@@ -14,7 +14,6 @@ import contextlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from pagerdrill.drill.mitigations import Mitigation, mitigation_class
 from pagerdrill.faults import FaultContext, fault_class, revert_fault, reverted_text
@@ -25,6 +24,7 @@ from pagerdrill.journal import (
     journal_files,
     read_journal,
 )
+from pagerdrill.targets.base import Target
 from pagerdrill.targets.roles import RoleResolver
 from pagerdrill.workspace import Workspace
 
@@ -81,7 +81,7 @@ def needs_recovery(events: list[dict]) -> bool:
 
 def recover(
     workspace: Workspace,
-    target: Any,
+    target: Target,
     drills_dir: Path | None = None,
     *,
     lock_held: bool = False,

@@ -23,7 +23,7 @@ from typing import Any
 
 from pagerdrill.errors import PagerdrillError
 from pagerdrill.journal import DrillBusyError, DrillLock, holder_text
-from pagerdrill.targets.base import process_start_ticks
+from pagerdrill.targets.base import Target, process_start_ticks
 
 ABORT_FILE = "drill.abort"
 ABORT_WAIT_S = 120.0
@@ -39,7 +39,7 @@ class StackHeldError(PagerdrillError):
 class StackHold:
     """A drill's hold on its stack, for the runner that drives the engine."""
 
-    def __init__(self, engine: Any, target: Any):
+    def __init__(self, engine: Any, target: Target):
         self.engine = engine
         self.target = target
         self.started_stack = False
@@ -129,7 +129,7 @@ def drill_holder(state_dir: Path) -> dict | None:
 
 
 @contextmanager
-def held_for(target: Any, command: str, *, force: bool, by: str) -> Iterator[None]:
+def held_for(target: Target, command: str, *, force: bool, by: str) -> Iterator[None]:
     """Hold the stack for `command` (`stack down` ...), refusing while a drill holds it.
     With `force`, the drill is aborted first (it reverts its faults), and drills that
     stopped without closing are recovered, before `command` runs."""

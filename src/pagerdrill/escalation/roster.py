@@ -6,14 +6,13 @@ who may attest and sign (roles) and which keys verify a signature (`ssh_key`).
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 
-from pagerdrill.errors import ConfigError
+from pagerdrill.errors import ConfigError, did_you_mean
 from pagerdrill.workspace.config import Model
 from pagerdrill.workspace.yamlfile import LineMap, load_yaml, validate
 
@@ -75,8 +74,7 @@ class LoadedRoster:
         return [p.name for p in self.model.people]
 
     def suggest(self, name: str) -> str | None:
-        hint = difflib.get_close_matches(name, self.names(), n=1, cutoff=0.6)
-        return hint[0] if hint else None
+        return did_you_mean(name, self.names())
 
     def line_of(self, name: str, *rest: str | int) -> int | None:
         index = self.index_of(name)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from pagerdrill.errors import did_you_mean
 from pagerdrill.escalation.load import LoadedMatrix
 from pagerdrill.escalation.model import (
     SEVERITIES,
@@ -693,10 +694,7 @@ def _schedule_place(m: LoadedMatrix, name: str) -> tuple[Path, int | None]:
 
 
 def _close(name: str, names: list[str]) -> str | None:
-    import difflib
-
-    hint = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
-    return hint[0] if hint else None
+    return did_you_mean(name, names)
 
 
 def _local(when: datetime, tz: ZoneInfo) -> str:

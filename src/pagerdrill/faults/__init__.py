@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict
 
 from pagerdrill.errors import BadInputError, PagerdrillError
+from pagerdrill.targets.base import Target
 
 GROUP = "pagerdrill.faults"
 
@@ -40,7 +41,7 @@ class FaultParams(BaseModel):
 class FaultContext:
     """What a fault may use: the target, the role bindings, and the drill's stop flag."""
 
-    target: Any
+    target: Target
     roles: Any
     """A `pagerdrill.targets.roles.RoleResolver`."""
     stop: threading.Event = field(default_factory=threading.Event)
@@ -118,7 +119,7 @@ def run_repair(repair: dict, ctx: FaultContext) -> dict:
     raise PagerdrillError(f"unknown repair '{action}' (known: {', '.join(REPAIR_ACTIONS)})")
 
 
-def replay_lost_jobs(target: Any, roles: Any, role: str) -> dict:
+def replay_lost_jobs(target: Target, roles: Any, role: str) -> dict:
     """Ask the role's producer, through the target's endpoint for it, to add again the
     jobs it added that are neither in the queue nor processed. The producer keeps the
     ledger, so a replay with nothing lost adds nothing."""

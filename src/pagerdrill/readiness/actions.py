@@ -5,11 +5,10 @@ Every check that depends on earlier entries is made under the engineer's lock.""
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
-from pagerdrill.errors import BadInputError
+from pagerdrill.errors import BadInputError, did_you_mean
 from pagerdrill.readiness import signing
 from pagerdrill.readiness.documents import (
     Finding,
@@ -40,8 +39,8 @@ def require_engineer(ctx: Context, name: str) -> Person:
 def require_item(ctx: Context, item_id: str) -> Item:
     item = ctx.gate.item(item_id)
     if item is None:
-        close = difflib.get_close_matches(item_id, ctx.gate.ids, n=1, cutoff=0.5)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        close = did_you_mean(item_id, ctx.gate.ids, cutoff=0.5)
+        hint = f" (did you mean {close!r}?)" if close is not None else ""
         raise BadInputError(
             f"no item {item_id!r} in the gate{hint}; its items: {', '.join(ctx.gate.ids)}"
         )
@@ -141,8 +140,8 @@ def _runbook_path(ctx: Context, name: str) -> Path:
     candidate = folder / (name if name.endswith(".md") else f"{name}.md")
     if not candidate.is_file():
         names = [p.stem for p in folder.glob("*.md")]
-        close = difflib.get_close_matches(Path(name).stem, names, n=1, cutoff=0.5)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        close = did_you_mean(Path(name).stem, names, cutoff=0.5)
+        hint = f" (did you mean {close!r}?)" if close is not None else ""
         raise BadInputError(f"no runbook {name!r} in {folder}{hint}")
     return candidate
 
@@ -167,8 +166,8 @@ def read_item(ctx: Context, document: str) -> Item:
         if document in (item.id, item.document, Path(item.document or "").name):
             return item
     names = [i.id for i in reads] + [i.document or "" for i in reads]
-    close = difflib.get_close_matches(document, names, n=1, cutoff=0.5)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    close = did_you_mean(document, names, cutoff=0.5)
+    hint = f" (did you mean {close!r}?)" if close is not None else ""
     raise BadInputError(
         f"no document {document!r} in the gate{hint}; its documents: "
         + ", ".join(f"{i.id} ({i.document})" for i in reads)
@@ -268,8 +267,8 @@ def assign(ctx: Context, engineer: str, scenario: str, by: str) -> tuple[Entry, 
         raise BadInputError(f"{by} is not a lead in the roster; a lead assigns the scenario")
     names = [p.stem for p in scenario_files(ctx.root)]
     if scenario not in names:
-        close = difflib.get_close_matches(scenario, names, n=1, cutoff=0.5)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        close = did_you_mean(scenario, names, cutoff=0.5)
+        hint = f" (did you mean {close!r}?)" if close is not None else ""
         raise BadInputError(f"no scenario {scenario!r} in scenarios/{hint}")
     with ctx.records.locked(engineer):
         return _write(

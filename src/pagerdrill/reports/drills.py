@@ -6,7 +6,6 @@ size and modification time), rebuilt whenever a journal changes."""
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 import json
 import os
 from collections.abc import Callable
@@ -14,7 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from pagerdrill.errors import BadInputError, PagerdrillError
+from pagerdrill.errors import BadInputError, PagerdrillError, did_you_mean
 from pagerdrill.journal import DrillLock, continue_journal, journal_files, read_journal
 from pagerdrill.journal.summary import hypothesis_grade, lead_grades, summarize
 from pagerdrill.timefmt import clock
@@ -153,8 +152,8 @@ def find_journal(drills_dir: Path, drill: str) -> Path:
     if len(partial) > 1:
         names = "\n  ".join(p.stem for p in partial[:10])
         raise BadInputError(f"'{drill}' matches {len(partial)} drills; say which:\n  {names}")
-    close = difflib.get_close_matches(drill, [p.stem for p in files], n=1, cutoff=0.5)
-    hint = f" (did you mean {close[0]}?)" if close else ""
+    close = did_you_mean(drill, [p.stem for p in files], cutoff=0.5)
+    hint = f" (did you mean {close}?)" if close is not None else ""
     raise BadInputError(f"no drill '{drill}' in {drills_dir}{hint}; `pagerdrill drills list`")
 
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from pagerdrill.errors import ConfigError, PagerdrillError
 from pagerdrill.scenarios.model import ScenarioModel, load_scenario, scenario_files
+from pagerdrill.targets.base import Target
 from pagerdrill.workspace.config import RoleBinding
 
 
@@ -106,7 +106,7 @@ def needs(model: ScenarioModel) -> list[Need]:
 class _Stack:
     """What the running target says about a service, asked once per service."""
 
-    def __init__(self, target: Any):
+    def __init__(self, target: Target):
         self.target = target
         self._endpoints: dict[str, dict[str, str]] = {}
         self._env: dict[str, dict[str, str] | None] = {}
@@ -242,7 +242,7 @@ def _live_checks(model, bindings, stack: _Stack, resolver, missing: dict[str, No
 def check_workspace(
     root: Path,
     bindings: dict[str, RoleBinding],
-    target: Any | None,
+    target: Target | None,
     target_gives_addresses: bool,
 ) -> list[ScenarioCheck]:
     """Every scenario of the workspace against its bindings (and the running target,

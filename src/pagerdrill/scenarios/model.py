@@ -27,7 +27,7 @@ from typing import Annotated, Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from pagerdrill.errors import BadInputError, ConfigError
+from pagerdrill.errors import BadInputError, ConfigError, did_you_mean
 from pagerdrill.faults import fault_class
 from pagerdrill.journal.redact import SECRET_NAME
 from pagerdrill.signals.dashboard import PANES, STACK, STANDARD_REFS
@@ -590,10 +590,8 @@ def find_scenario(root: Path, name: str) -> Path:
         if path.stem == name:
             return path
     names = [p.stem for p in files]
-    import difflib
-
-    close = difflib.get_close_matches(name, names, n=1)
-    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    close = did_you_mean(name, names)
+    hint = f" (did you mean '{close}'?)" if close is not None else ""
     raise BadInputError(
         f"no scenario '{name}' in {root / 'scenarios'}{hint}; known: {', '.join(names) or 'none'}"
     )

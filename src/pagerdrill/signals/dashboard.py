@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pagerdrill.signals.expressions import PRIMARY
+from pagerdrill.targets.base import Target
 
 log = logging.getLogger("pagerdrill.signals.dashboard")
 
@@ -105,7 +106,7 @@ def _role(row: Row) -> str:
     return str(STANDARD_PROBES[row.probe.removeprefix(STACK)]["role"])
 
 
-def standard_probes(rows: Iterable[Row], roles: Any, target: Any) -> list[Any]:
+def standard_probes(rows: Iterable[Row], roles: Any, target: Target) -> list[Any]:
     """The probes behind `rows`, named `stack.NAME`. One the stack cannot serve (no URL
     or queue known for its role) is left out: its rows read "—"."""
     from pagerdrill.errors import PagerdrillError

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from pagerdrill.signals.expressions import PRIMARY, Expr, Samples
 from pagerdrill.signals.specs import AlertRule, Guard, ProbeSpec
+from pagerdrill.targets.base import Target
 from pagerdrill.targets.roles import RoleResolver
 
 if TYPE_CHECKING:
@@ -202,7 +203,7 @@ def _increase(points: Iterable[tuple[float, float]]) -> float:
 
 
 class ServiceProbe(Probe):
-    def __init__(self, spec: ProbeSpec, roles: RoleResolver, target: Any):
+    def __init__(self, spec: ProbeSpec, roles: RoleResolver, target: Target):
         super().__init__(spec)
         self.service = roles.service(spec.role)
         self.target = target
@@ -221,7 +222,7 @@ class ServiceProbe(Probe):
         }
 
 
-def make_probe(spec: ProbeSpec, roles: RoleResolver, target: Any) -> Probe:
+def make_probe(spec: ProbeSpec, roles: RoleResolver, target: Target) -> Probe:
     if spec.kind == "queue":
         return QueueProbe(spec, roles)
     if spec.kind == "http":

@@ -1,27 +1,73 @@
 """Targets: the stacks pagerdrill can drill, the local reference stack and a compose project.
 
-`open_target` returns the one a workspace's `pagerdrill.yaml` names (`target:`).
+A target is a class registered in the entry-point group `pagerdrill.targets` under the
+name a workspace's `pagerdrill.yaml` gives it (`target:`); the built-ins are registered
+the same way, in pyproject.toml, so another target (Kubernetes) is a plugin. It is
+built as `cls(workspace, allow_remote_docker=...)` and offers `base.Target`.
+`open_target` returns the one a workspace names.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import importlib
+import sys
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any
+
+from pagerdrill.errors import BadInputError
 
 if TYPE_CHECKING:
-    from pagerdrill.targets.compose import ComposeTarget
-    from pagerdrill.targets.local import LocalTarget
+    from pagerdrill.targets.base import Target
     from pagerdrill.workspace import Workspace
 
+GROUP = "pagerdrill.targets"
 
-def open_target(
-    workspace: Workspace, *, allow_remote_docker: bool = False
-) -> LocalTarget | ComposeTarget:
+_BUILTIN = {
+    "local": "pagerdrill.targets.local:LocalTarget",
+    "compose": "pagerdrill.targets.compose:ComposeTarget",
+}
+
+
+def _entry_points() -> dict[str, str]:
+    found = {ep.name: ep.value for ep in entry_points(group=GROUP)}
+    # a source checkout that was never installed still has the built-ins
+    return {**_BUILTIN, **found}
+
+
+def _load(name: str, value: str) -> Any | None:
+    """The class `value` names; None (reported on stderr) when its plugin is broken."""
+    module_name, _, attr = value.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except Exception as exc:  # a broken plugin is reported, never silently skipped
+        print(f"pagerdrill: target plugin '{name}' failed to load: {exc!r}", file=sys.stderr)
+        return None
+    return obj
+
+
+def target_names() -> list[str]:
+    """The names of every installed target, without importing any of them."""
+    return sorted(_entry_points())
+
+
+def target_class(name: str) -> Any:
+    """The class of target `name`; a clear error for an unknown or broken plugin."""
+    points = _entry_points()
+    if name not in points:
+        raise BadInputError(f"unknown target '{name}' (installed: {', '.join(sorted(points))})")
+    cls = _load(name, points[name])
+    if cls is None:
+        raise BadInputError(f"target '{name}' is installed but failed to load ({points[name]})")
+    if not isinstance(cls, type):
+        raise BadInputError(f"target '{name}' ({points[name]}) is not a class")
+    return cls
+
+
+def open_target(workspace: Workspace, *, allow_remote_docker: bool = False) -> Target:
     """The target `workspace` drills. A compose target refuses a Docker Engine that is
     not local unless `allow_remote_docker` (checked before any connection is made)."""
-    if workspace.config.target == "compose":
-        from pagerdrill.targets.compose import ComposeTarget
-
-        return ComposeTarget(workspace, allow_remote_docker=allow_remote_docker)
-    from pagerdrill.targets.local import LocalTarget
-
-    return LocalTarget(workspace)
+    cls = target_class(workspace.config.target)
+    target: Target = cls(workspace, allow_remote_docker=allow_remote_docker)
+    return target

@@ -13,9 +13,12 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 from pagerdrill.errors import StackBusyError
+
+if TYPE_CHECKING:
+    from pagerdrill.workspace import Workspace
 
 State = Literal["running", "stopped", "exited", "absent"]
 Health = Literal["healthy", "unhealthy", "unknown"]
@@ -61,10 +64,16 @@ class ExecResult:
     stderr: str
 
 
+@runtime_checkable
 class Target(Protocol):
-    """A stack pagerdrill can drill."""
+    """A stack pagerdrill can drill: everything the engine, the faults, recover, the
+    TUI and the CLI use of one. A target is registered in the `pagerdrill.targets`
+    entry-point group under the name a workspace's `target:` gives, and is built with
+    `(workspace, *, allow_remote_docker=...)`."""
 
     name: str
+    """The workspace's `target:` value this target answers to (`local`, `compose`)."""
+    workspace: Workspace
 
     def services(self) -> list[str]: ...
 
@@ -72,23 +81,52 @@ class Target(Protocol):
 
     def down(self, progress: Progress | None = None) -> None: ...
 
+    def is_up(self) -> bool: ...
+
     def status(self) -> list[ServiceStatus]: ...
+
+    def service_status(self, service: str) -> ServiceStatus: ...
+
+    def service_endpoints(self, service: str) -> dict[str, str]: ...
+
+    def overrides(self, service: str) -> dict[str, str]: ...
+
+    def environment(self, service: str) -> dict[str, str]: ...
 
     def stop(self, service: str) -> None: ...
 
-    def start(self, service: str) -> None: ...
+    def start(self, service: str, progress: Progress | None = None) -> None: ...
 
     def restart(
-        self, service: str, env: Mapping[str, str] | None = None, *, reset_env: bool = False
+        self,
+        service: str,
+        env: Mapping[str, str] | None = None,
+        *,
+        reset_env: bool = False,
+        progress: Progress | None = None,
     ) -> None: ...
-
-    def environment(self, service: str) -> dict[str, str]: ...
 
     def exec(self, service: str, argv: Sequence[str], timeout: float = 30.0) -> ExecResult: ...
 
     def logs(self, service: str, tail: int = 50) -> list[str]: ...
 
     def follow_logs(self, service: str, tail: int = 10) -> Iterator[str]: ...
+
+
+@runtime_checkable
+class FileLogs(Protocol):
+    """A target whose services write their logs to files on this machine (the local
+    one): `pagerdrill logs` tells "no log yet" from "an empty log" by the file."""
+
+    def log_path(self, service: str) -> Path: ...
+
+
+@runtime_checkable
+class ProjectTarget(Protocol):
+    """A target that drills one named project of a shared engine (compose): messages
+    name the project, since other projects run beside it."""
+
+    project: str
 
 
 def process_start_ticks(pid: int) -> int | None:

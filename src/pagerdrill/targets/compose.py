@@ -37,17 +37,24 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pagerdrill.errors import BadInputError, StackError, UnknownServiceError
+from pagerdrill.errors import BadInputError, StackError, UnknownServiceError, did_you_mean
 from pagerdrill.targets.base import (
     ExecResult,
     Health,
     Progress,
-    ProgressEvent,
     ServiceStatus,
     State,
-    exclusive,
 )
 from pagerdrill.targets.dockerhost import DockerHost, check_docker_host
+from pagerdrill.targets.state import (
+    ABSENT,
+    bad_state_error,
+    emit,
+    ensure_private_dir,
+    read_state,
+    stack_lock,
+    write_private,
+)
 from pagerdrill.workspace import Workspace
 
 PROJECT_LABEL = "com.docker.compose.project"
@@ -373,10 +380,8 @@ class ComposeTarget:
     def _known(self, service: str) -> None:
         names = self.services()
         if service not in names:
-            import difflib
-
-            close = difflib.get_close_matches(service, names, n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            close = did_you_mean(service, names)
+            hint = f" (did you mean '{close}'?)" if close is not None else ""
             raise UnknownServiceError(
                 f"unknown service '{service}' in compose project {self.project}{hint}; "
                 f"it has: {', '.join(names) or 'none'}"
@@ -506,35 +511,19 @@ class ComposeTarget:
     # -------------------------------------------------------- state and lock
 
     def _ensure_state_dir(self) -> None:
-        """Private to its owner: the recorded variables and overrides may hold passwords."""
-        self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if self.state_dir.stat().st_mode & 0o077:
-            self.state_dir.chmod(0o700)
+        ensure_private_dir(self.state_dir)
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        self._ensure_state_dir()
+    def _locked(self) -> contextlib.AbstractContextManager[None]:
         busy = f"another pagerdrill command is changing compose project {self.project}"
-        with exclusive(self.state_dir / f"compose-{self.project}.lock", LOCK_WAIT_S, busy):
-            yield
+        return stack_lock(self.state_dir, f"compose-{self.project}.lock", LOCK_WAIT_S, busy)
 
     def _write_atomic(self, path: Path, text: str) -> None:
-        self._ensure_state_dir()
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        write_private(path, text, path.with_name(f".{path.name}.{os.getpid()}.tmp"))
 
     def _read_state(self) -> dict[str, Any] | None:
-        try:
-            state = json.loads(self.state_path.read_text())
-        except FileNotFoundError:
+        state = read_state(self.state_path, self._bad_state)
+        if state is ABSENT:
             return None
-        except (OSError, ValueError) as exc:
-            raise self._bad_state(str(exc)) from None
         interpolation = state.get("interpolation") if isinstance(state, dict) else None
         if not isinstance(interpolation, dict) or not all(
             isinstance(k, str) and (v is None or isinstance(v, str))
@@ -544,10 +533,11 @@ class ComposeTarget:
         return state
 
     def _bad_state(self, why: str) -> StackError:
-        return StackError(
+        return bad_state_error(
             "compose",
-            f"{self.state_path} is not a state file pagerdrill wrote ({why}); remove it, and "
-            "pagerdrill records the compose variables again from this shell",
+            self.state_path,
+            why,
+            "remove it, and pagerdrill records the compose variables again from this shell",
         )
 
     def _record(self, fresh: bool) -> dict[str, Any]:
@@ -670,18 +660,18 @@ class ComposeTarget:
             for service in list(pending):
                 status = self.service_status(service)
                 if status.state == "running":
-                    _emit(progress, service, "starting", t0, emitted)
+                    emit(progress, service, "starting", t0, emitted)
                 if status.state == "running" and status.health == "healthy":
-                    _emit(progress, service, "healthy", t0, emitted)
+                    emit(progress, service, "healthy", t0, emitted)
                     pending.remove(service)
                 elif status.state == "exited" and cli_done:
-                    _emit(progress, service, "failed", t0, emitted)
+                    emit(progress, service, "failed", t0, emitted)
                     raise StackError(service, "exited during start", self.logs(service, LOG_TAIL))
             if not pending and cli_done:
                 return
             if clock_from is not None and time.monotonic() - clock_from > timeout:
                 service = pending[0]
-                _emit(progress, service, "failed", t0, emitted)
+                emit(progress, service, "failed", t0, emitted)
                 last = self._last_health.get(service, "no answer")
                 raise StackError(
                     service,
@@ -703,7 +693,7 @@ class ComposeTarget:
             emitted: set[tuple[str, str]] = set()
             for status in self.status():
                 if status.state == "running" and status.health == "healthy":
-                    _emit(progress, status.name, "running", t0, emitted)
+                    emit(progress, status.name, "running", t0, emitted)
                     emitted.add(("starting", status.name))
                     emitted.add(("healthy", status.name))
             # keep the overrides of a drill in progress (never undo one behind its back)
@@ -748,10 +738,10 @@ class ComposeTarget:
             state = self._read_state() or self._record(fresh=False)
             present = list(dict.fromkeys(r["Labels"][SERVICE_LABEL] for r in self._containers()))
             for service in reversed(present):
-                _emit(progress, service, "stopping", t0)
+                emit(progress, service, "stopping", t0)
             self._compose(state, ["down"], timeout=self.config.startup_timeout_s + 300)
             for service in reversed(present):
-                _emit(progress, service, "stopped", t0)
+                emit(progress, service, "stopped", t0)
             self.override_path.unlink(missing_ok=True)
             self.state_path.unlink(missing_ok=True)
 
@@ -928,18 +918,3 @@ class ComposeTarget:
 
 def _ports_text(ports: list[tuple[int, str, int]]) -> str:
     return ", ".join(f"{host}:{hport}->{cport}" for cport, host, hport in ports) or "none"
-
-
-def _emit(
-    progress: Progress | None,
-    service: str,
-    phase: str,
-    t0: float,
-    emitted: set[tuple[str, str]] | None = None,
-) -> None:
-    if emitted is not None:
-        if (phase, service) in emitted:
-            return
-        emitted.add((phase, service))
-    if progress is not None:
-        progress(ProgressEvent(service, phase, time.monotonic() - t0))  # type: ignore[arg-type]

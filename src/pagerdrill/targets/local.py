@@ -41,12 +41,20 @@ from pagerdrill.targets.base import (
     ExecResult,
     Health,
     Progress,
-    ProgressEvent,
     ServiceStatus,
     State,
-    exclusive,
+    Target,
 )
 from pagerdrill.targets.base import process_start_ticks as _process_start_ticks
+from pagerdrill.targets.state import (
+    ABSENT,
+    bad_state_error,
+    emit,
+    ensure_private_dir,
+    read_state,
+    stack_lock,
+    write_state,
+)
 from pagerdrill.workspace import Workspace
 
 STATE_VERSION = 1
@@ -161,7 +169,9 @@ class LocalTarget:
 
     name = "local"
 
-    def __init__(self, workspace: Workspace):
+    def __init__(self, workspace: Workspace, *, allow_remote_docker: bool = False):
+        # `allow_remote_docker` is every target's constructor flag; processes on
+        # loopback never talk to a Docker Engine
         self.workspace = workspace
         self.config = workspace.config.local
         self.state_dir = workspace.state_dir
@@ -183,12 +193,9 @@ class LocalTarget:
     # ----------------------------------------------------------------- state
 
     def _read_state(self) -> dict[str, Any]:
-        try:
-            state = json.loads(self.state_path.read_text())
-        except FileNotFoundError:
+        state = read_state(self.state_path, self._bad_state)
+        if state is ABSENT:
             return {"version": STATE_VERSION, "services": {}}
-        except (OSError, ValueError) as exc:
-            raise self._bad_state(str(exc)) from None
         if not isinstance(state, dict) or not isinstance(state.get("services", {}), dict):
             raise self._bad_state("expected an object with a 'services' object")
         state.setdefault("services", {})
@@ -204,37 +211,20 @@ class LocalTarget:
         return state
 
     def _bad_state(self, why: str) -> StackError:
-        return StackError(
-            "stack",
-            f"{self.state_path} is not a state file pagerdrill wrote ({why}); "
-            "stop any stack processes by hand and remove it",
+        return bad_state_error(
+            "stack", self.state_path, why, "stop any stack processes by hand and remove it"
         )
 
     def _ensure_state_dir(self) -> None:
-        """Private to its owner: the state names passwords, the logs may too."""
-        self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if self.state_dir.stat().st_mode & 0o077:
-            self.state_dir.chmod(0o700)
+        ensure_private_dir(self.state_dir)
 
     def _write_state(self, state: dict[str, Any]) -> None:
-        self._ensure_state_dir()
-        tmp = self.state_path.with_suffix(f".tmp.{os.getpid()}")
-        # private from its first byte (the fault token, override values): created 0600,
-        # never widened then narrowed; a leftover of a crash is replaced, not reused
-        tmp.unlink(missing_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(state, fh, indent=2, sort_keys=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.state_path)
+        # the state holds the fault token and override values
+        write_state(self.state_path, state, self.state_path.with_suffix(f".tmp.{os.getpid()}"))
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        self._ensure_state_dir()
+    def _locked(self) -> contextlib.AbstractContextManager[None]:
         busy = "another pagerdrill command is changing this stack"
-        with exclusive(self.state_dir / "stack.lock", LOCK_WAIT_S, busy):
-            yield
+        return stack_lock(self.state_dir, "stack.lock", LOCK_WAIT_S, busy)
 
     # -------------------------------------------------------------- services
 
@@ -505,7 +495,7 @@ class LocalTarget:
                     if not self._alive(entry.get("pid"), entry.get("start_ticks")):
                         self._spawn(state, name)
                     spawned_at[name] = time.monotonic()
-                    _emit(progress, name, "starting", t0)
+                    emit(progress, name, "starting", t0)
             for name, since in spawned_at.items():
                 if name in healthy:
                     continue
@@ -513,15 +503,15 @@ class LocalTarget:
                 if not self._alive(entry["pid"], entry.get("start_ticks")):
                     code = self._exit_code(entry["pid"])
                     how = f" with exit code {code}" if code is not None else ""
-                    _emit(progress, name, "failed", t0)
+                    emit(progress, name, "failed", t0)
                     raise StackError(
                         name, f"exited during start{how}", _tail(self.log_path(name), LOG_TAIL)
                     )
                 if self._healthy(state, name):
                     healthy.add(name)
-                    _emit(progress, name, "healthy", t0)
+                    emit(progress, name, "healthy", t0)
                 elif time.monotonic() - since > timeout:
-                    _emit(progress, name, "failed", t0)
+                    emit(progress, name, "failed", t0)
                     last = self._last_health.get(name, "no answer")
                     if kept_on_failure:
                         after = (
@@ -568,7 +558,7 @@ class LocalTarget:
             ]
             for name in SERVICE_NAMES:
                 if name not in to_start:
-                    _emit(progress, name, "running", t0)
+                    emit(progress, name, "running", t0)
             try:
                 self._wait_healthy(state, to_start, progress, t0, kept_on_failure=False)
             except BaseException:
@@ -588,9 +578,9 @@ class LocalTarget:
                 if s.name in state["services"]:
                     entry = state["services"][s.name]
                     if entry.get("pid"):
-                        _emit(progress, s.name, "stopping", t0)
+                        emit(progress, s.name, "stopping", t0)
                         self._stop_entry(state, s.name)
-                    _emit(progress, s.name, "stopped", t0)
+                    emit(progress, s.name, "stopped", t0)
             self.state_path.unlink(missing_ok=True)
 
     def is_up(self) -> bool:
@@ -765,12 +755,7 @@ class LocalTarget:
                 fh.close()
 
 
-def _emit(progress: Progress | None, service: str, phase: str, t0: float) -> None:
-    if progress is not None:
-        progress(ProgressEvent(service, phase, time.monotonic() - t0))  # type: ignore[arg-type]
-
-
-def open_target(workspace: Workspace, *, allow_remote_docker: bool = False) -> Any:
+def open_target(workspace: Workspace, *, allow_remote_docker: bool = False) -> Target:
     """The target a workspace drills, local or compose (see `pagerdrill.targets`)."""
     from pagerdrill.targets import open_target as open_any
 

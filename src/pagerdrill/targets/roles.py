@@ -12,14 +12,15 @@ import urllib.parse
 from dataclasses import dataclass
 
 from pagerdrill.errors import BadInputError
+from pagerdrill.targets.base import Target
 from pagerdrill.workspace.config import RoleBinding
 
 
 @dataclass
 class RoleResolver:
     roles: dict[str, RoleBinding]
-    target: object
-    """Anything with `service_endpoints(service) -> dict[str, str]`."""
+    target: Target
+    """Only its `service_endpoints(service)` is used here."""
 
     def binding(self, role: str) -> RoleBinding:
         if role not in self.roles:
@@ -33,7 +34,7 @@ class RoleResolver:
         return self.binding(role).service
 
     def _endpoint(self, role: str, key: str) -> str | None:
-        endpoints = self.target.service_endpoints(self.service(role))  # type: ignore[attr-defined]
+        endpoints = self.target.service_endpoints(self.service(role))
         return endpoints.get(key)
 
     def _need(self, role: str, value: str | None, what: str, key: str) -> str:

@@ -37,6 +37,7 @@ from pagerdrill.drill.runner import Cadence
 from pagerdrill.drill.stackhold import StackHold, requested_abort
 from pagerdrill.errors import BadInputError, PagerdrillError
 from pagerdrill.reports.timeline import before_fault_line, faded_line, grade_text
+from pagerdrill.targets.base import Target
 from pagerdrill.timefmt import mmss
 from pagerdrill.tui.panes import LogsScreen, RunbookScreen, key_bar
 from pagerdrill.tui.readiness import (
@@ -955,7 +956,7 @@ class DrillApp(App[None]):
     def __init__(
         self,
         engine: DrillEngine | None,
-        target: Any,
+        target: Target,
         ensure_stack: bool = True,
         *,
         start: StartChoices | None = None,

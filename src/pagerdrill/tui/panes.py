@@ -26,6 +26,7 @@ from textual.worker import get_current_worker
 
 from pagerdrill.runbooks import Runbook, load_runbooks, search
 from pagerdrill.signals.logs import ErrorSpan, LogRecord, error_spans, matches, tail_services
+from pagerdrill.targets.base import Target
 from pagerdrill.tui.wrapping import Hanging
 
 log = logging.getLogger("pagerdrill.tui")
@@ -100,7 +101,7 @@ class LogsScreen(Screen[None]):
 
     AUTO_FOCUS = "#logs"
 
-    def __init__(self, target: Any, record: Record, *, spans: bool = False) -> None:
+    def __init__(self, target: Target, record: Record, *, spans: bool = False) -> None:
         super().__init__(id="logs-screen")
         self.target = target
         self.record = record

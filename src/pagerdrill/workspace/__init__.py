@@ -3,7 +3,6 @@ runbooks, readiness records, archived drills and the compose stack."""
 
 from __future__ import annotations
 
-import difflib
 import getpass
 import math
 import os
@@ -13,7 +12,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from pagerdrill.errors import BadInputError, ConfigError, WorkspaceNotFound
+from pagerdrill.errors import BadInputError, ConfigError, WorkspaceNotFound, did_you_mean
 from pagerdrill.refstack.spec import NUMBER_SETTINGS, RESERVED_ENV, ROLE_NAMES, SERVICE_NAMES
 from pagerdrill.workspace.config import WorkspaceConfig
 from pagerdrill.workspace.yamlfile import LineMap, load_yaml, validate
@@ -88,12 +87,12 @@ def _consistency_problems(data: dict, lines: LineMap) -> list[tuple[int | None, 
     problems: list[tuple[int | None, str]] = []
 
     def unknown_service(loc: tuple, name: str, what: str) -> None:
-        hint = difflib.get_close_matches(name, SERVICE_NAMES, n=1)
+        hint = did_you_mean(name, SERVICE_NAMES)
         message = f"{what}: unknown service '{name}'; the reference stack has " + ", ".join(
             SERVICE_NAMES
         )
-        if hint:
-            message += f" (did you mean '{hint[0]}'?)"
+        if hint is not None:
+            message += f" (did you mean '{hint}'?)"
         problems.append((lines.line_of(loc), message))
 
     services = _mapping(_mapping(data.get("local")).get("services"))
@@ -117,12 +116,12 @@ def _consistency_problems(data: dict, lines: LineMap) -> list[tuple[int | None, 
                     problems.append((lines.line_of(loc), f"{where}: {wrong}"))
     for role in _mapping(data.get("roles")):
         if role not in ROLE_NAMES:
-            hint = difflib.get_close_matches(str(role), ROLE_NAMES, n=1)
+            hint = did_you_mean(str(role), ROLE_NAMES)
             message = f"roles.{role}: unknown role; the scenarios' roles are " + ", ".join(
                 ROLE_NAMES
             )
-            if hint:
-                message += f" (did you mean '{hint[0]}'?)"
+            if hint is not None:
+                message += f" (did you mean '{hint}'?)"
             problems.append((lines.line_of(("roles", role)), message))
     redis_server = _mapping(data.get("local")).get("redis_server")
     if isinstance(redis_server, str) and redis_server:

@@ -7,13 +7,12 @@ those lines, and unknown keys get a did-you-mean.
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 
-from pagerdrill.errors import ConfigError
+from pagerdrill.errors import ConfigError, did_you_mean
 
 Loc = tuple[str | int, ...]
 M = TypeVar("M")
@@ -312,8 +311,7 @@ def _did_you_mean(model: type, loc: Loc) -> str | None:
     fields = getattr(current, "model_fields", None)
     if not fields or not isinstance(loc[-1], str):
         return None
-    matches = difflib.get_close_matches(loc[-1], list(fields), n=1, cutoff=0.6)
-    return matches[0] if matches else None
+    return did_you_mean(loc[-1], fields)
 
 
 def _inner_model(annotation: Any) -> Any:
