@@ -22,16 +22,25 @@ from typing import Any, ClassVar
 from textual import work
 from textual.app import App
 from textual.binding import Binding, BindingType
-from textual.worker import get_current_worker
+from textual.worker import Worker, WorkerState, get_current_worker
 
 from pagerdrill.drill.engine import Action, ActionRefused, DrillEngine
 from pagerdrill.drill.runner import Cadence
 from pagerdrill.drill.stackhold import StackHold, requested_abort
 from pagerdrill.errors import BadInputError, PagerdrillError
-from pagerdrill.tui.messages import DrillFinished, EngineEvent, Notice, QuitDone, StackLine
+from pagerdrill.tui.messages import (
+    DrillFinished,
+    EngineEvent,
+    Notice,
+    QuitDone,
+    ServicesListed,
+    StackLine,
+    TimelineExported,
+)
 from pagerdrill.tui.modals import ConfirmQuit, Reverting
+from pagerdrill.tui.panes import LogsScreen
 from pagerdrill.tui.readiness import start_readiness
-from pagerdrill.tui.screens.drill import DrillScreen
+from pagerdrill.tui.screens.drill import LOGS, DrillScreen
 from pagerdrill.tui.screens.start import ScenarioEntry, StartChoices, StartScreen
 from pagerdrill.tui.screens.summary import SummaryScreen
 from pagerdrill.workspace import default_engineer
@@ -40,6 +49,9 @@ log = logging.getLogger("pagerdrill.tui")
 
 QUIT_REASON = "quit from the TUI"
 EXIT_GRACE_S = 3.0
+
+WORKER_FAILED = {"export": "could not export the timeline"}
+"""What the engineer is told when a worker of that group fails."""
 
 
 class DrillApp(App[None]):
@@ -89,7 +101,7 @@ class DrillApp(App[None]):
     def _use(self, engine: DrillEngine) -> None:
         self._engine = engine
         self.hold = StackHold(engine, self.target)
-        self._drill_screen = DrillScreen(engine)
+        self._drill_screen = DrillScreen(engine, self.target)
         engine.observers.append(self._observe)
 
     @property
@@ -231,7 +243,34 @@ class DrillApp(App[None]):
         finally:
             self.post_message(QuitDone())
 
+    @work(thread=True, exclusive=True, exit_on_error=False, group="export")
+    def export_timeline(self, journal: Path, config: Any) -> None:
+        from pagerdrill.reports.text import slack_text, write_export
+        from pagerdrill.reports.timeline import load_redacted
+
+        out = journal.with_suffix(".slack.txt")
+        text = slack_text(load_redacted(journal, config, samples=False))
+        write_export(out, text)
+        self.post_message(TimelineExported(out, text))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="services")
+    def list_services(self) -> None:
+        try:
+            services = list(self.target.services())
+        except Exception as exc:  # the one-service view then offers all services only
+            log.warning("could not list the services: %s", exc)
+            return
+        self.post_message(ServicesListed(services))
+
     # ----------------------------------------------------------- UI thread
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """The one place a worker's uncaught error reaches the engineer."""
+        if event.state is not WorkerState.ERROR:
+            return
+        group = event.worker.group
+        what = WORKER_FAILED.get(group, f"{group} failed")
+        self.notify(f"{what}: {event.worker.error}", severity="error")
 
     def on_mount(self) -> None:
         if self._engine is None:
@@ -260,6 +299,36 @@ class DrillApp(App[None]):
         self._use(engine)
         self.switch_screen(self.drill_screen)
         self._go()
+
+    def on_start_screen_picked(self, message: StartScreen.Picked) -> None:
+        self.start_scenario(message.entry, message.engineer)
+
+    def on_drill_screen_act(self, message: DrillScreen.Act) -> None:
+        self.act(message.action)
+
+    def on_drill_screen_looked(self, message: DrillScreen.Looked) -> None:
+        self.record(message.step, message.what, message.detail)
+
+    def on_drill_screen_open_link(self, message: DrillScreen.OpenLink) -> None:
+        self.open_step_url(message.step, message.url)
+
+    def on_summary_screen_export(self, message: SummaryScreen.Export) -> None:
+        self.export_timeline(message.journal, message.config)
+
+    def on_timeline_exported(self, message: TimelineExported) -> None:
+        if isinstance(self.screen, SummaryScreen):
+            self.screen.exported = message.path
+        self.copy_to_clipboard(message.text)
+        self.notify(f"timeline copied; saved to {message.path}", timeout=10)
+
+    def on_logs_screen_opened(self, _message: LogsScreen.Opened) -> None:
+        self.list_services()
+
+    def on_services_listed(self, message: ServicesListed) -> None:
+        if self.is_screen_installed(LOGS):
+            logs = self.get_screen(LOGS)
+            if isinstance(logs, LogsScreen):
+                logs.services = message.services
 
     def on_engine_event(self, message: EngineEvent) -> None:
         event = message.event

@@ -8,6 +8,7 @@ a screen sends to the app are nested in that screen's class."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from textual.message import Message
@@ -44,3 +45,18 @@ class DrillFinished(Message):
 
 class QuitDone(Message):
     """The abort (and its reverts) finished: the app can exit."""
+
+
+@dataclass
+class TimelineExported(Message):
+    """The summary's Slack timeline was saved at `path`: `text` goes to the clipboard."""
+
+    path: Path
+    text: str
+
+
+@dataclass
+class ServicesListed(Message):
+    """The target's services, for the logs pane's one-service view."""
+
+    services: list[str]

@@ -3,12 +3,14 @@ every key the engineer drills with."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, cast
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Label, OptionList, Static
 
@@ -25,9 +27,6 @@ from pagerdrill.tui.modals import (
 from pagerdrill.tui.panes import LogsScreen, RunbookScreen
 from pagerdrill.tui.signals import SignalsPane
 from pagerdrill.tui.wrapping import EventLog, Hanging
-
-if TYPE_CHECKING:
-    from pagerdrill.tui.app import DrillApp
 
 LOGS = "logs"
 
@@ -82,9 +81,31 @@ class DrillScreen(Screen[None]):
         *[Binding(str(i), f"tick_step({i - 1})", show=False) for i in range(1, 10)],
     ]
 
-    def __init__(self, engine: DrillEngine) -> None:
+    @dataclass
+    class Act(Message):
+        """An action for the engine: the app sends it off the UI thread."""
+
+        action: Action
+
+    @dataclass
+    class Looked(Message):
+        """The engineer looked at something: evidence of a checklist step."""
+
+        step: str
+        what: str
+        detail: str
+
+    @dataclass
+    class OpenLink(Message):
+        """A checklist step's link, for the browser or the clipboard."""
+
+        step: str
+        url: str
+
+    def __init__(self, engine: DrillEngine, target: Any) -> None:
         super().__init__(id="drill-screen")
         self.engine = engine
+        self.target = target
         self.page: dict | None = None
         self._shown: dict[str, tuple] = {}
 
@@ -327,9 +348,12 @@ class DrillScreen(Screen[None]):
 
     # ------------------------------------------------------------- actions
 
-    @property
-    def drill_app(self) -> DrillApp:
-        return cast("DrillApp", self.app)
+    def act(self, action: Action) -> None:
+        self.post_message(self.Act(action))
+
+    def record(self, step: str, what: str, detail: str) -> None:
+        # straight to the app: the panes this screen opens record while it is under them
+        self.app.post_message(self.Looked(step, what, detail))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "resolve":
@@ -337,7 +361,7 @@ class DrillScreen(Screen[None]):
         return True
 
     def action_ack(self) -> None:
-        self.drill_app.act(Action("ack"))
+        self.act(Action("ack"))
 
     def action_tick_step(self, index: int) -> None:
         steps = self.engine.checklist.steps
@@ -346,13 +370,13 @@ class DrillScreen(Screen[None]):
         step = steps[index]
         self.query_one("#checklist", OptionList).highlighted = index
         if not step.asks or step.id in self.engine.steps_done:
-            self.drill_app.act(Action("step", step=step.id))
+            self.act(Action("step", step=step.id))
             return
 
         def answer(result: tuple[str | None, str] | None) -> None:
             if result:
                 choice, reason = result
-                self.drill_app.act(Action("step", step=step.id, choice=choice, reason=reason))
+                self.act(Action("step", step=step.id, choice=choice, reason=reason))
 
         choices = [(c.id, c.text) for c in step.choices]
         self.app.push_screen(StepPrompt(step.title, step.prompt, choices), answer)
@@ -364,7 +388,7 @@ class DrillScreen(Screen[None]):
     def action_note(self) -> None:
         def save(text: str | None) -> None:
             if text:
-                self.drill_app.act(Action("note", text=text))
+                self.act(Action("note", text=text))
 
         self.app.push_screen(NoteInput(), save)
 
@@ -372,7 +396,7 @@ class DrillScreen(Screen[None]):
         def pick(result: tuple[str | None, str | None] | None) -> None:
             if result:
                 choice, text = result
-                self.drill_app.act(Action("hypothesis", choice=choice, text=text))
+                self.act(Action("hypothesis", choice=choice, text=text))
 
         # in the drill's shuffled order (journalled), never the scenario file's
         choices = [(c.id, c.text) for c in self.engine.hypothesis_choices]
@@ -381,7 +405,7 @@ class DrillScreen(Screen[None]):
     def action_mitigate(self) -> None:
         def pick(mitigation: str | None) -> None:
             if mitigation:
-                self.drill_app.act(Action("mitigate", mitigation=mitigation))
+                self.act(Action("mitigate", mitigation=mitigation))
 
         # in the drill's shuffled order (journalled), never the scenario file's
         mitigations = [(m.id, m.title) for m in self.engine.mitigation_choices]
@@ -395,17 +419,17 @@ class DrillScreen(Screen[None]):
 
         def pick(choice: str | None) -> None:
             if choice:
-                self.drill_app.act(Action("decision", choice=choice))
+                self.act(Action("decision", choice=choice))
 
         # in the drill's shuffled order (journalled), never the scenario file's
         choices = [(c.id, c.text) for c in self.engine.decision_choices]
         self.app.push_screen(DecisionPicker(decision.prompt, choices), pick)
 
     def action_hint(self) -> None:
-        self.drill_app.act(Action("hint"))
+        self.act(Action("hint"))
 
     def action_resolve(self) -> None:
-        self.drill_app.act(Action("resolve", text="resolved from the TUI"))
+        self.act(Action("resolve", text="resolved from the TUI"))
 
     def action_help(self) -> None:
         """Show or hide the keys: a panel over the drill screen (its own layer), not a
@@ -425,19 +449,17 @@ class DrillScreen(Screen[None]):
 
     def _open_logs(self, spans: bool) -> None:
         if not self.app.is_screen_installed(LOGS):
-            self.app.install_screen(
-                LogsScreen(self.drill_app.target, self.drill_app.record, spans=spans), LOGS
-            )
+            self.app.install_screen(LogsScreen(self.target, self.record, spans=spans), LOGS)
         logs = self.app.get_screen(LOGS)
         assert isinstance(logs, LogsScreen)
         logs.open_as(spans)
         self.app.push_screen(LOGS)
 
     def action_runbooks(self) -> None:
-        self.app.push_screen(RunbookScreen(self.engine.workspace.root, self.drill_app.record))
+        self.app.push_screen(RunbookScreen(self.engine.workspace.root, self.record))
 
     def action_pause(self) -> None:
-        self.drill_app.act(Action("resume" if self.engine.paused else "pause", by="coach"))
+        self.act(Action("resume" if self.engine.paused else "pause", by="coach"))
 
     def action_open_step(self) -> None:
         """The highlighted step's link: the team's URL from checklist.yaml, opened in
@@ -448,7 +470,7 @@ class DrillScreen(Screen[None]):
             return
         step = steps[index]
         if step.url:
-            self.drill_app.open_step_url(step.id, step.url)
+            self.post_message(self.OpenLink(step.id, step.url))
             return
         builtin = {
             "dashboards": None,
@@ -461,7 +483,7 @@ class DrillScreen(Screen[None]):
             return
         opener = builtin[step.id]
         if opener is None:  # the signals panel is the drill's dashboard
-            self.drill_app.record(step.id, "signals", "the drill's signals panel")
+            self.record(step.id, "signals", "the drill's signals panel")
             self.query_one("#signals").focus()
             return
         opener()

@@ -5,20 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from pagerdrill.drill.engine import DrillEngine
 from pagerdrill.tui.readiness import ReadinessPanel, StartReadiness, assigned_first, is_assigned
-
-if TYPE_CHECKING:
-    from pagerdrill.tui.app import DrillApp
 
 BLIND_ID = "blind"
 BLIND_TEXT = "Blind: a random scenario, name hidden until the end"
@@ -50,6 +47,13 @@ class StartChoices:
 
 class StartScreen(Screen[None]):
     """Pick a scenario (or a blind one) and say who is drilling."""
+
+    @dataclass
+    class Picked(Message):
+        """The engineer picked a scenario (None: a blind one) and said who drills."""
+
+        entry: ScenarioEntry | None
+        engineer: str
 
     def __init__(self, choices: StartChoices) -> None:
         super().__init__(id="start-screen")
@@ -101,4 +105,4 @@ class StartScreen(Screen[None]):
         entry = None
         if option_id and option_id.startswith("scenario-"):
             entry = self.choices.scenarios[int(option_id.removeprefix("scenario-"))]
-        cast("DrillApp", self.app).start_scenario(entry, engineer)
+        self.post_message(self.Picked(entry, engineer))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -9,10 +10,10 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Static
 
-from pagerdrill.errors import PagerdrillError
 from pagerdrill.reports.timeline import before_fault_line, faded_line, grade_text
 from pagerdrill.timefmt import mmss
 from pagerdrill.tui.panes import key_bar
@@ -103,6 +104,13 @@ def summary_text(summary: dict, root_cause: str | None = None, width: int = 80) 
 
 
 class SummaryScreen(Screen[None]):
+    @dataclass
+    class Export(Message):
+        """Save the drill's Slack timeline next to its journal and copy it."""
+
+        journal: Path
+        config: Any
+
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q,escape,enter", "app.quit", "Quit"),
         Binding("s,c", "export", "Slack timeline"),
@@ -129,18 +137,6 @@ class SummaryScreen(Screen[None]):
 
     def action_export(self) -> None:
         """The timeline in the seed's Slack-paste form, redacted: saved next to the
-        journal and put on the clipboard (OSC 52, where the terminal allows it)."""
-        from pagerdrill.reports.text import slack_text, write_export
-        from pagerdrill.reports.timeline import load_redacted
-
-        journal = Path(self.summary["journal"])
-        out = journal.with_suffix(".slack.txt")
-        try:
-            text = slack_text(load_redacted(journal, self.config, samples=False))
-            write_export(out, text)
-        except (OSError, PagerdrillError) as exc:
-            self.app.notify(f"could not export the timeline: {exc}", severity="error")
-            return
-        self.exported = out
-        self.app.copy_to_clipboard(text)
-        self.app.notify(f"timeline copied; saved to {out}", timeout=10)
+        journal and put on the clipboard (OSC 52, where the terminal allows it), by the
+        app off the UI thread."""
+        self.post_message(self.Export(Path(self.summary["journal"]), self.config))
