@@ -25,7 +25,9 @@ from drilling import assert_stack_clean
 from helpers import REPO
 from pagerdrill.drill.engine import Phase
 from pagerdrill.journal import read_journal
-from pagerdrill.tui.app import HypothesisPicker, MitigationPicker, SummaryScreen, make_app
+from pagerdrill.tui.app import make_app
+from pagerdrill.tui.modals import HypothesisPicker, MitigationPicker
+from pagerdrill.tui.screens.summary import SummaryScreen
 from readying import gate_data, satisfy_all, write_runbook, write_yaml
 from test_readiness_escalation import PEOPLE
 from test_tui import FAST, SIZE, wait_until

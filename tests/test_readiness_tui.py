@@ -19,8 +19,9 @@ from textual.widgets import Input, Label, OptionList, Static
 
 from pagerdrill.readiness import actions
 from pagerdrill.readiness.status import Context, status
-from pagerdrill.tui.app import StartScreen, make_app
+from pagerdrill.tui.app import make_app
 from pagerdrill.tui.readiness import GateScreen, QuizScreen, ReadinessApp, ReadScreen
+from pagerdrill.tui.screens.start import StartScreen
 from readying import make_workspace, write_journal
 
 SIZE = (120, 40)

@@ -16,7 +16,7 @@ from pagerdrill.reports.html import render_html
 from pagerdrill.reports.text import markdown, slack_messages
 from pagerdrill.reports.timeline import load
 from pagerdrill.timefmt import clock, duration, mmss, mmss_tenths
-from pagerdrill.tui.app import summary_text
+from pagerdrill.tui.screens.summary import summary_text
 
 REPO = Path(__file__).resolve().parents[1]
 JOURNALS = REPO / "tests" / "fixtures" / "journals"

@@ -29,22 +29,19 @@ from pagerdrill.drill.engine import Phase
 from pagerdrill.journal import read_journal
 from pagerdrill.scenarios.model import load_scenario, scenario_files
 from pagerdrill.timefmt import mmss
-from pagerdrill.tui.app import (
-    BLIND_TEXT,
-    KEYS,
-    QUIT_REASON,
+from pagerdrill.tui.app import QUIT_REASON, DrillApp, make_app
+from pagerdrill.tui.modals import (
     ConfirmQuit,
     DecisionPicker,
-    DrillApp,
     HypothesisPicker,
     MitigationPicker,
     NoteInput,
-    StartScreen,
     StepPrompt,
-    SummaryScreen,
-    make_app,
 )
 from pagerdrill.tui.panes import LogsScreen, RunbookReader, RunbookScreen
+from pagerdrill.tui.screens.drill import KEYS
+from pagerdrill.tui.screens.start import BLIND_TEXT, StartScreen
+from pagerdrill.tui.screens.summary import SummaryScreen
 from pagerdrill.tui.wrapping import EventLog
 
 FAST = {"quiet_min_s": "0.5", "quiet_max_s": "1", "recovery_s": "2"}
@@ -890,7 +887,7 @@ def test_down_from_the_runbook_query_then_enter_opens_the_first_hit(tmp_path):
 
 
 def test_the_summary_says_when_the_alert_resolved_by_itself_and_what_fired_before_the_fault():
-    from pagerdrill.tui.app import summary_text
+    from pagerdrill.tui.screens.summary import summary_text
 
     base = {
         "outcome": "closed", "recovery_verified": True, "title": "T", "severity": "P2",

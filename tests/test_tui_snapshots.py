@@ -18,8 +18,8 @@ from textual.pilot import Pilot
 
 from pagerdrill.journal import read_journal
 from pagerdrill.journal.summary import summarize
-from pagerdrill.tui.app import SummaryScreen
 from pagerdrill.tui.panes import LogsScreen
+from pagerdrill.tui.screens.summary import SummaryScreen
 from tui_demo import demo_app, page, start_app
 
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 40), id="120x40")]

@@ -14,7 +14,8 @@ from pagerdrill.drill.checklist import load_checklist
 from pagerdrill.drill.engine import DrillEngine, Phase, role_bindings
 from pagerdrill.scenarios.model import load_scenario
 from pagerdrill.targets.base import ServiceStatus
-from pagerdrill.tui.app import DrillApp, ScenarioEntry, StartChoices
+from pagerdrill.tui.app import DrillApp
+from pagerdrill.tui.screens.start import ScenarioEntry, StartChoices
 from pagerdrill.workspace import load_workspace
 
 SCENARIO = "bullmq-backpressure"

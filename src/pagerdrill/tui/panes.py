@@ -19,6 +19,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Input, Markdown, OptionList, RichLog, Static
 from textual.widgets.option_list import Option
@@ -101,6 +102,9 @@ class LogsScreen(Screen[None]):
 
     AUTO_FOCUS = "#logs"
 
+    class Opened(Message):
+        """The pane is up: the app lists the target's services for it."""
+
     def __init__(self, target: Target, record: Record, *, spans: bool = False) -> None:
         super().__init__(id="logs-screen")
         self.target = target
@@ -126,10 +130,7 @@ class LogsScreen(Screen[None]):
         yield Static(id="logs-keys")
 
     def on_mount(self) -> None:
-        try:
-            self.services = list(self.target.services())
-        except Exception:
-            self.services = []
+        self.post_message(self.Opened())
         self.set_interval(1.0, self._tick)
 
     def on_resize(self) -> None:

@@ -1,0 +1,1 @@
+"""The screens of the drill TUI: start, drill and summary."""
