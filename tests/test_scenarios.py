@@ -4,16 +4,14 @@ No stack is started: `run --dry-run` and a refused `run` touch nothing."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from helpers import REPO, write_workspace
+from helpers import REPO, pagerdrill_cli, write_workspace
 from pagerdrill.drill.checklist import load_checklist
 from pagerdrill.drill.runner import autopilot, check_script
 from pagerdrill.errors import BadInputError, ConfigError
@@ -47,15 +45,7 @@ def ok_text(old: str = "", new: str = "") -> str:
 
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "PAGERDRILL_WORKSPACE"}
-    return subprocess.run(
-        [sys.executable, "-m", "pagerdrill", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=60,
-    )
+    return pagerdrill_cli(*args, cwd=cwd, timeout=60)
 
 
 # ------------------------------------------------------------------ shipped scenarios
