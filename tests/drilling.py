@@ -7,7 +7,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from helpers import REPO, pagerdrill_cli, start_pagerdrill, wait_for
+from helpers import REPO, UNBUFFERED, pagerdrill_cli, start_pagerdrill, wait_for
 from pagerdrill.journal import read_journal
 from pagerdrill.targets.local import LocalTarget
 
@@ -16,11 +16,11 @@ FAST = ["-p", "quiet_min_s=0.5", "-p", "quiet_max_s=1", "-p", "recovery_s=2"]
 
 
 def cli(*args: str, timeout: float = 150) -> subprocess.CompletedProcess:
-    return pagerdrill_cli(*args, timeout=timeout)
+    return pagerdrill_cli(*args, timeout=timeout, env=UNBUFFERED)
 
 
 def start_cli(*args: str) -> subprocess.Popen:
-    return start_pagerdrill(*args)
+    return start_pagerdrill(*args, env=UNBUFFERED)
 
 
 def scenario(name: str) -> str:

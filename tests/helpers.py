@@ -33,10 +33,14 @@ PAGERDRILL = [sys.executable, "-m", "pagerdrill"]
 
 def cli_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment the real command runs in: this one without a workspace of the
-    developer's own (each test names its workspace), unbuffered so a child's lines
-    arrive as it prints them, with `extra` on top."""
+    developer's own (each test names its workspace), with `extra` on top. UNBUFFERED
+    is for a test that reads a child's lines as it prints them; it is not the default,
+    as the stack's services a command starts inherit it."""
     env = {k: v for k, v in os.environ.items() if k != "PAGERDRILL_WORKSPACE"}
-    return env | {"PYTHONUNBUFFERED": "1"} | dict(extra or {})
+    return env | dict(extra or {})
+
+
+UNBUFFERED = {"PYTHONUNBUFFERED": "1"}
 
 
 def pagerdrill_cli(
@@ -64,17 +68,21 @@ def pagerdrill_cli(
 
 
 def start_pagerdrill(
-    *args: str, cwd: Path | None = None, stderr: int | None = subprocess.PIPE
+    *args: str,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    stderr: int | None = subprocess.PIPE,
 ) -> subprocess.Popen:
     """The real `pagerdrill` command started in a fresh process, stdout (and by default
-    stderr) piped as text, for a test that reads it while it runs."""
+    stderr) piped as text, for a test that reads it while it runs; `env` is added to
+    `cli_env()`."""
     return subprocess.Popen(
         [*PAGERDRILL, *args],
         stdout=subprocess.PIPE,
         stderr=stderr,
         text=True,
         cwd=cwd,
-        env=cli_env(),
+        env=cli_env(env),
     )
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from drilling import FAST, scenario
-from helpers import REPO, pagerdrill_cli, write_workspace
+from helpers import REPO, UNBUFFERED, pagerdrill_cli, write_workspace
 from pagerdrill.targets.local import LocalTarget
 from pagerdrill.workspace import load_workspace
 
@@ -21,7 +21,7 @@ JOURNALS = REPO / "tests" / "fixtures" / "journals"
 
 
 def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return pagerdrill_cli(*args, timeout=150, env=env)
+    return pagerdrill_cli(*args, timeout=150, env=UNBUFFERED | (env or {}))
 
 
 def workspace_with_drills(tmp_path: Path, drop: tuple[str, ...] = ()) -> Path:
