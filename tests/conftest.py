@@ -39,3 +39,17 @@ def stack(tmp_path_factory) -> Iterator[LocalTarget]:
 def _no_user_workspace(monkeypatch):
     """Tests never pick up a workspace from the developer's environment."""
     monkeypatch.delenv("PAGERDRILL_WORKSPACE", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _no_cursor_blink(monkeypatch):
+    """Text cursors in Pilot tests stay still: a blink is a timer that wakes the app
+    while a test waits and can catch a screenshot with the cursor hidden. The cursor is
+    shown, as at the start of a blink, so snapshots are those of a blinking one."""
+    from textual.reactive import Reactive
+    from textual.widgets import Input, TextArea
+
+    for widget in (Input, TextArea):
+        blink = vars(widget)["cursor_blink"]
+        assert isinstance(blink, Reactive), widget
+        monkeypatch.setattr(blink, "_default", False)

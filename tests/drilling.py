@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-from helpers import REPO, wait_for
+from helpers import REPO, UNBUFFERED, pagerdrill_cli, start_pagerdrill, wait_for
 from pagerdrill.journal import read_journal
 from pagerdrill.targets.local import LocalTarget
 
@@ -18,24 +16,11 @@ FAST = ["-p", "quiet_min_s=0.5", "-p", "quiet_max_s=1", "-p", "recovery_s=2"]
 
 
 def cli(*args: str, timeout: float = 150) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "pagerdrill", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=os.environ | {"PYTHONUNBUFFERED": "1"},
-        check=False,
-    )
+    return pagerdrill_cli(*args, timeout=timeout, env=UNBUFFERED)
 
 
 def start_cli(*args: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "pagerdrill", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=os.environ | {"PYTHONUNBUFFERED": "1"},
-    )
+    return start_pagerdrill(*args, env=UNBUFFERED)
 
 
 def scenario(name: str) -> str:

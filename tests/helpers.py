@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import yaml
@@ -23,6 +26,64 @@ TEST_ENV = {
     "game": {"GAME_RATE": 20},
     "traffic": {"TRAFFIC_RATE": 5, "TRAFFIC_SOCKETS": 2},
 }
+
+
+PAGERDRILL = [sys.executable, "-m", "pagerdrill"]
+
+
+def cli_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment the real command runs in: this one without a workspace of the
+    developer's own (each test names its workspace), with `extra` on top. UNBUFFERED
+    is for a test that reads a child's lines as it prints them; it is not the default,
+    as the stack's services a command starts inherit it."""
+    env = {k: v for k, v in os.environ.items() if k != "PAGERDRILL_WORKSPACE"}
+    return env | dict(extra or {})
+
+
+UNBUFFERED = {"PYTHONUNBUFFERED": "1"}
+
+
+def pagerdrill_cli(
+    *args: str,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    input: str | None = None,
+    timeout: float = 120,
+    check: bool = False,
+    preexec_fn: Callable[[], None] | None = None,
+) -> subprocess.CompletedProcess:
+    """The real `pagerdrill` command run to its end in a fresh process, its output
+    captured as text; `env` is added to `cli_env()`."""
+    return subprocess.run(
+        [*PAGERDRILL, *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=cli_env(env),
+        input=input,
+        timeout=timeout,
+        check=check,
+        preexec_fn=preexec_fn,
+    )
+
+
+def start_pagerdrill(
+    *args: str,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    stderr: int | None = subprocess.PIPE,
+) -> subprocess.Popen:
+    """The real `pagerdrill` command started in a fresh process, stdout (and by default
+    stderr) piped as text, for a test that reads it while it runs; `env` is added to
+    `cli_env()`."""
+    return subprocess.Popen(
+        [*PAGERDRILL, *args],
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+        cwd=cwd,
+        env=cli_env(env),
+    )
 
 
 def write_workspace(root: Path, config: dict | None = None) -> Path:

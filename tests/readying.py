@@ -8,12 +8,11 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import yaml
 
-from helpers import REPO
+from helpers import REPO, pagerdrill_cli
 
 ROSTER = {
     "version": 1,
@@ -117,15 +116,7 @@ def write_runbook(root: Path, author: str, name: str = "postgres-pool-exhaustion
 
 
 def pagerdrill(root: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "PAGERDRILL_WORKSPACE"}
-    return subprocess.run(
-        [sys.executable, "-m", "pagerdrill", "readiness", *args, "--workspace", str(root)],
-        capture_output=True,
-        text=True,
-        input=stdin,
-        env=env,
-        timeout=120,
-    )
+    return pagerdrill_cli("readiness", *args, "--workspace", str(root), input=stdin)
 
 
 def satisfy_all(root: Path, engineer: str) -> None:

@@ -5,17 +5,15 @@ traceback, and nothing half-written. One fixture file per error message
 
 from __future__ import annotations
 
-import os
 import re
 import resource
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from helpers import REPO, write_workspace
+from helpers import REPO, pagerdrill_cli, start_pagerdrill, write_workspace
 from pagerdrill.errors import ConfigError
 from pagerdrill.workspace.yamlfile import load_yaml
 
@@ -40,16 +38,7 @@ def _cap_memory() -> None:
 
 
 def cli(*args: str, cwd: Path, capped: bool = False) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "PAGERDRILL_WORKSPACE"}
-    return subprocess.run(
-        [sys.executable, "-m", "pagerdrill", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=120,
-        preexec_fn=_cap_memory if capped else None,
-    )
+    return pagerdrill_cli(*args, cwd=cwd, preexec_fn=_cap_memory if capped else None)
 
 
 def assert_refused(done: subprocess.CompletedProcess, path: Path, line: int, reason: str):
@@ -341,15 +330,11 @@ def test_init_inside_the_source_workspace_copies_the_template_once_without_recur
     tmp_path, inside
 ):
     checkout = source_checkout(tmp_path / "checkout")
-    env = {k: v for k, v in os.environ.items() if k != "PAGERDRILL_WORKSPACE"}
-    env["PYTHONPATH"] = str(checkout / "src")
+    env = {"PYTHONPATH": str(checkout / "src")}
     dest = checkout / inside / "new-ws" if inside == "runbooks" else checkout / inside
 
     def init(folder: Path) -> list[Path]:
-        done = subprocess.run(
-            [sys.executable, "-m", "pagerdrill", "init", str(folder)],
-            capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120,
-        )  # fmt: skip
+        done = pagerdrill_cli("init", str(folder), cwd=tmp_path, env=env)
         assert done.returncode == 0, done.stderr
         assert "Traceback" not in done.stderr
         return sorted(p.relative_to(folder) for p in folder.rglob("*") if p.is_file())
@@ -392,9 +377,8 @@ def test_a_service_log_past_its_limit_is_rotated_and_stack_logs_still_shows_the_
     follower = None
     try:
         assert up.returncode == 0, up.stderr
-        follower = subprocess.Popen(
-            [sys.executable, "-m", "pagerdrill", "stack", "logs", "api", "-f", "-n", "0"],
-            cwd=root, stdout=subprocess.PIPE, text=True,
+        follower = start_pagerdrill(
+            "stack", "logs", "api", "-f", "-n", "0", cwd=root, stderr=None
         )  # fmt: skip
         followed: list[str] = []
         threading.Thread(

@@ -13,22 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REPO, pid_alive
-
-PAGERDRILL = [sys.executable, "-m", "pagerdrill"]
+from helpers import REPO, pagerdrill_cli, pid_alive, start_pagerdrill
 
 
 def run(*args: str, cwd: Path | None = None, check: bool = False) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "PAGERDRILL_WORKSPACE"}
-    return subprocess.run(
-        [*PAGERDRILL, *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        check=check,
-        timeout=120,
-    )
+    return pagerdrill_cli(*args, cwd=cwd, check=check)
 
 
 def read_until(proc: subprocess.Popen, needle: str, timeout: float) -> str:
@@ -177,12 +166,7 @@ def test_the_readme_flow_up_status_stop_start_restart_exec_logs_down(tmp_path):
         assert len(logs) == 3 and all(json.loads(line)["service"] == "api" for line in logs)
 
         # -f prints lines written after it started: make one with a known trace id
-        follow = subprocess.Popen(
-            [*PAGERDRILL, "stack", "logs", "api", "-f", "-n", "0"],
-            cwd=ws,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
+        follow = start_pagerdrill("stack", "logs", "api", "-f", "-n", "0", cwd=ws, stderr=None)
         try:
             trace = f"follow-{os.getpid()}"
             stop = threading.Event()

@@ -5,17 +5,15 @@ stdout holds only its summary."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from drilling import FAST, scenario
-from helpers import REPO, write_workspace
+from helpers import REPO, UNBUFFERED, pagerdrill_cli, write_workspace
 from pagerdrill.targets.local import LocalTarget
 from pagerdrill.workspace import load_workspace
 
@@ -23,11 +21,7 @@ JOURNALS = REPO / "tests" / "fixtures" / "journals"
 
 
 def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "pagerdrill", *args],
-        capture_output=True, text=True, timeout=150, check=False,
-        env=os.environ | {"PYTHONUNBUFFERED": "1"} | (env or {}),
-    )  # fmt: skip
+    return pagerdrill_cli(*args, timeout=150, env=UNBUFFERED | (env or {}))
 
 
 def workspace_with_drills(tmp_path: Path, drop: tuple[str, ...] = ()) -> Path:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import REPO
+from helpers import REPO, pagerdrill_cli
 from pagerdrill.errors import BadInputError, ConfigError, StackError
 from pagerdrill.targets.compose import ComposeTarget, compose_variables
 from pagerdrill.targets.dockerhost import (
@@ -188,13 +188,7 @@ def test_compose_bad_settings_name_the_file_and_line(tmp_path, compose, expected
         load_workspace(root)
     assert expected in str(err.value)
     if "Team_Stack" in expected:  # and the CLI says so, exit code 2, no traceback
-        done = subprocess.run(
-            [sys.executable, "-m", "pagerdrill", "stack", "status", "-w", str(root)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        done = pagerdrill_cli("stack", "status", "-w", str(root), timeout=60)
         assert done.returncode == 2 and expected in done.stderr
         assert "Traceback" not in done.stderr
 

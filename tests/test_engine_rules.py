@@ -10,7 +10,6 @@ import pytest
 import yaml
 
 from drilling import FAST, assert_stack_clean, cli, scenario, write_script
-from helpers import wait_for
 from pagerdrill.journal import read_journal
 
 pytestmark = pytest.mark.stack
@@ -102,7 +101,9 @@ def test_a_coach_pause_stops_the_drill_clock_but_not_the_fault(stack, tmp_path):
     assert_stack_clean(stack)
 
 
-def test_a_wrong_hypothesis_and_a_late_step_are_recorded_as_such(stack, tmp_path):
+def test_a_wrong_first_hypothesis_a_hint_a_note_a_wrong_decision_and_untaken_steps_are_recorded(
+    stack, tmp_path
+):
     script = write_script(
         tmp_path / "wrong.json",
         [
@@ -123,7 +124,14 @@ def test_a_wrong_hypothesis_and_a_late_step_are_recorded_as_such(stack, tmp_path
     assert h["attempts"] == 2 and not h["first_correct"] and h["correct"]
     assert summary["decision"] == {"choice": "page", "correct": False}
     assert summary["hints_used"] == 1
+    assert summary["notes"] == 1
+    notes = [e for e in read_journal(Path(summary["journal"])).events if e["type"] == "note"]
+    assert [e["text"] for e in notes] == ["api answers fine; only promotions fails"]
+    # the ack ticks its own step; no other step was taken, so none of them is met
+    steps = {s["id"]: s for s in summary["steps"]}
+    assert steps["acknowledge"]["met"], steps["acknowledge"]
+    untaken = [s for s in summary["steps"] if s["id"] != "acknowledge"]
+    assert untaken and all(s["done_s"] is None and not s["met"] for s in untaken), untaken
     # a restart clears the in-memory fault: recovery is seen by the probes
     assert summary["recovery_verified"]
     assert_stack_clean(stack)
-    wait_for(lambda: True, 0.1, "nothing")

@@ -7,18 +7,16 @@ from __future__ import annotations
 
 import http.server
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from helpers import REPO
+from helpers import REPO, pagerdrill_cli
 from pagerdrill.escalation.load import load_matrix
 from pagerdrill.escalation.roster import load_roster
 from pagerdrill.escalation.schedules import ResolvedSchedule
@@ -55,15 +53,7 @@ def workspace(tmp_path: Path, matrix: Path | None = None, roster: Path | None = 
 
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "PAGERDRILL_WORKSPACE"}
-    return subprocess.run(
-        [sys.executable, "-m", "pagerdrill", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=60,
-    )
+    return pagerdrill_cli(*args, cwd=cwd, timeout=60)
 
 
 # ----------------------------------------------------------------------- who, when

@@ -8,14 +8,12 @@ import html as html_module
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import jsonschema
 import pytest
 
-from helpers import REPO, write_workspace
+from helpers import REPO, pagerdrill_cli, write_workspace
 from pagerdrill.journal import read_journal
 from pagerdrill.journal.redact import Redactor
 from pagerdrill.reports.drills import list_drills, review
@@ -268,11 +266,7 @@ def test_export_of_junk_through_the_cli_never_shows_a_traceback(tmp_path):
     (root / "drills").mkdir()
     (root / "drills" / "junk.jsonl").write_bytes(b'\x00\xff not a journal\n{"v": 1}\n')
     for fmt in ("slack", "markdown", "json", "html"):
-        done = subprocess.run(
-            [sys.executable, "-m", "pagerdrill", "drills", "export", "junk", "--format", fmt,
-             "-w", str(root)],
-            capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
+        done = pagerdrill_cli("drills", "export", "junk", "--format", fmt, "-w", str(root))
         assert done.returncode == 0, done.stderr
         assert "Traceback" not in done.stderr
         assert done.stdout.strip()
@@ -347,10 +341,7 @@ def test_the_cli_lists_reviews_and_exports(tmp_path):
     root = workspace_with_drills(tmp_path)
 
     def run(*args):
-        return subprocess.run(
-            [sys.executable, "-m", "pagerdrill", *args, "-w", str(root)],
-            capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
+        return pagerdrill_cli(*args, "-w", str(root), timeout=60)
 
     listed = run("drills", "list", "--json")
     assert listed.returncode == 0, listed.stderr

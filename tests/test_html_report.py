@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from pagerdrill.journal import read_journal
 from pagerdrill.reports.html import MAX_POINTS, downsample, render_html
 from pagerdrill.reports.timeline import Series, Timeline, load
 
@@ -66,8 +67,23 @@ def with_note(journal: Path, dest: Path, text: str) -> Path:
     return dest
 
 
-def test_the_fixture_journals_are_there():
-    assert len(FIXTURES) >= 5, f"expected the five scenarios' journals in {JOURNALS}"
+SCENARIOS = (
+    "api-500-injection",
+    "bullmq-backpressure",
+    "redis-cache-flush",
+    "signin-failure-spike",
+    "ws-handshake-storm",
+)
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_each_of_the_five_scenarios_has_a_complete_fixture_journal_of_its_own(name):
+    path = JOURNALS / f"{name}.jsonl"
+    assert path in FIXTURES, f"no journal of {name} in {JOURNALS}"
+    read = read_journal(path)
+    assert read.complete and not read.problems, (path, read.problems)
+    assert read.started is not None and read.started["scenario"]["name"] == name
+    assert read.events[-1]["type"] == "drill.closed"
 
 
 # ------------------------------------------------------------------ unit: the HTML

@@ -169,17 +169,10 @@ def test_the_journey_through_the_cli_ends_ready_and_a_no_go_shows_rotation_2(ws)
 
 
 def test_init_brings_the_gate_the_register_and_the_changelog(tmp_path):
-    import subprocess
-    import sys
-
-    from helpers import REPO
+    from helpers import REPO, pagerdrill_cli
 
     dest = tmp_path / "team"
-    subprocess.run(
-        [sys.executable, "-m", "pagerdrill", "init", str(dest)],
-        check=True,
-        capture_output=True,
-    )
+    pagerdrill_cli("init", str(dest), check=True)
     for name in ("readiness/gate.yaml", "readiness/security-register.md", "docs/api-changelog.md"):
         assert (dest / name).read_text() == (REPO / name).read_text()
     done = pagerdrill(dest, "status", "Ana Lima", "--json")

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,7 +20,7 @@ pytest.importorskip("textual", reason="textual is not installed: the TUI is not 
 from textual.widgets import OptionList
 
 from drilling import assert_stack_clean
-from helpers import REPO
+from helpers import REPO, pagerdrill_cli
 from pagerdrill.drill.engine import Phase
 from pagerdrill.journal import read_journal
 from pagerdrill.tui.app import make_app
@@ -37,15 +35,7 @@ SECOND = "Bruno Costa"
 
 
 def cli(root: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "PAGERDRILL_WORKSPACE"}
-    return subprocess.run(
-        [sys.executable, "-m", "pagerdrill", *args, "--workspace", str(root)],
-        capture_output=True,
-        text=True,
-        input=stdin,
-        env=env,
-        timeout=300,
-    )
+    return pagerdrill_cli(*args, "--workspace", str(root), input=stdin, timeout=300)
 
 
 def ok(root: Path, *args: str, stdin: str | None = None) -> str:

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from helpers import pagerdrill_cli
 from pagerdrill.readiness.status import Context, status
 from pagerdrill.readiness.verify import verify
 from readying import ROSTER, make_workspace, write_journal
@@ -27,14 +26,7 @@ def keygen(path: Path, comment: str) -> str:
 
 
 def drills(root: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "PAGERDRILL_WORKSPACE"}
-    return subprocess.run(
-        [sys.executable, "-m", "pagerdrill", "drills", *args, "--workspace", str(root)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+    return pagerdrill_cli("drills", *args, "--workspace", str(root))
 
 
 @pytest.fixture

@@ -6,10 +6,7 @@ runbooks and on a public-style collection of another template, and a parser fuzz
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +15,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from helpers import REPO
+from helpers import REPO, pagerdrill_cli
 from pagerdrill.runbooks import lint_folder, load_runbooks, parse_runbook, search, settings
 from pagerdrill.runbooks.lint import lint_runbook
 from pagerdrill.runbooks.search import RunbookIndex, split_names
@@ -39,15 +36,7 @@ class Result:
 
 def run(*args: str, input: str | None = None) -> Result:
     """The real `pagerdrill` command, in a fresh process."""
-    env = {k: v for k, v in os.environ.items() if k != "PAGERDRILL_WORKSPACE"}
-    done = subprocess.run(
-        [sys.executable, "-m", "pagerdrill", *args],
-        capture_output=True,
-        text=True,
-        input=input,
-        env=env,
-        timeout=120,
-    )
+    done = pagerdrill_cli(*args, input=input)
     return Result(done.returncode, done.stdout, done.stdout + done.stderr)
 
 

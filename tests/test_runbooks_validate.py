@@ -6,24 +6,18 @@ runs without --yes or a "y"."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 
 import pytest
 
-from helpers import REPO
+from helpers import REPO, pagerdrill_cli
 
 pytestmark = pytest.mark.stack
 
 
 def pagerdrill(*args: str, input: str | None = None) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "PAGERDRILL_WORKSPACE"}
-    return subprocess.run(
-        [sys.executable, "-m", "pagerdrill", *args],
-        capture_output=True, text=True, input=input, env=env, timeout=600,
-    )  # fmt: skip
+    return pagerdrill_cli(*args, input=input, timeout=600)
 
 
 @pytest.fixture(scope="module")

@@ -4,16 +4,14 @@ No stack is started: `run --dry-run` and a refused `run` touch nothing."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from helpers import REPO, write_workspace
+from helpers import REPO, pagerdrill_cli, write_workspace
 from pagerdrill.drill.checklist import load_checklist
 from pagerdrill.drill.runner import autopilot, check_script
 from pagerdrill.errors import BadInputError, ConfigError
@@ -47,15 +45,7 @@ def ok_text(old: str = "", new: str = "") -> str:
 
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "PAGERDRILL_WORKSPACE"}
-    return subprocess.run(
-        [sys.executable, "-m", "pagerdrill", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=60,
-    )
+    return pagerdrill_cli(*args, cwd=cwd, timeout=60)
 
 
 # ------------------------------------------------------------------ shipped scenarios
@@ -105,13 +95,27 @@ def test_each_shipped_scenario_autopilot_script_passes_its_own_checks(path):
     assert [a.choice for a in hyp] == [sc.model.answer.hypothesis]
 
 
-def test_the_shipped_scenarios_load_with_the_reference_stacks_role_bindings():
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+def test_a_shipped_scenarios_roles_bind_to_reference_services_and_an_unbound_one_is_reported(
+    path,
+):
     from pagerdrill.drill.engine import role_bindings
+    from pagerdrill.refstack.spec import SERVICE_NAMES
     from pagerdrill.workspace import load_workspace
 
-    roles = role_bindings(load_workspace(REPO))
-    for path in SHIPPED:
-        load_scenario(path, roles=roles)
+    bindings = role_bindings(load_workspace(REPO))
+    sc = load_scenario(path, roles=bindings)
+    for role in sc.model.roles:
+        assert role in bindings, f"{path.name}: role {role} has no binding"
+        assert bindings[role].service in SERVICE_NAMES, (role, bindings[role].service)
+    # the role its first fault acts on, taken out of the bindings, is named as unbound
+    role = sc.model.faults[0].role
+    assert role is not None, f"{path.name}: the first fault names no role"
+    lacking = {k: v for k, v in bindings.items() if k != role}
+    with pytest.raises(BadInputError) as err:
+        load_scenario(path, roles=lacking)
+    assert f"role '{role}' is not bound in pagerdrill.yaml" in str(err.value)
+    assert path.name in str(err.value)
 
 
 def test_the_ok_fixture_that_every_bad_one_starts_from_loads():

@@ -7,12 +7,11 @@ import json
 import re
 import socket
 import subprocess
-import sys
 import time
 
 import pytest
 
-from helpers import TEST_ENV, endpoint, http_json, pid_alive, write_workspace
+from helpers import TEST_ENV, endpoint, http_json, pagerdrill_cli, pid_alive, write_workspace
 from pagerdrill.errors import BadInputError, ConfigError, StackError
 from pagerdrill.refstack.spec import SERVICE_NAMES
 from pagerdrill.targets.local import LocalTarget, find_redis_server
@@ -107,15 +106,9 @@ def test_status_and_down_work_from_another_process(workspace_dir):
     target = LocalTarget(load_workspace(workspace_dir))
     pids = [s.pid for s in target.up()]
     try:
-        cli = [sys.executable, "-m", "pagerdrill", "stack"]
-        status = subprocess.run(
-            [*cli, "status", "--json", "-w", str(workspace_dir)],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
+        status = pagerdrill_cli("stack", "status", "--json", "-w", str(workspace_dir), check=True)
         assert status.stdout.count('"healthy"') == 5
-        subprocess.run([*cli, "down", "-w", str(workspace_dir)], check=True, capture_output=True)
+        pagerdrill_cli("stack", "down", "-w", str(workspace_dir), check=True)
         assert not [pid for pid in pids if pid_alive(pid)]
         assert not target.state_path.exists()
     finally:
@@ -317,10 +310,7 @@ def test_a_service_that_never_becomes_healthy_is_said_stopped_when_stack_up_stop
     config = config_with(api={"env": {**TEST_ENV["api"], "REDIS_URL": "redis://:x@127.0.0.1:1/0"}})
     config["local"]["startup_timeout_s"] = 10  # time enough for the others on a busy machine
     root = write_workspace(tmp_path / "ws", config)
-    done = subprocess.run(
-        [sys.executable, "-m", "pagerdrill", "stack", "up"],
-        cwd=root, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+    done = pagerdrill_cli("stack", "up", cwd=root)
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
     assert "error: api: did not become healthy within 10 s" in done.stderr
     assert "left running" not in done.stderr

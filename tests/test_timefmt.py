@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from helpers import write_workspace
+from helpers import pagerdrill_cli, write_workspace
 from pagerdrill.reports.html import render_html
 from pagerdrill.reports.text import markdown, slack_messages
 from pagerdrill.reports.timeline import load
@@ -74,10 +72,7 @@ def test_an_ack_at_7_81_s_reads_0_07_in_the_tui_the_cli_and_every_export(tmp_pat
     root = write_workspace(tmp_path / "ws")
     (root / "drills").mkdir()
     journal.rename(root / "drills" / journal.name)
-    listed = subprocess.run(
-        [sys.executable, "-m", "pagerdrill", "drills", "list", "-w", str(root)],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+    listed = pagerdrill_cli("drills", "list", "-w", str(root), timeout=60)
     assert listed.returncode == 0, listed.stderr
     row = next(line for line in listed.stdout.splitlines() if "bullmq" in line)
     assert " 0:07 " in row and "0:08" not in row

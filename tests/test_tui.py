@@ -103,174 +103,195 @@ async def wait_for_page(pilot: Pilot, app: DrillApp) -> None:
     assert "Error rate on the api is up" in text  # the symptom
 
 
-@pytest.mark.stack
-def test_a_whole_drill_from_the_page_to_the_summary(stack, tmp_path, monkeypatch):
-    root = stack.workspace.root
-    shutil.copytree(REPO / "runbooks", root / "runbooks", dirs_exist_ok=True)
-    team_checklist(root)
-    browser, opened = fake_browser(tmp_path)
-    monkeypatch.setenv("BROWSER", browser)
-    app = new_app(stack)
+# One drill on the real stack, driven through every key an engineer uses: a drill per
+# part would multiply the suite's slowest setup. Each part is a named step below, so
+# a failure names the part; the journal checks all run and report every one that fails.
+
+
+async def _ack_and_tick_the_dashboards_step(pilot: Pilot, app: DrillApp, opened: Path) -> None:
     engine = app.engine
+    # before the page: the phase shows, the quiet period's length never does
+    await wait_until(pilot, lambda: engine.phase != Phase.SCHEDULED, "the drill start")
+    await wait_for_page(pilot, app)
+    status = str(app.drill_screen.query_one("#status", Static).content)
+    assert "drill 0:" in status, f"the drill clock runs from the page: {status!r}"
 
-    async def drill() -> None:
-        async with app.run_test(size=SIZE) as pilot:
-            # before the page: the phase shows, the quiet period's length never does
-            await wait_until(pilot, lambda: engine.phase != Phase.SCHEDULED, "the drill start")
-            await wait_for_page(pilot, app)
-            status = str(app.drill_screen.query_one("#status", Static).content)
-            assert "drill 0:" in status  # the drill clock runs from the page
+    await pilot.press("a")
+    await wait_until(pilot, lambda: engine.acknowledged, "the ack")
+    await pilot.press("2")  # the second step: open the dashboards
+    await wait_until(pilot, lambda: "dashboards" in engine.steps_done, "a step")
+    checklist = app.drill_screen.query_one("#checklist", OptionList)
+    prompt = str(checklist.get_option_at_index(1).prompt)
+    assert "[✓]" in prompt, f"the dashboards step is not ticked: {prompt!r}"
+    assert checklist.highlighted == 2, "the cursor moves on to the next open step"
 
-            await pilot.press("a")
-            await wait_until(pilot, lambda: engine.acknowledged, "the ack")
-            await pilot.press("2")  # the second step: open the dashboards
-            await wait_until(pilot, lambda: "dashboards" in engine.steps_done, "a step")
-            checklist = app.drill_screen.query_one("#checklist", OptionList)
-            prompt = str(checklist.get_option_at_index(1).prompt)
-            assert "[✓]" in prompt
-            assert checklist.highlighted == 2  # on to the next open step
+    # the step's link: the team's dashboard, in the browser
+    app.drill_screen.query_one("#checklist", OptionList).highlighted = 1
+    await pilot.press("o")
+    await wait_until(pilot, lambda: opened.exists(), "the browser")
+    assert opened.read_text().strip() == DASHBOARD, "the browser opened another URL"
 
-            # the step's link: the team's dashboard, in the browser
-            app.drill_screen.query_one("#checklist", OptionList).highlighted = 1
-            await pilot.press("o")
-            await wait_until(pilot, lambda: opened.exists(), "the browser")
-            assert opened.read_text().strip() == DASHBOARD
 
-            # the logs: every service, then errors only; the 500s are there
-            await pilot.press("l")
-            assert isinstance(app.screen, LogsScreen)
-            await pilot.press("e")
-            await wait_until(
-                pilot,
-                lambda: any("/api/promotions 500" in t for t in rich_log_text(app.screen)),
-                "the 500s in the errors-only logs",
-            )
-            heads = [t for t in rich_log_text(app.screen) if re.match(r"\d\d:\d\d:\d\d ", t)]
-            assert heads and all(" ERR " in t or " WARN " in t for t in heads), heads
-            await pilot.press("escape")
-            # looking at the logs is the logs step done
-            await wait_until(pilot, lambda: "logs" in engine.steps_done, "the logs step")
-            # the error spans: one per trace_id, the route named
-            await pilot.press("s")
-            assert isinstance(app.screen, LogsScreen) and app.screen.spans
-            await wait_until(
-                pilot,
-                lambda: any("traces with warnings" in t for t in rich_log_text(app.screen)),
-                "the error spans",
-            )
-            assert any("/api/promotions" in t for t in rich_log_text(app.screen))
-            await pilot.press("escape")
-            # the runbooks: search, then open the best hit
-            await pilot.press("slash")
-            assert isinstance(app.screen, RunbookScreen)
-            await pilot.press(*"promotions 500")
-            await pilot.press("enter")
-            hits = app.screen.hits
-            assert hits and hits[0].runbook.path.name == "api-5xx-on-route.md"
-            await pilot.press("enter")
-            assert isinstance(app.screen, RunbookReader)
-            assert app.screen.runbook.title == hits[0].runbook.title
-            await pilot.press("escape")
-            await pilot.press("escape")
-            assert app.screen is app.drill_screen
-            # the coach pauses the clock and resumes it
-            await pilot.press("p")
-            await wait_until(pilot, lambda: engine.paused, "the pause")
-            await pilot.press("p")
-            await wait_until(pilot, lambda: not engine.paused, "the resume")
+async def _read_the_error_logs_and_spans(pilot: Pilot, app: DrillApp) -> None:
+    engine = app.engine
+    # the logs: every service, then errors only; the 500s are there
+    await pilot.press("l")
+    assert isinstance(app.screen, LogsScreen), f"l opened {app.screen!r}, not the logs"
+    await pilot.press("e")
+    await wait_until(
+        pilot,
+        lambda: any("/api/promotions 500" in t for t in rich_log_text(app.screen)),
+        "the 500s in the errors-only logs",
+    )
+    heads = [t for t in rich_log_text(app.screen) if re.match(r"\d\d:\d\d:\d\d ", t)]
+    assert heads and all(" ERR " in t or " WARN " in t for t in heads), heads
+    await pilot.press("escape")
+    # looking at the logs is the logs step done
+    await wait_until(pilot, lambda: "logs" in engine.steps_done, "the logs step")
+    # the error spans: one per trace_id, the route named
+    await pilot.press("s")
+    assert isinstance(app.screen, LogsScreen) and app.screen.spans, "s shows no error spans"
+    await wait_until(
+        pilot,
+        lambda: any("traces with warnings" in t for t in rich_log_text(app.screen)),
+        "the error spans",
+    )
+    assert any("/api/promotions" in t for t in rich_log_text(app.screen)), "no span names it"
+    await pilot.press("escape")
 
-            await pilot.press("n")
-            assert isinstance(app.screen, NoteInput)
-            app.screen.query_one(Input).value = "500s only on /api/promotions"
-            await pilot.press("enter")
 
-            # step 6 asks for the call and why, showing the checklist's prompt
-            await pilot.press("6")
-            assert isinstance(app.screen, StepPrompt)
-            assert "If this were P0/P1 I would page now." in screen_text(app.screen)
-            await pilot.press("down", "enter")  # the second call: don't page
-            await pilot.press(*"P3, one route")
-            await pilot.press("enter")
-            await wait_until(pilot, lambda: "page-lead" in engine.steps_done, "step 6")
-            events_log = app.drill_screen.query_one("#events", EventLog)
-            assert any("(why: P3, one route)" in line for line in events_log.lines)
+async def _search_and_open_a_runbook(pilot: Pilot, app: DrillApp) -> None:
+    await pilot.press("slash")
+    assert isinstance(app.screen, RunbookScreen), f"/ opened {app.screen!r}, not runbooks"
+    await pilot.press(*"promotions 500")
+    await pilot.press("enter")
+    hits = app.screen.hits
+    assert hits and hits[0].runbook.path.name == "api-5xx-on-route.md", hits
+    await pilot.press("enter")
+    assert isinstance(app.screen, RunbookReader), "enter on a hit opens no reader"
+    assert app.screen.runbook.title == hits[0].runbook.title
+    await pilot.press("escape")
+    await pilot.press("escape")
+    assert app.screen is app.drill_screen, "two escapes lead back to the drill"
 
-            await pilot.press("h")
-            assert isinstance(app.screen, HypothesisPicker)
-            # listed in the drill's shuffled order, as journalled
-            shown = engine.hypothesis_choices
-            options = app.screen.query_one(OptionList)
-            assert [options.get_option_at_index(i).id for i in range(options.option_count)] == [
-                c.id for c in shown
-            ]
-            options.highlighted = next(i for i, c in enumerate(shown) if c.correct)
-            await pilot.press("enter")
-            await wait_until(pilot, lambda: engine.phase == Phase.HYPOTHESIS, "the hypothesis")
-            # recorded, on screen; the grade stays hidden (the scenario's default)
-            await wait_until(
-                pilot, lambda: "hypothesis recorded" in notices(app), "the hypothesis notice"
-            )
-            await wait_until(
-                pilot,
-                lambda: any("hypothesis recorded:" in line for line in events_log.lines),
-                "the hypothesis line",
-            )
-            assert not any("right" in n or "wrong" in n for n in notices(app))
 
-            await pilot.press("d")
-            assert isinstance(app.screen, DecisionPicker)
-            decision_ids = [c.id for c in engine.decision_choices]  # the order shown
-            app.screen.query_one(OptionList).highlighted = decision_ids.index("hours")
-            await pilot.press("enter")
-            events_log = app.drill_screen.query_one("#events", EventLog)
-            await wait_until(
-                pilot, lambda: any("decision:" in line for line in events_log.lines), "a decision"
-            )
-            await pilot.press("i")
-            hint = engine.model.hints[0].text
-            await wait_until(
-                pilot, lambda: any(hint in line for line in events_log.lines), "a hint"
-            )
+async def _pause_resume_and_note(pilot: Pilot, app: DrillApp) -> None:
+    engine = app.engine
+    # the coach pauses the clock and resumes it
+    await pilot.press("p")
+    await wait_until(pilot, lambda: engine.paused, "the pause")
+    await pilot.press("p")
+    await wait_until(pilot, lambda: not engine.paused, "the resume")
 
-            await pilot.press("m")
-            assert isinstance(app.screen, MitigationPicker)
-            ids = [m.id for m in engine.mitigation_choices]  # the order shown
-            app.screen.query_one(OptionList).highlighted = ids.index("disable-fault")
-            await pilot.press("enter")
-            await wait_until(pilot, lambda: engine.recovered, "recovery")
-            await pilot.pause(0.2)
+    await pilot.press("n")
+    assert isinstance(app.screen, NoteInput), f"n opened {app.screen!r}, not a note"
+    app.screen.query_one(Input).value = "500s only on /api/promotions"
+    await pilot.press("enter")
 
-            await pilot.press("r")
-            await wait_until(pilot, lambda: isinstance(app.screen, SummaryScreen), "the summary")
-            summary = str(app.screen.query_one("#summary-text", Static).content)
-            assert "Drill closed, recovery verified" in summary
-            assert "right" in summary
-            assert engine.journal_path.name in summary.replace("\n", "")
-            await pilot.press("q")
 
-    asyncio.run(drill())
-    assert engine.phase == Phase.CLOSED
-    read = read_journal(engine.journal_path)
-    assert read.complete, read.problems
-    evs = read.events
+async def _make_the_paging_call_with_a_reason(pilot: Pilot, app: DrillApp) -> None:
+    # step 6 asks for the call and why, showing the checklist's prompt
+    await pilot.press("6")
+    assert isinstance(app.screen, StepPrompt), f"6 opened {app.screen!r}, not the prompt"
+    assert "If this were P0/P1 I would page now." in screen_text(app.screen)
+    await pilot.press("down", "enter")  # the second call: don't page
+    await pilot.press(*"P3, one route")
+    await pilot.press("enter")
+    await wait_until(pilot, lambda: "page-lead" in app.engine.steps_done, "step 6")
+    events_log = app.drill_screen.query_one("#events", EventLog)
+    assert any("(why: P3, one route)" in line for line in events_log.lines), "no reason shown"
+
+
+async def _state_the_right_hypothesis_unseen_grade(pilot: Pilot, app: DrillApp) -> None:
+    engine = app.engine
+    await pilot.press("h")
+    assert isinstance(app.screen, HypothesisPicker), f"h opened {app.screen!r}"
+    # listed in the drill's shuffled order, as journalled
+    shown = engine.hypothesis_choices
+    options = app.screen.query_one(OptionList)
+    listed = [options.get_option_at_index(i).id for i in range(options.option_count)]
+    assert listed == [c.id for c in shown], "the picker's order is not the drill's"
+    options.highlighted = next(i for i, c in enumerate(shown) if c.correct)
+    await pilot.press("enter")
+    await wait_until(pilot, lambda: engine.phase == Phase.HYPOTHESIS, "the hypothesis")
+    # recorded, on screen; the grade stays hidden (the scenario's default)
+    await wait_until(pilot, lambda: "hypothesis recorded" in notices(app), "the notice")
+    events_log = app.drill_screen.query_one("#events", EventLog)
+    await wait_until(
+        pilot,
+        lambda: any("hypothesis recorded:" in line for line in events_log.lines),
+        "the hypothesis line",
+    )
+    assert not any("right" in n or "wrong" in n for n in notices(app)), "the grade showed"
+
+
+async def _decide_and_take_a_hint(pilot: Pilot, app: DrillApp) -> None:
+    engine = app.engine
+    await pilot.press("d")
+    assert isinstance(app.screen, DecisionPicker), f"d opened {app.screen!r}"
+    decision_ids = [c.id for c in engine.decision_choices]  # the order shown
+    app.screen.query_one(OptionList).highlighted = decision_ids.index("hours")
+    await pilot.press("enter")
+    events_log = app.drill_screen.query_one("#events", EventLog)
+    await wait_until(
+        pilot, lambda: any("decision:" in line for line in events_log.lines), "a decision"
+    )
+    await pilot.press("i")
+    hint = engine.model.hints[0].text
+    await wait_until(pilot, lambda: any(hint in line for line in events_log.lines), "a hint")
+
+
+async def _mitigate_recover_and_close(pilot: Pilot, app: DrillApp) -> None:
+    engine = app.engine
+    await pilot.press("m")
+    assert isinstance(app.screen, MitigationPicker), f"m opened {app.screen!r}"
+    ids = [m.id for m in engine.mitigation_choices]  # the order shown
+    app.screen.query_one(OptionList).highlighted = ids.index("disable-fault")
+    await pilot.press("enter")
+    await wait_until(pilot, lambda: engine.recovered, "recovery")
+    await pilot.pause(0.2)
+
+    await pilot.press("r")
+    await wait_until(pilot, lambda: isinstance(app.screen, SummaryScreen), "the summary")
+    summary = str(app.screen.query_one("#summary-text", Static).content)
+    assert "Drill closed, recovery verified" in summary, summary
+    assert "right" in summary, summary
+    assert engine.journal_path.name in summary.replace("\n", ""), summary
+    await pilot.press("q")
+
+
+def _journal_has_every_kind_of_action(evs: list[dict], engine) -> None:
     types = [e["type"] for e in evs]
     for expected in ("ack", "step.done", "note", "hypothesis", "decision", "hint",
                      "mitigation", "recovery.verified", "drill.closed"):  # fmt: skip
         assert expected in types, (expected, types)
     assert evs[0]["mode"] == "tui"
+    assert [e["type"] for e in evs if e["type"].startswith("clock.")] == [
+        "clock.paused",
+        "clock.resumed",
+    ]
+
+
+def _journal_has_the_steps_and_the_note(evs: list[dict], engine) -> None:
     assert {e["step"] for e in evs if e["type"] == "step.done"} >= {"acknowledge", "dashboards"}
     assert next(e for e in evs if e["type"] == "note")["text"] == "500s only on /api/promotions"
-    hypothesis = next(e for e in evs if e["type"] == "hypothesis")
-    assert hypothesis["correct"] is True and hypothesis["grade"] == "right"
-    assert evs[0]["hypotheses"]["shown"] == [c.id for c in engine.hypothesis_choices]
     page_lead = next(e for e in evs if e["type"] == "step.done" and e["step"] == "page-lead")
     assert (page_lead["choice"], page_lead["reason"]) == ("no-page", "P3, one route")
     assert page_lead["prompt"] == "If this were P0/P1 I would page now."
+
+
+def _journal_has_the_choices_in_the_order_shown(evs: list[dict], engine) -> None:
+    hypothesis = next(e for e in evs if e["type"] == "hypothesis")
+    assert hypothesis["correct"] is True and hypothesis["grade"] == "right", hypothesis
+    assert evs[0]["hypotheses"]["shown"] == [c.id for c in engine.hypothesis_choices]
     decision = next(e for e in evs if e["type"] == "decision")
-    assert decision["choice"] == "hours" and decision["correct"] is True
+    assert decision["choice"] == "hours" and decision["correct"] is True, decision
     assert evs[0]["decision"]["shown"] == [c.id for c in engine.decision_choices]
     assert evs[0]["mitigations"]["shown"] == [m.id for m in engine.mitigation_choices]
     assert next(e for e in evs if e["type"] == "mitigation")["mitigation"] == "disable-fault"
+
+
+def _journal_has_the_evidence_against_its_steps(evs: list[dict], engine) -> None:
     # what the engineer looked at is journalled against the step it evidences
     evidence = {(e["step"], e["what"]) for e in evs if e["type"] == "evidence"}
     assert evidence >= {
@@ -285,10 +306,48 @@ def test_a_whole_drill_from_the_page_to_the_summary(stack, tmp_path, monkeypatch
     assert "errors of all services" in {
         e["about"] for e in evs if e["type"] == "evidence" and e["what"] == "logs"
     }
-    assert [e["type"] for e in evs if e["type"].startswith("clock.")] == [
-        "clock.paused",
-        "clock.resumed",
-    ]
+
+
+JOURNAL_CHECKS = (
+    _journal_has_every_kind_of_action,
+    _journal_has_the_steps_and_the_note,
+    _journal_has_the_choices_in_the_order_shown,
+    _journal_has_the_evidence_against_its_steps,
+)
+
+
+@pytest.mark.stack
+def test_a_whole_drill_from_the_page_to_the_summary(stack, tmp_path, monkeypatch):
+    root = stack.workspace.root
+    shutil.copytree(REPO / "runbooks", root / "runbooks", dirs_exist_ok=True)
+    team_checklist(root)
+    browser, opened = fake_browser(tmp_path)
+    monkeypatch.setenv("BROWSER", browser)
+    app = new_app(stack)
+    engine = app.engine
+
+    async def drill() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            await _ack_and_tick_the_dashboards_step(pilot, app, opened)
+            await _read_the_error_logs_and_spans(pilot, app)
+            await _search_and_open_a_runbook(pilot, app)
+            await _pause_resume_and_note(pilot, app)
+            await _make_the_paging_call_with_a_reason(pilot, app)
+            await _state_the_right_hypothesis_unseen_grade(pilot, app)
+            await _decide_and_take_a_hint(pilot, app)
+            await _mitigate_recover_and_close(pilot, app)
+
+    asyncio.run(drill())
+    assert engine.phase == Phase.CLOSED
+    read = read_journal(engine.journal_path)
+    assert read.complete, read.problems
+    failed = []
+    for check in JOURNAL_CHECKS:
+        try:
+            check(read.events, engine)
+        except AssertionError as err:
+            failed.append(f"{check.__name__}: {err}")
+    assert not failed, "\n".join(failed)
     assert api_faults(stack) == {}
     assert_stack_clean(stack)
 

@@ -13,7 +13,6 @@ import shlex
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from drilling import FAST, api_faults, assert_stack_clean, cli, journals, scenario
-from helpers import pid_alive
+from helpers import PAGERDRILL, pid_alive
 from pagerdrill.drill.recover import needs_recovery
 from pagerdrill.journal import read_journal
 
@@ -105,7 +104,7 @@ def tmux(request) -> Iterator[Tmux]:
 
 
 def drill_argv(root: Path, name: str) -> list[str]:
-    return [sys.executable, "-m", "pagerdrill", "drill", "--scenario", scenario(name),
+    return [*PAGERDRILL, "drill", "--scenario", scenario(name),
             "--engineer", "Tmux Tester", "--workspace", str(root), *FAST]  # fmt: skip
 
 
