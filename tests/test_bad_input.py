@@ -440,13 +440,10 @@ def test_init_from_a_git_checkout_copies_the_template_as_committed_not_local_edi
     (checkout / "runbooks" / "queue-backlog.md").write_text("# Queue backlog, half written\n")
     roster = checkout / "readiness" / "roster.yaml"
     roster.write_text(roster.read_text() + "# ssh-ed25519 AAAA... someone's key\n")
-    env = {k: v for k, v in os.environ.items() if k != "PAGERDRILL_WORKSPACE"}
-    env["PYTHONPATH"] = str(checkout / "src")
     dest = tmp_path / "team"
-    done = subprocess.run(
-        [sys.executable, "-m", "pagerdrill", "init", str(dest)],
-        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120,
-    )  # fmt: skip
+    done = pagerdrill_cli(
+        "init", str(dest), cwd=tmp_path, env={"PYTHONPATH": str(checkout / "src")}
+    )
     assert done.returncode == 0, done.stderr
     assert not (dest / "runbooks" / "queue-backlog.md").exists()
     assert (dest / "readiness" / "roster.yaml").read_text() == committed_roster
