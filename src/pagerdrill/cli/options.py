@@ -1,11 +1,15 @@
-"""Options every command group takes, written once."""
+"""Options every command group takes, written once, and the target they open."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from pagerdrill.targets.compose import ComposeTarget
+    from pagerdrill.targets.local import LocalTarget
 
 WorkspaceOption = Annotated[
     Path | None,
@@ -18,3 +22,25 @@ WorkspaceOption = Annotated[
         show_default=False,
     ),
 ]
+ALLOW_REMOTE_HELP = (
+    "Drive a Docker Engine that is not local (DOCKER_HOST over TCP/SSH, a docker context "
+    "other than default). Refused without this flag."
+)
+AllowRemoteOption = Annotated[
+    bool, typer.Option("--allow-remote-docker", help=ALLOW_REMOTE_HELP, show_default=False)
+]
+
+
+def _target(
+    workspace: Path | None, allow_remote_docker: bool = False
+) -> LocalTarget | ComposeTarget:
+    from pagerdrill.targets import open_target
+    from pagerdrill.workspace import open_workspace
+
+    return open_target(open_workspace(workspace), allow_remote_docker=allow_remote_docker)
+
+
+def _stack_name(target: LocalTarget | ComposeTarget) -> str:
+    if target.name == "compose":
+        return f"compose project {target.project}"  # type: ignore[union-attr]
+    return "the reference stack"
