@@ -109,13 +109,10 @@ def _status_table(statuses: list[ServiceStatus]) -> None:
 def _event_printer(redactor, feedback: str = "hidden"):
     """Progress of a headless drill, one line per event that matters, on stderr. A
     hypothesis shows as recorded; its grade only with the scenario's `feedback: live`."""
-    from pagerdrill.faults import reverted_text
-    from pagerdrill.reports.timeline import grade_text
 
     console = _console(stderr=True)
 
     from pagerdrill.timefmt import clock as t_clock
-    from pagerdrill.timefmt import duration as t_duration
 
     def clock(event: dict) -> str:
         at = event.get("drill_s")
@@ -126,53 +123,64 @@ def _event_printer(redactor, feedback: str = "hidden"):
     def show(event: dict) -> None:
         nonlocal injected
         event = redactor.data(event)
-        t = event["type"]
-        text = None
-        injected = injected or t == "fault.injected"
-        if t == "state":
-            text = f"[bold]{event['to']}[/]" + (
-                f" for {t_duration(event['quiet_s'])}" if "quiet_s" in event else ""
-            )
-            if event.get("reason"):
-                text += f": {event['reason']}"
-        elif t == "fault.injected":
-            text = f"[red]fault[/] {event['fault']} injected ({event['inject_ms']:g} ms)"
-        elif t == "fault.reverted":
-            text = reverted_text(event["fault"], event["by"], event.get("detail"))
-        elif t in ("fault.failed", "fault.revert_failed", "mitigation.failed"):
-            text = f"[red]{t}[/] {event.get('fault') or event.get('mitigation')}: {event['error']}"
-        elif t == "alert.firing" and not injected:
-            text = f"alert {event['alert']} firing before the fault (not a page)"
-        elif t == "alert.firing":
-            text = f"[red]ALERT[/] {event['alert']}: {event['summary']}"
-        elif t == "alert.resolved":
-            text = f"alert {event['alert']} resolved" + ("" if injected else " (before the fault)")
-        elif t == "page":
-            text = f"[bold red]PAGE[/] {event['severity']} {event['summary']}"
-        elif t == "step.done":
-            late = " [yellow](over target)[/]" if event["over"] else ""
-            text = f"step {event['step']} done{late}"
-            if event.get("reason"):
-                call = event.get("choice_text") or event.get("choice")
-                text += f": {call + ' ' if call else ''}(why: {event['reason']})"
-        elif t in ("note", "hint"):
-            text = f"{t}: {event['text']}"
-        elif t == "hypothesis":
-            text = f"hypothesis recorded: {event['text']}"
-            if feedback == "live":
-                grade = grade_text(event.get("grade"))
-                text = f"hypothesis recorded ({grade}): {event['text']}"
-        elif t == "decision":
-            text = f"decision: {event['choice']}"
-        elif t == "mitigation":
-            text = f"mitigation: {event['title']}"
-        elif t == "recovery.verified":
-            text = "[green]recovery verified[/] by the probes"
-        elif t == "script.refused":
-            text = f"[yellow]script action {event['index']} refused[/]: {event['reason']}"
+        injected = injected or event["type"] == "fault.injected"
+        text = _event_text(event, injected, feedback)
         if text:
             from rich.markup import escape
 
             console.print(f"  [dim]{clock(event)}[/] {text if '[' in text else escape(text)}")
 
     return show
+
+
+def _event_text(event: dict, injected: bool, feedback: str) -> str | None:
+    """The line an event shows as, or None for one that does not matter on the console.
+    `injected`: whether a fault was injected yet (an alert before it is not a page)."""
+    from pagerdrill.faults import reverted_text
+    from pagerdrill.reports.timeline import grade_text
+    from pagerdrill.timefmt import duration as t_duration
+
+    t = event["type"]
+    text = None
+    if t == "state":
+        text = f"[bold]{event['to']}[/]" + (
+            f" for {t_duration(event['quiet_s'])}" if "quiet_s" in event else ""
+        )
+        if event.get("reason"):
+            text += f": {event['reason']}"
+    elif t == "fault.injected":
+        text = f"[red]fault[/] {event['fault']} injected ({event['inject_ms']:g} ms)"
+    elif t == "fault.reverted":
+        text = reverted_text(event["fault"], event["by"], event.get("detail"))
+    elif t in ("fault.failed", "fault.revert_failed", "mitigation.failed"):
+        text = f"[red]{t}[/] {event.get('fault') or event.get('mitigation')}: {event['error']}"
+    elif t == "alert.firing" and not injected:
+        text = f"alert {event['alert']} firing before the fault (not a page)"
+    elif t == "alert.firing":
+        text = f"[red]ALERT[/] {event['alert']}: {event['summary']}"
+    elif t == "alert.resolved":
+        text = f"alert {event['alert']} resolved" + ("" if injected else " (before the fault)")
+    elif t == "page":
+        text = f"[bold red]PAGE[/] {event['severity']} {event['summary']}"
+    elif t == "step.done":
+        late = " [yellow](over target)[/]" if event["over"] else ""
+        text = f"step {event['step']} done{late}"
+        if event.get("reason"):
+            call = event.get("choice_text") or event.get("choice")
+            text += f": {call + ' ' if call else ''}(why: {event['reason']})"
+    elif t in ("note", "hint"):
+        text = f"{t}: {event['text']}"
+    elif t == "hypothesis":
+        text = f"hypothesis recorded: {event['text']}"
+        if feedback == "live":
+            grade = grade_text(event.get("grade"))
+            text = f"hypothesis recorded ({grade}): {event['text']}"
+    elif t == "decision":
+        text = f"decision: {event['choice']}"
+    elif t == "mitigation":
+        text = f"mitigation: {event['title']}"
+    elif t == "recovery.verified":
+        text = "[green]recovery verified[/] by the probes"
+    elif t == "script.refused":
+        text = f"[yellow]script action {event['index']} refused[/]: {event['reason']}"
+    return text

@@ -104,31 +104,7 @@ def scenarios_show(
     sc = load_scenario(find_scenario(ws.root, name))
     m = sc.model
     if as_json:
-        doc: dict = {
-            "name": sc.name,
-            "file": str(sc.path),
-            "title": m.title,
-            "severity": m.severity,
-            "symptom": m.symptom.strip(),
-            "roles": list(m.roles),
-            "quiet_s": [m.quiet.min_s, m.quiet.max_s],
-            "max_duration_s": m.max_duration_s,
-        }
-        if reveal:
-            doc.update(
-                params=sc.params,
-                faults=[{"id": f.id, "kind": f.kind, "role": f.role, **f.params} for f in m.faults],
-                probes=[p.model_dump(exclude_defaults=True) for p in m.probes],
-                alerts=[a.model_dump() for a in m.alerts],
-                recovery=m.recovery.model_dump(),
-                decision=m.decision.model_dump() if m.decision else None,
-                mitigations=[x.model_dump(exclude_defaults=True) for x in m.mitigations],
-                hints=[h.model_dump(exclude_defaults=True) for h in m.hints],
-                root_cause=m.root_cause.strip(),
-                hypotheses=m.hypotheses.model_dump(),
-                answer=m.answer.model_dump(),
-            )
-        typer.echo(json.dumps(doc, indent=2))
+        typer.echo(json.dumps(_scenario_doc(sc, reveal), indent=2))
         return
     c = _console()
     c.print(f"[bold]{m.title}[/]  ({sc.name}, {m.severity})")
@@ -141,6 +117,43 @@ def scenarios_show(
         c.print("\n[dim](faults, signals, alerts, recovery, root cause and answer key hidden; "
                 "--reveal shows them)[/]")  # fmt: skip
         return
+    _print_revealed(c, sc)
+
+
+def _scenario_doc(sc, reveal: bool) -> dict:
+    """`scenarios show --json`: what a trainee may know, and the rest with --reveal."""
+    m = sc.model
+    doc: dict = {
+        "name": sc.name,
+        "file": str(sc.path),
+        "title": m.title,
+        "severity": m.severity,
+        "symptom": m.symptom.strip(),
+        "roles": list(m.roles),
+        "quiet_s": [m.quiet.min_s, m.quiet.max_s],
+        "max_duration_s": m.max_duration_s,
+    }
+    if reveal:
+        doc.update(
+            params=sc.params,
+            faults=[{"id": f.id, "kind": f.kind, "role": f.role, **f.params} for f in m.faults],
+            probes=[p.model_dump(exclude_defaults=True) for p in m.probes],
+            alerts=[a.model_dump() for a in m.alerts],
+            recovery=m.recovery.model_dump(),
+            decision=m.decision.model_dump() if m.decision else None,
+            mitigations=[x.model_dump(exclude_defaults=True) for x in m.mitigations],
+            hints=[h.model_dump(exclude_defaults=True) for h in m.hints],
+            root_cause=m.root_cause.strip(),
+            hypotheses=m.hypotheses.model_dump(),
+            answer=m.answer.model_dump(),
+        )
+    return doc
+
+
+def _print_revealed(c, sc) -> None:
+    """`scenarios show --reveal`: what the scenario breaks, how it shows and recovers,
+    the cause and the answer key."""
+    m = sc.model
     if sc.params:
         c.print("[bold]Params[/]  " + ", ".join(f"{k}={v}" for k, v in sc.params.items()))
     c.print("[bold]Faults[/]")
