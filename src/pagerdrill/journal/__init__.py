@@ -15,23 +15,45 @@ still returned.
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import json
 import os
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
 from pagerdrill.errors import PagerdrillError
+from pagerdrill.journal import events as ev
+from pagerdrill.journal.events import (
+    SCHEMA_VERSION,
+    TERMINAL,
+    DrillStarted,
+    Event,
+    JournalEventError,
+    decode_event,
+    event_fields,
+)
+from pagerdrill.journal.lock import DrillBusyError, DrillLock, holder_text
 
-SCHEMA_VERSION = 1
-TERMINAL = ("drill.closed", "drill.aborted")
+E = TypeVar("E", bound=Event)
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "TERMINAL",
+    "DrillBusyError",
+    "DrillLock",
+    "JournalError",
+    "JournalRead",
+    "JournalWriter",
+    "continue_journal",
+    "holder_text",
+    "journal_files",
+    "read_journal",
+    "utc_now",
+]
 
 
 def utc_now() -> str:
@@ -88,25 +110,39 @@ class JournalWriter:
         finally:
             os.close(dfd)
 
-    def append(self, type_: str, **data: Any) -> dict:
+    def write(self, event: E) -> E:
+        """Append `event` (durable when this returns); the event as journalled, its
+        envelope (seq, times, drill) filled in."""
         with self._lock:
-            event = {
-                "v": SCHEMA_VERSION,
-                "seq": self._seq,
-                "ts": utc_now(),
-                "t": round(self._t_offset + time.monotonic() - self.start_mono, 4),
-                "type": type_,
-                "drill": self.drill_id,
-            }
-            event |= {k: v for k, v in data.items() if k not in event}
-            line = json.dumps(event, separators=(",", ":"), default=str) + "\n"
-            try:
-                os.write(self._fd, line.encode())
-                os.fsync(self._fd)
-            except OSError as exc:
-                raise JournalError(f"cannot write the drill journal {self.path}: {exc}") from exc
-            self._seq += 1
-            return event
+            head = self._write(event.TYPE, event_fields(event))
+            return msgspec.structs.replace(
+                event, v=head["v"], seq=head["seq"], ts=head["ts"], t=head["t"],
+                drill=self.drill_id,
+            )  # fmt: skip
+
+    def append(self, type_: str, **data: Any) -> dict:
+        """Append a line of any type (journal tests write lines no drill would)."""
+        with self._lock:
+            return self._write(type_, data)
+
+    def _write(self, type_: str, data: dict[str, Any]) -> dict:
+        event = {
+            "v": SCHEMA_VERSION,
+            "seq": self._seq,
+            "ts": utc_now(),
+            "t": round(self._t_offset + time.monotonic() - self.start_mono, 4),
+            "type": type_,
+            "drill": self.drill_id,
+        }
+        event |= {k: v for k, v in data.items() if k not in event}
+        line = json.dumps(event, separators=(",", ":"), default=str) + "\n"
+        try:
+            os.write(self._fd, line.encode())
+            os.fsync(self._fd)
+        except OSError as exc:
+            raise JournalError(f"cannot write the drill journal {self.path}: {exc}") from exc
+        self._seq += 1
+        return event
 
     def close(self) -> None:
         with self._lock:
@@ -120,6 +156,35 @@ class JournalRead:
     path: Path
     events: list[dict] = field(default_factory=list)
     problems: list[tuple[int, str]] = field(default_factory=list)
+    _typed: list[Event] | None = field(default=None, repr=False)
+    _undecoded: list[tuple[int, str]] = field(default_factory=list, repr=False)
+
+    @property
+    def typed(self) -> list[Event]:
+        """The valid events decoded into their classes (journal.events)."""
+        if self._typed is None:
+            self._typed = []
+            for number, event in enumerate(self.events, 1):
+                self._decode(event, number)
+        return self._typed
+
+    @property
+    def undecoded(self) -> list[tuple[int, str]]:
+        """Events of no type this pagerdrill knows, or not of its shape: (line number,
+        or the event's place when not read from a file; what is wrong)."""
+        self.typed  # noqa: B018 (decoded on first use)
+        return self._undecoded
+
+    def _decode(self, event: dict, number: int) -> None:
+        assert self._typed is not None
+        try:
+            self._typed.append(decode_event(event, line=number))
+        except JournalEventError as exc:
+            self._undecoded.append((number, str(exc)))
+
+    @property
+    def typed_started(self) -> DrillStarted | None:
+        return next((e for e in self.typed if isinstance(e, DrillStarted)), None)
 
     @property
     def complete(self) -> bool:
@@ -132,7 +197,7 @@ class JournalRead:
 
     @property
     def started(self) -> dict | None:
-        return next((e for e in self.events if e.get("type") == "drill.started"), None)
+        return next((e for e in self.events if e.get("type") == DrillStarted.TYPE), None)
 
     @property
     def drill_id(self) -> str:
@@ -142,7 +207,7 @@ class JournalRead:
         return self.path.stem
 
 
-_SAMPLE = b'"type":"probe.sample"'
+_SAMPLE = f'"type":"{ev.ProbeSample.TYPE}"'.encode()
 _decode = msgspec.json.Decoder().decode
 
 
@@ -205,7 +270,7 @@ class _Number:
 # another kind is left out, and the line reported, so every reader can trust what it
 # gets and the journal is still read as far as it is valid.
 _SHAPES: dict[str, dict[str, Any]] = {
-    "drill.started": {
+    DrillStarted.TYPE: {
         "scenario": {
             "name": str,
             "title": str,
@@ -221,12 +286,12 @@ _SHAPES: dict[str, dict[str, Any]] = {
         "alerts": [{"name": str, "expr": str, "summary": str}],
         "recovery": {"all": [str]},
     },
-    "fault.undo": {"params": {"env_from_binding": dict, "env": dict}},
-    "mitigation": {"detail": {"values": dict}},
-    "probe.sample": {"values": {"*": dict}},
-    "drill.closed": {"revert_failed": list},
-    "drill.aborted": {"revert_failed": list},
-    "recovery.verified": {"criteria": [str]},
+    ev.FaultUndo.TYPE: {"params": {"env_from_binding": dict, "env": dict}},
+    ev.Mitigation.TYPE: {"detail": {"values": dict}},
+    ev.ProbeSample.TYPE: {"values": {"*": dict}},
+    ev.DrillClosed.TYPE: {"revert_failed": list},
+    ev.DrillAborted.TYPE: {"revert_failed": list},
+    ev.RecoveryVerified.TYPE: {"criteria": [str]},
 }
 _KIND_NAMES: dict[type, str] = {str: "text", dict: "a mapping", list: "a list", _Number: "a number"}
 
@@ -307,13 +372,25 @@ def _is_sample(line: bytes) -> bool:
     return line.endswith(b"}") and _SAMPLE in line[:200]
 
 
+def _not_an_event(event: object) -> str | None:
+    """Why a decoded line is not an event this pagerdrill reads, else None."""
+    if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+        return "not a journal event (no `type`)"
+    if not _envelope_ok(event):
+        return "not a journal event (a field of the wrong kind)"
+    version = event.get("v")
+    if not isinstance(version, int) or isinstance(version, bool) or version > SCHEMA_VERSION:
+        return f"schema version {version!r}; this pagerdrill reads {SCHEMA_VERSION}"
+    return None
+
+
 def read_journal(path: Path, *, samples: bool | int = True) -> JournalRead:
     """Every valid event of `path`, and a problem per line that is not one.
 
     Probe samples are most of a journal. `samples=False` skips them unparsed (enough
     for a summary); `samples=N` keeps about N of them, evenly spread, the first and
     the last included (enough for a chart)."""
-    out = JournalRead(path)
+    out = JournalRead(path, _typed=[])
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -347,18 +424,11 @@ def read_journal(path: Path, *, samples: bool | int = True) -> JournalRead:
                 (number, "cut short (the drill stopped mid-write)" if cut else "not valid JSON")
             )
             continue
-        if not isinstance(event, dict) or not isinstance(event.get("type"), str):
-            out.problems.append((number, "not a journal event (no `type`)"))
+        refused = _not_an_event(event)
+        if refused:
+            out.problems.append((number, refused))
             continue
-        if not _envelope_ok(event):
-            out.problems.append((number, "not a journal event (a field of the wrong kind)"))
-            continue
-        version = event.get("v")
-        if not isinstance(version, int) or isinstance(version, bool) or version > SCHEMA_VERSION:
-            out.problems.append(
-                (number, f"schema version {version!r}; this pagerdrill reads {SCHEMA_VERSION}")
-            )
-            continue
+        version = event["v"]
         event, left_out = _checked_contents(event)
         if left_out:
             out.problems.append((number, left_out))
@@ -371,6 +441,7 @@ def read_journal(path: Path, *, samples: bool | int = True) -> JournalRead:
                 )
             )
         out.events.append(event)
+        out._decode(event, number)
     return out
 
 
@@ -394,86 +465,3 @@ def journal_files(drills_dir: Path) -> list[Path]:
     if not drills_dir.is_dir():
         return []
     return sorted(p for p in drills_dir.glob("*.jsonl") if p.is_file())
-
-
-# ------------------------------------------------------------------ the lock
-
-
-class DrillBusyError(PagerdrillError):
-    """Another drill runs on the same stack."""
-
-
-class DrillLock:
-    """One drill per stack. An flock, so the kernel releases it when the holder dies
-    (a crashed drill never leaves it stuck); the file says who holds it."""
-
-    def __init__(self, state_dir: Path):
-        self.path = state_dir / "drill.lock"
-        self._fd: int | None = None
-
-    def holder(self) -> dict | None:
-        try:
-            return json.loads(self.path.read_text() or "null")
-        except (OSError, ValueError):
-            return None
-
-    @property
-    def is_held(self) -> bool:
-        """This object holds the lock."""
-        return self._fd is not None
-
-    def acquire(self, info: dict, wait_s: float = 0.0) -> None:
-        """Take the lock, waiting up to `wait_s` for its holder to let go; DrillBusyError
-        naming the holder when it does not."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        deadline = time.monotonic() + wait_s
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    os.close(fd)
-                    raise DrillBusyError(_busy_message(self.holder())) from None
-                time.sleep(0.1)
-        os.ftruncate(fd, 0)
-        os.write(fd, json.dumps(info).encode())
-        self._fd = fd
-
-    def release(self) -> None:
-        if self._fd is not None:
-            os.ftruncate(self._fd, 0)
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
-
-    @contextmanager
-    def held(self, info: dict) -> Iterator[None]:
-        self.acquire(info)
-        try:
-            yield
-        finally:
-            self.release()
-
-
-def holder_text(holder: dict) -> str:
-    """Who holds the stack, for a person: the drill, its scenario and engineer."""
-    if holder.get("command"):
-        return f"`pagerdrill {holder['command']}` (pid {holder.get('pid')})"
-    return (
-        f"drill {holder.get('drill')} ({holder.get('scenario')}, engineer "
-        f"{holder.get('engineer')}, pid {holder.get('pid')})"
-    )
-
-
-def _busy_message(holder: dict | None) -> str:
-    if not holder:
-        return "another drill is running on this stack; one drill per stack at a time"
-    if holder.get("command"):
-        return f"{holder_text(holder)} is changing this stack; one drill per stack at a time"
-    return (
-        f"drill {holder.get('drill')} ({holder.get('scenario')}, engineer "
-        f"{holder.get('engineer')}) is running on this stack since {holder.get('since')} "
-        f"(pid {holder.get('pid')}); one drill per stack at a time"
-    )

@@ -3,6 +3,15 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING, TypeVar
+
+import msgspec
+
+if TYPE_CHECKING:
+    from pagerdrill.journal.events import Event
+
+E = TypeVar("E", bound="Event")
+M = TypeVar("M", bound=msgspec.Struct)
 
 _URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@/\s]+)@")
 
@@ -62,21 +71,23 @@ class Redactor:
 
     @classmethod
     def from_events(cls, events: list[dict], workspace_config=None) -> Redactor:
+        from pagerdrill.journal.events import DrillStarted, FaultUndo, Mitigation
+
         secrets: set[str] = set()
         for e in events:
-            if e.get("type") == "fault.undo":
+            if e.get("type") == FaultUndo.TYPE:
                 params = e.get("params") or {}
                 for value in (params.get("env_from_binding") or {}).values():
                     secrets.add(str(value))  # bound variables hold passwords
                 for name, value in (params.get("env") or {}).items():
                     if SECRET_NAME.search(str(name)):
                         secrets.add(str(value))
-            if e.get("type") == "mitigation":
+            if e.get("type") == Mitigation.TYPE:
                 for name, value in ((e.get("detail") or {}).get("values") or {}).items():
                     if SECRET_NAME.search(str(name)):
                         secrets.add(str(value))
         # a scenario parameter that feeds a secret is a secret too (its default as well)
-        started = next((e for e in events if e.get("type") == "drill.started"), {})
+        started = next((e for e in events if e.get("type") == DrillStarted.TYPE), {})
         text = ((started.get("scenario") or {}).get("text")) or ""
         for name, value in ((started.get("scenario") or {}).get("params") or {}).items():
             if str(value) in secrets or SECRET_NAME.search(str(name)):
@@ -91,13 +102,15 @@ class Redactor:
     @classmethod
     def for_scenario(cls, scenario, workspace_config=None) -> Redactor:
         """Before a drill has a journal: what its faults will set, from the scenario."""
+        from pagerdrill.journal.events import DrillStarted, FaultUndo
+
         events = [
             {
-                "type": "drill.started",
+                "type": DrillStarted.TYPE,
                 "scenario": {"params": scenario.params, "text": scenario.text},
             }
         ]
-        events += [{"type": "fault.undo", "params": f.params} for f in scenario.model.faults]
+        events += [{"type": FaultUndo.TYPE, "params": f.params} for f in scenario.model.faults]
         return cls.from_events(events, workspace_config)
 
     def text(self, value: str) -> str:
@@ -123,6 +136,15 @@ class Redactor:
         if isinstance(value, list | tuple):
             return [self.data(v) for v in value]
         return value
+
+    def event(self, event: E) -> E:
+        """A journal event with its secrets masked, of the same class."""
+        return self.model(event)
+
+    def model(self, value: M) -> M:
+        """A record (an event, a drill's summary) with its secrets masked, of the same
+        class: what it says is masked as its JSON form would be."""
+        return msgspec.convert(self.data(msgspec.to_builtins(value, enc_hook=str)), type(value))
 
 
 def secret_leaves(data, secret_keys=frozenset(), secret: bool = False) -> set[str]:
