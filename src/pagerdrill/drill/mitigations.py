@@ -14,8 +14,6 @@ end, `pagerdrill recover` after a crash, in a fresh process) calls the class's
 
 from __future__ import annotations
 
-import importlib
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
@@ -24,6 +22,7 @@ from pagerdrill.errors import BadInputError, PagerdrillError
 from pagerdrill.faults import Fault, replay_lost_jobs
 from pagerdrill.faults.builtin import RestartWithEnv, env_undo, restore_env
 from pagerdrill.journal.redact import mask_values, secret_leaves
+from pagerdrill.plugins import plugin_class
 from pagerdrill.scenarios.model import Mitigation as MitigationSpec
 from pagerdrill.scenarios.model import mitigation_entry_points
 from pagerdrill.targets.roles import RoleResolver
@@ -206,26 +205,4 @@ _loaded: dict[str, type[Mitigation]] = {}
 
 def mitigation_class(action: str) -> type[Mitigation]:
     """The class of mitigation `action`; a clear error for an unknown or broken plugin."""
-    if action in _loaded:
-        return _loaded[action]
-    points = mitigation_entry_points()
-    if action not in points:
-        raise BadInputError(
-            f"unknown mitigation action '{action}' (installed: {', '.join(sorted(points))})"
-        )
-    module_name, _, attr = points[action].partition(":")
-    try:
-        obj: Any = importlib.import_module(module_name)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
-    except Exception as exc:  # a broken plugin is reported, never silently skipped
-        print(f"pagerdrill: mitigation plugin '{action}' failed to load: {exc!r}", file=sys.stderr)
-        raise BadInputError(
-            f"mitigation action '{action}' is installed but failed to load: {exc}"
-        ) from exc
-    if not (isinstance(obj, type) and issubclass(obj, Mitigation)):
-        raise BadInputError(
-            f"mitigation action '{action}' ({points[action]}) is not a Mitigation subclass"
-        )
-    _loaded[action] = obj
-    return obj
+    return plugin_class("mitigation action", action, mitigation_entry_points(), Mitigation, _loaded)

@@ -31,8 +31,16 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pagerdrill.drill.checklist import Checklist
-from pagerdrill.drill.engine import ACTIONS, EVIDENCE, Action, ActionRefused, DrillEngine
+from pagerdrill.drill.engine import (
+    ACTIONS,
+    EVIDENCE,
+    Action,
+    ActionDetail,
+    ActionRefused,
+    DrillEngine,
+)
 from pagerdrill.errors import BadInputError, ConfigError
+from pagerdrill.journal.events import ScriptRefused
 from pagerdrill.scenarios.model import Scenario
 from pagerdrill.workspace.yamlfile import LineMap, load_yaml, validate
 
@@ -49,23 +57,16 @@ MAX_SCRIPT_S = 24 * 3600.0
 """No scripted action waits longer than a day (a drill ends long before)."""
 
 
-class ScriptAction(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class ScriptAction(ActionDetail):
+    """One entry of a script: when (`at`, `after`) and what (`do` and the fields of the
+    engine's Action), or a `wait`."""
 
     # a finite time within a day: `1e999` reads as infinity and would never come
     at: float | None = Field(default=None, ge=0, le=MAX_SCRIPT_S, allow_inf_nan=False)
     after: float | None = Field(default=None, ge=0, le=MAX_SCRIPT_S, allow_inf_nan=False)
     wait: Literal["recovered"] | None = None
     do: Verb | None = None
-    step: str | None = None
-    text: str | None = None
-    choice: str | None = None
-    mitigation: str | None = None
-    source: str | None = None
-    by: str | None = None
-    what: Evidence | None = None
-    reason: str | None = None
-    """A step that asks (page the lead or not): why."""
+    what: Evidence | None = None  # a script names its evidence when it loads
 
     @model_validator(mode="after")
     def _one_thing(self) -> ScriptAction:
@@ -77,7 +78,7 @@ class ScriptAction(BaseModel):
 
     def action(self) -> Action:
         assert self.do is not None
-        return Action(self.do, **self.model_dump(exclude={"at", "after", "wait", "do"}))
+        return Action(self.do, **self.model_dump(include=set(ActionDetail.model_fields)))
 
 
 class Script(BaseModel):
@@ -212,7 +213,7 @@ class Player:
                 engine.act(a.action())
             except (ActionRefused, BadInputError) as exc:
                 self.refused.append((self.index - 1, str(exc)))
-                engine.record("script.refused", index=self.index - 1, action=a.do, reason=str(exc))
+                engine.record(ScriptRefused(index=self.index - 1, action=a.do, reason=str(exc)))
 
 
 class Cadence:

@@ -43,6 +43,7 @@ class StackHold:
         self.engine = engine
         self.target = target
         self.started_stack = False
+        self.started_traffic = False
 
     def bring_up(
         self,
@@ -52,24 +53,58 @@ class StackHold:
         announce: Callable[[], None] | None = None,
     ) -> None:
         """Claim the drill lock (DrillBusyError naming the holder, nothing touched), then
-        start the stack when it is down and `ensure` (`announce` says so first)."""
+        start the stack when it is down and `ensure` (`announce` says so first), and the
+        workspace's traffic profile when it has one."""
         self.engine.claim()
         if ensure and not self.target.is_up():
             if announce is not None:
                 announce()
             self.started_stack = True
             self.target.up(progress=progress)
+        self._start_traffic()
+
+    def _start_traffic(self) -> None:
+        """The workspace's traffic profile runs for the drill (unless `stack up --traffic`
+        already runs it): steady traffic is what the drill's signals read."""
+        workspace = self.target.workspace
+        if workspace.config.traffic is None or not self.target.is_up():
+            return
+        from pagerdrill.drill.engine import role_bindings
+        from pagerdrill.targets.roles import RoleResolver
+        from pagerdrill.traffic import start_traffic, stop_orphaned_traffic
+
+        # this drill holds the lock, so a generator another drill started is an orphan
+        stop_orphaned_traffic(workspace, stack_up=True)
+        resolver = RoleResolver(role_bindings(workspace), self.target)
+        # before it starts, so an interrupt mid-start still stops it; let_go stops only
+        # a generator this drill owns, never one `stack up --traffic` runs
+        self.started_traffic = True
+        start_traffic(workspace, resolver, owner=self._traffic_owner)
+
+    @property
+    def _traffic_owner(self) -> str:
+        return f"drill:{getattr(self.engine, 'drill_id', os.getpid())}"
+
+    def takes_down(self, keep_stack: bool) -> bool:
+        """Whether `let_go(keep_stack)` takes the stack down: a drill takes down the
+        stack it started, and only that one, unless it is asked to keep it."""
+        return self.started_stack and not keep_stack
 
     def let_go(self, keep_stack: bool) -> bool:
         """After the drill: take down the stack it started (unless `keep_stack`), then
         release the lock. True when the stack went down. Safe to call more than once."""
         try:
-            if self.started_stack and not keep_stack and self.target.is_up():
+            if self.started_traffic:
+                from pagerdrill.traffic import stop_traffic
+
+                stop_traffic(self.target.workspace, owner=self._traffic_owner)
+            if self.takes_down(keep_stack) and self.target.is_up():
                 self.target.down()
                 return True
             return False
         finally:
             self.started_stack = False
+            self.started_traffic = False
             self.engine.release()
 
 
@@ -160,7 +195,8 @@ def held_for(target: Target, command: str, *, force: bool, by: str) -> Iterator[
         if force:
             from pagerdrill.drill.recover import recover
 
-            recover(target.workspace, target, lock_held=True)
+            # the stack goes down next: no wait for its health
+            recover(target.workspace, target, lock_held=True, health_wait_s=0)
         yield
     finally:
         lock.release()
