@@ -7,9 +7,11 @@ shows, so the quiet period says nothing of which fault is coming (a blind drill
 depends on it). From the page on, the scenario's own watched signals (its probes, the
 fields its alerts, recovery and hints read) come first, with the alert's rule.
 
-The standard probes are sampled with the scenario's in one cycle (each /metrics URL
-scraped once). Their names start with `stack.`, which no scenario probe can take, so
-no expression reads them and they never clash with a scenario's own probes.
+Each standard row is a catalogue signal read through the workspace's mapping, and only
+a signal the workspace maps (to a role it binds) has a row. The standard probes are
+sampled with the scenario's in one cycle (each /metrics URL scraped once). Their names
+start with `stack.`, which no scenario probe can take, so no expression reads them and
+they never clash with a scenario's own probes.
 """
 
 from __future__ import annotations
@@ -19,8 +21,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pagerdrill.errors import PagerdrillError
 from pagerdrill.signals.expressions import PRIMARY
+from pagerdrill.signals.probes import Cycle, Probe, Sample, make_probe
+from pagerdrill.signals.specs import ProbeSpec
 from pagerdrill.targets.base import Target
+from pagerdrill.targets.roles import RoleResolver
 
 log = logging.getLogger("pagerdrill.signals.dashboard")
 
@@ -45,39 +51,19 @@ class Row:
         return self.probe if self.field == PRIMARY else f"{self.probe}.{self.field}"
 
 
-STANDARD_PROBES: dict[str, dict[str, Any]] = {
-    "api_5xx": {
-        "kind": "metric",
-        "role": "api",
-        "metric": "http_requests_total",
-        "label_patterns": {"status": "5.."},
-        "rate": True,
-    },
-    "traffic_errors": {"kind": "metric", "role": "traffic", "metric": "traffic_error_rate"},
-    "traffic_p95": {
-        "kind": "metric",
-        "role": "traffic",
-        "metric": "traffic_latency_seconds",
-        "labels": {"quantile": "0.95"},
-    },
-    "cache_hits": {"kind": "metric", "role": "api", "metric": "cache_hits_total", "rate": True},
-    "cache_misses": {"kind": "metric", "role": "api", "metric": "cache_misses_total", "rate": True},
-    "queue": {"kind": "queue", "role": "queue"},
-    "rt_accepted": {
-        "kind": "metric",
-        "role": "rt",
-        "metric": "rt_handshakes_accepted_total",
-        "rate": True,
-    },
-    "rt_refused": {
-        "kind": "metric",
-        "role": "rt",
-        "metric": "rt_handshakes_rejected_total",
-        "rate": True,
-    },
+STANDARD_PROBES: dict[str, dict[str, str]] = {
+    "api_5xx": {"rate": "api.error_rate"},
+    "traffic_errors": {PRIMARY: "traffic.error_rate"},
+    "traffic_p95": {PRIMARY: "traffic.latency_p95"},
+    "cache_hits": {"rate": "cache.hit_rate"},
+    "cache_misses": {"rate": "cache.miss_rate"},
+    "queue": {"waiting": "queue.waiting", "delayed": "queue.delayed"},
+    "rt_accepted": {"rate": "rt.handshake_rate"},
+    "rt_refused": {"rate": "rt.refused_rate"},
 }
-"""The reference stack's standard signals, by the roles a workspace binds (a role the
-workspace does not bind has no rows). Probe fields as in `scenario.ProbeSpec`."""
+"""The standard probes' fields, each a catalogue signal read through the workspace's
+mapping (a signal it does not map, or maps to a role it does not bind, has no row: a
+stack that has no such thing shows no zero for it)."""
 
 STANDARD_ROWS: tuple[Row, ...] = (
     Row(f"{STACK}api_5xx", "rate", "api 5xx/s"),
@@ -95,46 +81,88 @@ STANDARD_REFS = frozenset(row.ref for row in STANDARD_ROWS)
 """What a hint may name of the standard set (`stack.queue.delayed` ...)."""
 
 
-def standard_rows(bound: Iterable[str]) -> list[Row]:
-    """The standard rows a workspace binding these roles shows: the same whatever the
-    scenario."""
+def standard_rows(signals: Mapping[str, Any], bound: Iterable[str]) -> list[Row]:
+    """The standard rows of a workspace mapping `signals` and binding roles `bound`: the
+    same whatever the scenario."""
     roles = set(bound)
-    return [r for r in STANDARD_ROWS if _role(r) in roles]
+
+    def shown(row: Row) -> bool:
+        source = signals.get(_signal(row))
+        return source is not None and getattr(source, "role", None) in roles
+
+    return [r for r in STANDARD_ROWS if shown(r)]
 
 
-def _role(row: Row) -> str:
-    return str(STANDARD_PROBES[row.probe.removeprefix(STACK)]["role"])
+def _signal(row: Row) -> str:
+    return STANDARD_PROBES[row.probe.removeprefix(STACK)][row.field]
 
 
-def standard_probes(rows: Iterable[Row], roles: Any, target: Target) -> list[Any]:
-    """The probes behind `rows`, named `stack.NAME`. One the stack cannot serve (no URL
-    or queue known for its role) is left out: its rows read "—"."""
-    from pagerdrill.errors import PagerdrillError
-    from pagerdrill.signals.probes import make_probe
-    from pagerdrill.signals.specs import ProbeSpec
+class StandardProbe(Probe):
+    """A standard probe: each field the value of one catalogue signal's probe."""
 
-    out = []
-    for name in dict.fromkeys(r.probe for r in rows):
-        key = name.removeprefix(STACK)
-        spec = ProbeSpec.model_validate({"name": key, **STANDARD_PROBES[key]})
+    def __init__(self, spec: ProbeSpec, fields: Mapping[str, Probe], first: str):
+        super().__init__(spec)
+        self.fields = dict(fields)
+        self.first = first
+
+    def sample(self, cycle: Cycle) -> Sample:
+        out = {field: p.sample(cycle).get(PRIMARY) for field, p in self.fields.items()}
+        # the value is the probe's first field (a queue's waiting count), never another
+        # field standing in for one that could not be built
+        out.setdefault(PRIMARY, out.get(self.first))
+        return out
+
+    def check(self, cycle: Cycle) -> str | None:
+        return next(filter(None, (p.check(cycle) for p in self.fields.values())), None)
+
+    def scrape_urls(self) -> dict[str, float]:
+        return {url: t for p in self.fields.values() for url, t in p.scrape_urls().items()}
+
+    def close(self) -> None:
+        for probe in self.fields.values():
+            close = getattr(probe, "close", None)
+            if close is not None:
+                close()
+
+
+def standard_probes(
+    rows: Iterable[Row], roles: RoleResolver, target: Target, logs: Mapping[str, Any]
+) -> list[Probe]:
+    """The probes behind `rows`, named `stack.NAME`. A field the stack cannot serve (no
+    URL or queue known for its role) is left out: its row reads "—"."""
+    fields: dict[str, dict[str, Probe]] = {}
+    for row in rows:
+        signal = _signal(row)
+        key = row.probe.removeprefix(STACK)
+        spec = ProbeSpec.model_validate({"name": key, "signal": signal})
         try:
-            probe = make_probe(spec, roles, target)
+            probe = make_probe(spec, roles, target, logs)
         except (PagerdrillError, OSError, ValueError) as exc:
-            log.info("standard signal %s left out: %s", name, exc)
+            log.info("standard signal %s (%s) left out: %s", row.ref, signal, exc)
             continue
+        fields.setdefault(row.probe, {})[row.field] = probe
+    out: list[Probe] = []
+    for name, probes in fields.items():
+        first = next(iter(STANDARD_PROBES[name.removeprefix(STACK)]))
+        probe = StandardProbe(next(iter(probes.values())).spec, probes, first)
         probe.name = name
         out.append(probe)
     return out
 
 
-def _default_fields(kind: str, rate: bool) -> list[str]:
-    """What a dashboard shows of a probe when nothing reads a field of it."""
+def _default_fields(kind: str | None, rate: bool) -> list[str]:
+    """What a dashboard shows of a probe when nothing reads a field of it (a signal
+    probe, kind None, has its value only)."""
+    if kind is None:
+        return [PRIMARY]
     if kind == "metric":
         return ["rate" if rate else PRIMARY]
     if kind == "queue":
         return [PRIMARY, "delayed"]
     if kind == "http":
         return ["latency_ms"]
+    if kind == "log":
+        return [PRIMARY]
     return ["up"]
 
 
@@ -170,7 +198,7 @@ def scenario_rows(
     return [Row(r.probe, r.field, r.ref, rule=r.rule) for r in out]
 
 
-def _same(kind: str, field: str) -> str:
+def _same(kind: str | None, field: str) -> str:
     """A queue's primary value is its waiting count: one row for both."""
     return "waiting" if kind == "queue" and field == PRIMARY else field
 

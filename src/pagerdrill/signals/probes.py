@@ -3,9 +3,13 @@ turn the samples into events.
 
 Kinds: BullMQ queue counts on a role's Redis; an HTTP endpoint's status and
 latency; a Prometheus metric (summed over matching series) and its per-second
-rate, scraped from the role's /metrics; a service's state. One cycle samples every
-probe concurrently and scrapes each /metrics URL once, however many probes read it.
-A probe that cannot read its signal reports None for its fields, never raises.
+rate, scraped from the role's /metrics; a service's state; other queues on Redis
+(signals/queues.py) and counts of log events (signals/logcount.py). One cycle
+samples every probe concurrently and scrapes each /metrics URL once, however many
+probes read it.
+A probe that cannot read its signal reports None for its fields, never raises;
+`check(cycle)` says why in one line (which source it tried, what came back), so a
+drill never waits on a signal that cannot come.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import collections
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -22,6 +26,7 @@ from pagerdrill.signals.expressions import PRIMARY, Expr, Samples
 from pagerdrill.signals.specs import AlertRule, Guard, ProbeSpec
 from pagerdrill.targets.base import Target
 from pagerdrill.targets.roles import RoleResolver
+from pagerdrill.workspace.config import LogFormat
 
 if TYPE_CHECKING:
     import httpx
@@ -41,6 +46,15 @@ class Probe:
     def sample(self, cycle: Cycle) -> Sample:
         raise NotImplementedError
 
+    def check(self, cycle: Cycle) -> str | None:
+        """One live read: None when the signal resolves, else one line saying which
+        source was tried and what came back."""
+        raise NotImplementedError
+
+    def scrape_urls(self) -> dict[str, float]:
+        """The /metrics URLs this probe reads, with their timeouts (scraped once a cycle)."""
+        return {}
+
 
 @dataclass
 class Cycle:
@@ -49,6 +63,8 @@ class Cycle:
     http: httpx.Client
     now: float
     scrapes: dict[str, Any] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    """Why a URL of `scrapes` could not be read (its entry there is None)."""
 
 
 class QueueProbe(Probe):
@@ -68,9 +84,12 @@ class QueueProbe(Probe):
         super().__init__(spec)
         import redis
 
-        self.prefix = f"bull:{roles.queue(spec.role)}"
+        role = spec.role or ""
+        self.queue = roles.queue(role)
+        self.prefix = f"bull:{self.queue}"
+        self.url = roles.redis_url(role)
         self.client = redis.Redis.from_url(
-            roles.redis_url(spec.role),
+            self.url,
             socket_timeout=spec.timeout_s,
             socket_connect_timeout=spec.timeout_s,
         )
@@ -108,28 +127,101 @@ class QueueProbe(Probe):
             "paused": counts["paused"],
         }
 
+    def check(self, cycle: Cycle) -> str | None:
+        import redis
+
+        keys = [f"{self.prefix}:{k}" for k in ("meta", "id", *(k for k, _ in self.KEYS))]
+        where = f"BullMQ queue {self.queue} on {_redacted(self.url)}"
+        try:
+            found = self.client.exists(*keys)
+        except (redis.RedisError, OSError) as exc:
+            return f"{where}: Redis did not answer ({exc or type(exc).__name__})"
+        if not found:
+            return f"{where}: no such queue (none of its keys {self.prefix}:* exists)"
+        return None
+
     def close(self) -> None:
         self.client.close()
 
 
+def _redacted(url: str) -> str:
+    """A Redis URL without its password, for a message."""
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
 class HttpProbe(Probe):
-    def __init__(self, spec: ProbeSpec, roles: RoleResolver):
+    """A request's status and latency. Ok is a status below 400, or, when the probe
+    expects a status or a body, exactly that status with a body that matches: a wrong
+    answer that comes back as a 200 is not ok."""
+
+    def __init__(
+        self,
+        spec: ProbeSpec,
+        roles: RoleResolver,
+        expect_status: int | None = None,
+        body_match: str | None = None,
+    ):
         super().__init__(spec)
-        self.url = (
-            roles.base_url(spec.role) + spec.path if spec.path else roles.health_url(spec.role)
-        )
+        role = spec.role or ""
+        self.url = roles.base_url(role) + spec.path if spec.path else roles.health_url(role)
+        self.expect_status = expect_status
+        self.body = re.compile(body_match) if body_match else None
+
+    def _request(self, cycle: Cycle) -> httpx.Response:
+        return cycle.http.request(self.spec.method, self.url, timeout=self.spec.timeout_s)
+
+    def _ok(self, response: httpx.Response) -> bool:
+        if self.expect_status is None:
+            return response.status_code < 400
+        if response.status_code != self.expect_status:
+            return False
+        return self.body is None or self.body.search(response.text) is not None
 
     def sample(self, cycle: Cycle) -> Sample:
         import httpx
 
         started = time.perf_counter()
         try:
-            response = cycle.http.request(self.spec.method, self.url, timeout=self.spec.timeout_s)
+            response = self._request(cycle)
         except httpx.HTTPError:
             return {PRIMARY: 0, "status": 0, "ok": 0, "latency_ms": None}
         latency = round((time.perf_counter() - started) * 1000, 2)
-        ok = int(response.status_code < 400)
+        ok = int(self._ok(response))
         return {PRIMARY: ok, "status": response.status_code, "ok": ok, "latency_ms": latency}
+
+    def check(self, cycle: Cycle) -> str | None:
+        import httpx
+
+        where = f"{self.spec.method} {self.url}"
+        try:
+            response = self._request(cycle)
+        except httpx.HTTPError as exc:
+            return f"{where}: no answer ({exc or type(exc).__name__})"
+        expected = self.expect_status
+        if expected is None and response.status_code >= 400:
+            return f"{where} answered {response.status_code}"
+        if expected is not None and response.status_code != expected:
+            return f"{where} answered {response.status_code}, expected {expected}"
+        if self.body is not None and self.body.search(response.text) is None:
+            start = " ".join(response.text[:80].split())
+            return (
+                f"{where} answered {response.status_code} but its body does not match "
+                f"/{self.body.pattern}/ (it begins: {start!r})"
+            )
+        return None
+
+
+_SAMPLE_SUFFIXES = {
+    "counter": ("_total",),
+    "histogram": ("_bucket", "_count", "_sum"),
+    "summary": ("", "_count", "_sum"),
+}
 
 
 def _scrape(cycle: Cycle, url: str, timeout: float) -> dict[str, list] | None:
@@ -145,10 +237,21 @@ def _scrape(cycle: Cycle, url: str, timeout: float) -> dict[str, list] | None:
         response.raise_for_status()
         parsed = collections.defaultdict(list)
         for family in text_string_to_metric_families(response.text):
+            # a labelled metric is declared before its first series: its names are
+            # known, with no series yet (it reads 0)
+            for suffix in _SAMPLE_SUFFIXES.get(family.type, ("",)):
+                parsed.setdefault(family.name + suffix, [])
             for s in family.samples:
                 parsed[s.name].append((s.labels, s.value))
-    except (httpx.HTTPError, ValueError):
+    except httpx.HTTPStatusError as exc:
         parsed = None
+        cycle.errors[url] = f"it answered {exc.response.status_code}"
+    except httpx.HTTPError as exc:
+        parsed = None
+        cycle.errors[url] = f"no answer ({exc or type(exc).__name__})"
+    except ValueError as exc:
+        parsed = None
+        cycle.errors[url] = f"not Prometheus text format ({exc})"
     cycle.scrapes[url] = parsed
     return parsed
 
@@ -159,7 +262,7 @@ class MetricProbe(Probe):
 
     def __init__(self, spec: ProbeSpec, roles: RoleResolver):
         super().__init__(spec)
-        self.url = roles.metrics_url(spec.role)
+        self.url = roles.metrics_url(spec.role or "")
         self.history: collections.deque[tuple[float, float]] = collections.deque()
         self.patterns = {k: re.compile(v) for k, v in spec.label_patterns.items()}
 
@@ -167,6 +270,18 @@ class MetricProbe(Probe):
         if not self.spec.labels.items() <= labels.items():
             return False
         return all(p.fullmatch(labels.get(k, "")) for k, p in self.patterns.items())
+
+    def scrape_urls(self) -> dict[str, float]:
+        return {self.url: self.spec.timeout_s}
+
+    def selector(self, name: str | None = None) -> str:
+        """The series this probe reads, written as PromQL does."""
+        matchers = [f'{k}="{v}"' for k, v in self.spec.labels.items()]
+        matchers += [f'{k}=~"{v}"' for k, v in self.spec.label_patterns.items()]
+        return f"{name or self.spec.metric}{{{','.join(matchers)}}}"
+
+    def check(self, cycle: Cycle) -> str | None:
+        return series_problem(cycle, self.url, self.spec.timeout_s, self.spec.metric or "", self)
 
     def _value(self, cycle: Cycle) -> float | None:
         scraped = _scrape(cycle, self.url, self.spec.timeout_s)
@@ -192,6 +307,30 @@ class MetricProbe(Probe):
         return out
 
 
+def series_problem(
+    cycle: Cycle, url: str, timeout: float, name: str, probe: MetricProbe
+) -> str | None:
+    """Why the samples `name` with the probe's labels are not on `url`, else None."""
+    scraped = _scrape(cycle, url, timeout)
+    if scraped is None:
+        return f"{url}: {cycle.errors.get(url, 'could not be read')}"
+    if name not in scraped:
+        others = len(scraped)
+        return f"metric {probe.selector(name)} not on {url} (it has {others} other metrics)"
+    series = scraped[name]
+    # a series with the label names resolves even before the values it matches appear
+    # (an error counter has no 5xx series until the first error)
+    names = set(probe.spec.labels) | set(probe.spec.label_patterns)
+    if series and not any(names <= labels.keys() for labels, _ in series):
+        seen = sorted({",".join(f"{k}={v}" for k, v in sorted(la.items())) for la, _ in series})
+        shown = "; ".join(f"{{{x}}}" for x in seen[:3]) + (" ..." if len(seen) > 3 else "")
+        return (
+            f"metric {probe.selector(name)}: {name} on {url} has no series with the labels "
+            f"{', '.join(sorted(names))} ({len(seen)} series: {shown})"
+        )
+    return None
+
+
 def _increase(points: Iterable[tuple[float, float]]) -> float:
     """Counter increase over the points, a reset (a restarted service) counted from 0."""
     total, previous = 0.0, None
@@ -205,15 +344,27 @@ def _increase(points: Iterable[tuple[float, float]]) -> float:
 class ServiceProbe(Probe):
     def __init__(self, spec: ProbeSpec, roles: RoleResolver, target: Target):
         super().__init__(spec)
-        self.service = roles.service(spec.role)
+        self.service = roles.service(spec.role or "")
         self.target = target
+
+    def check(self, cycle: Cycle) -> str | None:
+        try:
+            names = self.target.services()
+            if self.service not in names:
+                return f"service {self.service}: the stack has no such service ({', '.join(names)})"
+            self.target.service_status(self.service)
+        except Exception as exc:  # a target that cannot answer: say what it said
+            return f"service {self.service}: its state could not be read ({exc})"
+        return None
 
     def sample(self, cycle: Cycle) -> Sample:
         try:
             status = self.target.service_status(self.service)
         except Exception:  # a target that cannot answer: unknown, not a crash
             return {PRIMARY: None, "up": None, "running": None, "state": None}
-        up = int(status.state == "running" and status.health == "healthy")
+        # a running service whose health nothing can tell is not known to be up
+        unknown = status.state == "running" and status.health == "unknown"
+        up = None if unknown else int(status.state == "running" and status.health == "healthy")
         return {
             PRIMARY: up,
             "up": up,
@@ -222,9 +373,26 @@ class ServiceProbe(Probe):
         }
 
 
-def make_probe(spec: ProbeSpec, roles: RoleResolver, target: Target) -> Probe:
+def make_probe(
+    spec: ProbeSpec,
+    roles: RoleResolver,
+    target: Target,
+    logs: Mapping[str, LogFormat] | None = None,
+) -> Probe:
+    """`logs`: the workspace's log formats by service (a log probe reads its service's)."""
+    if spec.signal is not None:
+        from pagerdrill.signals.mapped import mapped_probe
+
+        return mapped_probe(spec, roles.signal_source(spec.signal), roles, target, logs or {})
     if spec.kind == "queue":
-        return QueueProbe(spec, roles)
+        from pagerdrill.signals.queues import make_queue_probe, queue_type
+
+        kind = queue_type(spec, roles)
+        return QueueProbe(spec, roles) if kind == "bullmq" else make_queue_probe(spec, roles, kind)
+    if spec.kind == "log":
+        from pagerdrill.signals.logcount import LogCountProbe
+
+        return LogCountProbe(spec, roles, target, logs or {})
     if spec.kind == "http":
         return HttpProbe(spec, roles)
     if spec.kind == "metric":
@@ -246,7 +414,7 @@ class ProbeSet:
     def sample(self) -> dict[str, Sample]:
         cycle = Cycle(http=self.http, now=self.clock())
         # metric probes of one URL share a scrape: fetch each URL once, first
-        urls = {p.url: p.spec.timeout_s for p in self.probes if isinstance(p, MetricProbe)}
+        urls = {u: t for p in self.probes for u, t in p.scrape_urls().items()}
         list(self.pool.map(lambda u: _scrape(cycle, u, urls[u]), urls))
         results = self.pool.map(lambda p: (p.name, p.sample(cycle)), self.probes)
         return dict(results)
