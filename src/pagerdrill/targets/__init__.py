@@ -9,12 +9,10 @@ built as `cls(workspace, allow_remote_docker=...)` and offers `base.Target`.
 
 from __future__ import annotations
 
-import importlib
-import sys
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
 from pagerdrill.errors import BadInputError
+from pagerdrill.plugins import PluginLoadError, load_plugin, plugin_points, unknown_plugin
 
 if TYPE_CHECKING:
     from pagerdrill.targets.base import Target
@@ -29,22 +27,15 @@ _BUILTIN = {
 
 
 def _entry_points() -> dict[str, str]:
-    found = {ep.name: ep.value for ep in entry_points(group=GROUP)}
-    # a source checkout that was never installed still has the built-ins
-    return {**_BUILTIN, **found}
+    return plugin_points(GROUP, _BUILTIN)
 
 
 def _load(name: str, value: str) -> Any | None:
     """The class `value` names; None (reported on stderr) when its plugin is broken."""
-    module_name, _, attr = value.partition(":")
     try:
-        obj: Any = importlib.import_module(module_name)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
-    except Exception as exc:  # a broken plugin is reported, never silently skipped
-        print(f"pagerdrill: target plugin '{name}' failed to load: {exc!r}", file=sys.stderr)
+        return load_plugin("target", name, value)
+    except PluginLoadError:
         return None
-    return obj
 
 
 def target_names() -> list[str]:
@@ -56,7 +47,7 @@ def target_class(name: str) -> Any:
     """The class of target `name`; a clear error for an unknown or broken plugin."""
     points = _entry_points()
     if name not in points:
-        raise BadInputError(f"unknown target '{name}' (installed: {', '.join(sorted(points))})")
+        raise BadInputError(unknown_plugin("target", name, points))
     cls = _load(name, points[name])
     if cls is None:
         raise BadInputError(f"target '{name}' is installed but failed to load ({points[name]})")

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from pagerdrill.errors import StackBusyError
 
@@ -160,3 +160,14 @@ def exclusive(path: Path, wait_s: float, busy: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+@runtime_checkable
+class HttpProxyTarget(Protocol):
+    """A target that can put a reverse proxy (`script`, faults/proxy.py: the fault owns
+    it) where a service's traffic arrives, and take it away again. `remove_http_proxy` works from
+    what the target itself records (a fresh process, after a crash), and is idempotent."""
+
+    def insert_http_proxy(self, service: str, rules: Mapping[str, Any], script: Path) -> dict: ...
+
+    def remove_http_proxy(self, service: str) -> dict: ...

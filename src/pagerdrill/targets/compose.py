@@ -21,180 +21,51 @@ recreate) and every compose command runs with them.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-import http.client
-import json
 import os
-import re
-import secrets
-import shlex
-import shutil
 import subprocess
 import threading
 import time
-import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from pagerdrill.errors import BadInputError, StackError, UnknownServiceError, did_you_mean
-from pagerdrill.targets.base import (
-    ExecResult,
-    Health,
-    Progress,
-    ServiceStatus,
-    State,
+from pagerdrill.targets.base import ExecResult, Progress, ServiceStatus
+from pagerdrill.targets.composeattrs import (
+    FAULT_TOKEN_VAR,
+    LOG_TAIL,
+    OVERRIDES_LABEL,
+    PROJECT_LABEL,
+    SERVICE_LABEL,
+    _env_dict,
+    _override_names,
+    _ports_text,
+    _published,
+    compose_cli,
+    compose_variables,
 )
+from pagerdrill.targets.composeengine import ComposeEngine
+from pagerdrill.targets.composehealth import ComposeHealth
+from pagerdrill.targets.composeproxy import ComposeProxies
+from pagerdrill.targets.composestate import ComposeFiles
 from pagerdrill.targets.dockerhost import DockerHost, check_docker_host
-from pagerdrill.targets.state import (
-    ABSENT,
-    bad_state_error,
-    emit,
-    ensure_private_dir,
-    read_state,
-    stack_lock,
-    write_private,
-)
+from pagerdrill.targets.state import emit
 from pagerdrill.workspace import Workspace
 
-PROJECT_LABEL = "com.docker.compose.project"
-SERVICE_LABEL = "com.docker.compose.service"
-ONEOFF_LABEL = "com.docker.compose.oneoff"
-NUMBER_LABEL = "com.docker.compose.container-number"
-OVERRIDES_LABEL = "org.pagerdrill.env-overrides"
-"""On a container pagerdrill recreated: the names (never values) of overridden variables."""
-
-FAULT_TOKEN_VAR = "PAGERDRILL_FAULT_TOKEN"
-"""A compose file that passes this to its api gets a fresh token at `stack up`."""
-
-STATE_VERSION = 1
-POLL_S = 0.1
-LOCK_WAIT_S = 120.0
-LOG_TAIL = 15
-LOOPBACK_BINDS = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "127.0.0.1": "127.0.0.1",
-                  "::": "127.0.0.1", "::1": "[::1]"}  # fmt: skip
-
-_VARIABLE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
+# the module's names from before it was split, still importable from here
+__all__ = [
+    "FAULT_TOKEN_VAR",
+    "OVERRIDES_LABEL",
+    "PROJECT_LABEL",
+    "SERVICE_LABEL",
+    "ComposeTarget",
+    "_published",
+    "compose_cli",
+    "compose_variables",
+]
 
 
-def compose_variables(texts: Sequence[str]) -> list[str]:
-    """The variables compose files interpolate (`$VAR`, `${VAR}`, `${VAR:-x}`; not `$$`)."""
-    found: dict[str, None] = {}
-    for text in texts:
-        for line in text.splitlines():
-            if line.lstrip().startswith("#"):
-                continue
-            for name in _VARIABLE.findall(line.replace("$$", "")):
-                found[name] = None
-    return list(found)
-
-
-_cli: list[str] | None = None
-
-
-def compose_cli() -> list[str]:
-    """The compose CLI to use: `docker compose` when the plugin answers, else
-    `docker-compose`; $PAGERDRILL_COMPOSE_CLI names another."""
-    global _cli
-    if _cli is not None:
-        return _cli
-    chosen = os.environ.get("PAGERDRILL_COMPOSE_CLI", "").strip()
-    if chosen:
-        _cli = shlex.split(chosen)
-        return _cli
-    if shutil.which("docker"):
-        try:
-            probe = subprocess.run(
-                ["docker", "compose", "version"], capture_output=True, timeout=20, check=False
-            )
-        except (OSError, subprocess.TimeoutExpired):
-            probe = None
-        if probe is not None and probe.returncode == 0:
-            _cli = ["docker", "compose"]
-            return _cli
-    if shutil.which("docker-compose"):
-        _cli = ["docker-compose"]
-        return _cli
-    raise StackError(
-        "compose",
-        "neither `docker compose` (the Compose v2 plugin) nor `docker-compose` is installed; "
-        "the compose target needs one of them to recreate a service with another environment",
-    )
-
-
-def _env_dict(attrs: dict) -> dict[str, str]:
-    env: dict[str, str] = {}
-    for item in (attrs.get("Config") or {}).get("Env") or []:
-        key, _, value = item.partition("=")
-        env[key] = value
-    return env
-
-
-def _override_names(labels: Mapping[str, str]) -> list[str]:
-    return [n for n in (labels.get(OVERRIDES_LABEL) or "").split(",") if n]
-
-
-def _state_of(attrs: dict) -> State:
-    st = attrs.get("State") or {}
-    status = st.get("Status")
-    if status == "running":
-        return "running"
-    if status in ("created", "paused") or (
-        status == "exited" and st.get("ExitCode") in (0, 137, 143)
-    ):
-        return "stopped"  # stopped on purpose (docker stop ends in SIGTERM or SIGKILL)
-    return "exited"  # crashed, restarting, dead
-
-
-def _command_words(attrs: dict) -> list[str]:
-    config = attrs.get("Config") or {}
-    words: list[str] = []
-    for part in (config.get("Entrypoint"), config.get("Cmd")):
-        if isinstance(part, list):
-            for word in part:
-                words.extend(shlex.split(word) if " " in word else [word])
-        elif isinstance(part, str):
-            words.extend(shlex.split(part))
-    return words
-
-
-def _is_redis(attrs: dict, ports: list[tuple[int, str, int]]) -> bool:
-    words = _command_words(attrs)
-    image = str((attrs.get("Config") or {}).get("Image") or "")
-    return (
-        any(Path(w).name == "redis-server" for w in words)
-        or image.split("/")[-1].startswith("redis")
-        or any(cport == 6379 for cport, _, _ in ports)
-    )
-
-
-def _redis_password(attrs: dict) -> str | None:
-    words = _command_words(attrs)
-    for i, word in enumerate(words):
-        if word == "--requirepass" and i + 1 < len(words):
-            return words[i + 1]
-    env = _env_dict(attrs)
-    return env.get("REDIS_PASSWORD") or None
-
-
-def _published(attrs: dict) -> list[tuple[int, str, int]]:
-    """(container port, loopback host, host port) of each TCP port published on this
-    machine's loopback (or on every interface); one per container port, lowest first."""
-    out: dict[int, tuple[int, str, int]] = {}
-    ports = ((attrs.get("NetworkSettings") or {}).get("Ports")) or {}
-    for key, binds in ports.items():
-        number, _, proto = key.partition("/")
-        if proto != "tcp" or not binds:
-            continue
-        for bind in binds:
-            host = LOOPBACK_BINDS.get(bind.get("HostIp") or "")
-            if host is None or not bind.get("HostPort"):
-                continue  # another interface's address: give its URL in the role binding
-            out.setdefault(int(number), (int(number), host, int(bind["HostPort"])))
-    return [out[k] for k in sorted(out)]
-
-
-class ComposeTarget:
+class ComposeTarget(ComposeEngine, ComposeHealth, ComposeFiles, ComposeProxies):
     """A compose project on the local Docker Engine."""
 
     name = "compose"
@@ -236,6 +107,7 @@ class ComposeTarget:
         self._bound_password = {
             b.service: b.password for b in workspace.config.roles.values() if b.password
         }
+        self._bound_url = {b.service: b.url for b in workspace.config.roles.values() if b.url}
 
     def _workspace_file(self, name: str, loc: tuple) -> Path:
         path = Path(name).expanduser()
@@ -244,114 +116,6 @@ class ComposeTarget:
             where = ".".join(map(str, loc))
             raise self.workspace.config_error(loc, f"{where}: {path} does not exist")
         return path
-
-    # ------------------------------------------------------------ the engine
-
-    @property
-    def client(self) -> Any:
-        """The Docker SDK client, connected on first use (never before the host check)."""
-        if self._client is None:
-            import docker
-
-            try:
-                if self.host.context and not self.host.base_url:  # an allowed context
-                    from docker.context import ContextAPI
-
-                    ctx = ContextAPI.get_context(self.host.context)
-                    if ctx is None:
-                        raise BadInputError(f"docker context '{self.host.context}' not found")
-                    self._client = docker.DockerClient(
-                        base_url=ctx.Host, tls=ctx.TLSConfig, timeout=120
-                    )
-                else:
-                    self._client = docker.from_env(environment=self.environ, timeout=120)
-            except docker.errors.DockerException as exc:
-                raise StackError(
-                    "docker",
-                    f"cannot reach the Docker Engine ({self.host.where}): {exc}. "
-                    "Is dockerd running (`docker info`)?",
-                ) from None
-        return self._client
-
-    def _api(self, what: str, service: str, call, *args: Any, **kwargs: Any) -> Any:
-        import docker
-
-        try:
-            return call(*args, **kwargs)
-        except docker.errors.NotFound:
-            raise StackError(service, f"{what}: the container is gone (just removed)") from None
-        except docker.errors.APIError as exc:
-            raise StackError(service, f"{what} failed: {exc.explanation or exc}") from None
-
-    def _containers(self, service: str | None = None) -> list[dict]:
-        """This project's containers (one-off `run` containers excluded), by service and
-        number; labels re-checked here, not only trusted to the engine's filter."""
-        labels = [f"{PROJECT_LABEL}={self.project}"]
-        if service is not None:
-            labels.append(f"{SERVICE_LABEL}={service}")
-        rows = self._api(
-            "list containers",
-            service or self.project,
-            self.client.api.containers,
-            all=True,
-            filters={"label": labels},
-        )
-        mine = [
-            r
-            for r in rows
-            if (r.get("Labels") or {}).get(PROJECT_LABEL) == self.project
-            and (r.get("Labels") or {}).get(ONEOFF_LABEL, "False") != "True"
-            and (service is None or r["Labels"].get(SERVICE_LABEL) == service)
-        ]
-
-        def order(r: dict) -> tuple:
-            number = r["Labels"].get(NUMBER_LABEL, "0")
-            return (r["Labels"].get(SERVICE_LABEL, ""), r.get("State") != "running",
-                    int(number) if number.isdigit() else 0, -r.get("Created", 0))  # fmt: skip
-
-        return sorted(mine, key=order)
-
-    def _inspect(self, container_id: str, service: str) -> dict:
-        attrs = self._api("inspect", service, self.client.api.inspect_container, container_id)
-        return self._checked(attrs, service)
-
-    def _inspect_or_none(self, container_id: str, service: str) -> dict | None:
-        """Inspect, or None for a container removed since it was listed (compose recreates
-        and `down` remove containers while we look)."""
-        import docker
-
-        try:
-            attrs = self.client.api.inspect_container(container_id)
-        except docker.errors.NotFound:
-            return None
-        except docker.errors.APIError as exc:
-            raise StackError(service, f"inspect failed: {exc.explanation or exc}") from None
-        return self._checked(attrs, service)
-
-    def _checked(self, attrs: dict, service: str) -> dict:
-        """Refuse a container that is not `service` of this project (checked right before
-        each action: a name or an id alone may since belong to something else)."""
-        labels = (attrs.get("Config") or {}).get("Labels") or {}
-        if labels.get(PROJECT_LABEL) != self.project or labels.get(SERVICE_LABEL) != service:
-            raise StackError(
-                service,
-                f"container {attrs.get('Name', '?').lstrip('/')} is not service {service} of "
-                f"compose project {self.project} (its labels say project "
-                f"{labels.get(PROJECT_LABEL)!r}, service {labels.get(SERVICE_LABEL)!r}); "
-                "not touching it",
-            )
-        return attrs
-
-    def _primary(self, service: str) -> dict | None:
-        """The inspected container that stands for `service`: a running one first."""
-        for _ in range(5):
-            rows = self._containers(service)
-            if not rows:
-                return None
-            attrs = self._inspect_or_none(rows[0]["Id"], service)
-            if attrs is not None:
-                return attrs
-        raise StackError(service, "its containers keep disappearing while being looked at")
 
     # -------------------------------------------------------------- services
 
@@ -387,94 +151,6 @@ class ComposeTarget:
                 f"it has: {', '.join(names) or 'none'}"
             )
 
-    def endpoints_of(self, attrs: dict, service: str) -> dict[str, str]:
-        """Where a container answers on this machine: its published loopback ports."""
-        ports = _published(attrs)
-        if not ports:
-            return {}
-        if _is_redis(attrs, ports):
-            _, host, port = next((p for p in ports if p[0] == 6379), ports[0])
-            password = self._bound_password.get(service) or _redis_password(attrs)
-            auth = f":{urllib.parse.quote(password, safe='')}@" if password else ""
-            return {"redis": f"redis://{auth}{host}:{port}/0"}
-        _, host, port = ports[0]
-        base = f"http://{host}:{port}"
-        return {
-            "http": base,
-            "health": self._bound_health.get(service) or f"{base}/healthz",
-            "metrics": f"{base}/metrics",
-        }
-
-    def service_endpoints(self, service: str) -> dict[str, str]:
-        self._known(service)
-        attrs = self._primary(service)
-        return self.endpoints_of(attrs, service) if attrs else {}
-
-    def _health(self, attrs: dict, service: str, state: State) -> Health:
-        """Docker's healthcheck when it has a verdict; while it has none yet (a fresh
-        container) the service's own health endpoint, so a start is seen when it
-        happens rather than at the healthcheck's next interval."""
-        if state != "running":
-            return "unknown" if state == "stopped" else "unhealthy"
-        docker_health = ((attrs.get("State") or {}).get("Health") or {}).get("Status")
-        if docker_health in ("healthy", "unhealthy"):
-            self._last_health[service] = f"docker healthcheck: {docker_health}"
-            return docker_health
-        if docker_health is None and service not in self._bound_health:
-            self._last_health[service] = "running (no healthcheck)"
-            return "healthy"  # no healthcheck, no health URL: running is all there is
-        return "healthy" if self._answers(attrs, service) else "unhealthy"
-
-    def _answers(self, attrs: dict, service: str, timeout: float = 0.5) -> bool:
-        endpoints = self.endpoints_of(attrs, service)
-        if "redis" in endpoints:
-            import redis
-
-            try:
-                with redis.Redis.from_url(
-                    endpoints["redis"], socket_timeout=timeout, socket_connect_timeout=timeout
-                ) as client:
-                    client.ping()
-            except (redis.RedisError, OSError) as exc:
-                self._last_health[service] = f"Redis PING: {exc}"
-                return False
-            self._last_health[service] = "Redis PING answered"
-            return True
-        url = endpoints.get("health")
-        if not url:
-            self._last_health[service] = "health: starting (no published port to check)"
-            return False
-        parts = urllib.parse.urlsplit(url)
-        conn_cls = (
-            http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-        )
-        conn = conn_cls(parts.hostname or "127.0.0.1", parts.port, timeout=timeout)
-        try:
-            conn.request("GET", parts.path or "/")
-            response = conn.getresponse()
-            response.read(4096)
-        except (OSError, http.client.HTTPException) as exc:
-            self._last_health[service] = f"{url}: no answer ({exc})"
-            return False
-        finally:
-            conn.close()
-        self._last_health[service] = f"{url}: HTTP {response.status}"
-        return 200 <= response.status < 300
-
-    def _status_from(self, attrs: dict | None, service: str) -> ServiceStatus:
-        if attrs is None:
-            return ServiceStatus(name=service, state="absent", health="unknown")
-        state = _state_of(attrs)
-        labels = (attrs.get("Config") or {}).get("Labels") or {}
-        return ServiceStatus(
-            name=service,
-            state=state,
-            health=self._health(attrs, service, state),
-            pid=((attrs.get("State") or {}).get("Pid") or None) if state == "running" else None,
-            endpoints=self.endpoints_of(attrs, service),
-            env_overrides=tuple(sorted(_override_names(labels))),
-        )
-
     def service_status(self, service: str) -> ServiceStatus:
         self._known(service)
         return self._status_from(self._primary(service), service)
@@ -507,179 +183,6 @@ class ComposeTarget:
         labels = (attrs.get("Config") or {}).get("Labels") or {}
         env = _env_dict(attrs)
         return {name: env[name] for name in _override_names(labels) if name in env}
-
-    # -------------------------------------------------------- state and lock
-
-    def _ensure_state_dir(self) -> None:
-        ensure_private_dir(self.state_dir)
-
-    def _locked(self) -> contextlib.AbstractContextManager[None]:
-        busy = f"another pagerdrill command is changing compose project {self.project}"
-        return stack_lock(self.state_dir, f"compose-{self.project}.lock", LOCK_WAIT_S, busy)
-
-    def _write_atomic(self, path: Path, text: str) -> None:
-        write_private(path, text, path.with_name(f".{path.name}.{os.getpid()}.tmp"))
-
-    def _read_state(self) -> dict[str, Any] | None:
-        state = read_state(self.state_path, self._bad_state)
-        if state is ABSENT:
-            return None
-        interpolation = state.get("interpolation") if isinstance(state, dict) else None
-        if not isinstance(interpolation, dict) or not all(
-            isinstance(k, str) and (v is None or isinstance(v, str))
-            for k, v in interpolation.items()
-        ):
-            raise self._bad_state("expected an object with an 'interpolation' object")
-        return state
-
-    def _bad_state(self, why: str) -> StackError:
-        return bad_state_error(
-            "compose",
-            self.state_path,
-            why,
-            "remove it, and pagerdrill records the compose variables again from this shell",
-        )
-
-    def _record(self, fresh: bool) -> dict[str, Any]:
-        """The compose variables' values this project runs with: recorded from this
-        process's environment when the project is (re)created, read back otherwise."""
-        state = None if fresh else self._read_state()
-        if state is not None:
-            return state
-        names = compose_variables(self._read_files())
-        interpolation = {name: self.environ.get(name) for name in names}
-        if fresh and FAULT_TOKEN_VAR in interpolation and not interpolation[FAULT_TOKEN_VAR]:
-            # the api's fault-injection route answers only to holders of this token
-            interpolation[FAULT_TOKEN_VAR] = secrets.token_hex(16)
-        state = {
-            "version": STATE_VERSION,
-            "project": self.project,
-            "recorded_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "interpolation": interpolation,
-        }
-        self._write_atomic(self.state_path, json.dumps(state, indent=2, sort_keys=True) + "\n")
-        return state
-
-    # ------------------------------------------------------------ compose CLI
-
-    def _compose_env(self, state: dict[str, Any]) -> dict[str, str]:
-        env = dict(self.environ)
-        for name, value in state["interpolation"].items():
-            if value is None:
-                env.pop(name, None)
-            else:
-                env[name] = value
-        return env
-
-    def _compose_argv(self, args: Sequence[str]) -> list[str]:
-        argv = [*compose_cli(), "-p", self.project]
-        for path in self.files:
-            argv += ["-f", str(path)]
-        if self.override_path.exists():
-            argv += ["-f", str(self.override_path)]
-        if self.env_file is not None:
-            argv += ["--env-file", str(self.env_file)]
-        return argv + list(args)
-
-    def _compose(self, state: dict[str, Any], args: Sequence[str], timeout: float) -> str:
-        argv = self._compose_argv(args)
-        shown = " ".join([*compose_cli(), "-p", self.project, *args])
-        try:
-            done = subprocess.run(
-                argv,
-                env=self._compose_env(state),
-                cwd=self.workspace.root,
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            raise StackError("compose", f"`{shown}` did not finish in {timeout:g} s") from None
-        except OSError as exc:
-            raise StackError("compose", f"cannot run `{shown}`: {exc.strerror}") from None
-        if done.returncode != 0:
-            tail = (done.stderr or done.stdout).strip().splitlines()[-LOG_TAIL:]
-            raise StackError("compose", f"`{shown}` failed with exit code {done.returncode}", tail)
-        return done.stdout
-
-    def _write_overrides(self, wanted: Mapping[str, Mapping[str, str]]) -> None:
-        """The override file: each service's overridden variables, and a label naming
-        them. No file when nothing is overridden."""
-        services = {s: dict(env) for s, env in wanted.items() if env}
-        if not services:
-            self.override_path.unlink(missing_ok=True)
-            return
-        import yaml
-
-        from pagerdrill.workspace.yamlfile import load_yaml
-
-        doc: dict[str, Any] = {}
-        base, _ = load_yaml(self.files[0])
-        if isinstance(base, dict) and "version" in base:
-            doc["version"] = str(base["version"])  # docker-compose 1.x wants them equal
-        doc["services"] = {
-            service: {
-                # compose interpolates override files too: a literal $ is written $$
-                "environment": {k: v.replace("$", "$$") for k, v in sorted(env.items())},
-                "labels": {OVERRIDES_LABEL: ",".join(sorted(env))},
-            }
-            for service, env in sorted(services.items())
-        }
-        header = (
-            "# Written by pagerdrill: environment overrides of a drill in progress.\n"
-            "# `pagerdrill recover` (or `pagerdrill stack restart SERVICE --reset-env`) puts\n"
-            "# each service back to its own environment and removes this file.\n"
-        )
-        self._write_atomic(self.override_path, header + yaml.safe_dump(doc, sort_keys=False))
-
-    # ---------------------------------------------------------------- waiting
-
-    def _wait_healthy(
-        self,
-        services: Sequence[str],
-        progress: Progress | None,
-        t0: float,
-        *,
-        emitted: set[tuple[str, str]] | None = None,
-        until: Any = None,
-    ) -> None:
-        """Wait until every service runs and is healthy, each within the timeout.
-        `until` (a Popen) keeps the wait going while the compose CLI still works."""
-        timeout = self.config.startup_timeout_s
-        emitted = set() if emitted is None else emitted
-        pending = list(services)
-        # the timeout runs from when the compose CLI is done (it waits for dependencies)
-        clock_from = time.monotonic() if until is None else None
-        while True:
-            cli_done = until is None or until.poll() is not None
-            if until is not None and cli_done:
-                if until.returncode != 0:
-                    return  # the caller reports the compose CLI's own error
-                clock_from = clock_from or time.monotonic()
-            for service in list(pending):
-                status = self.service_status(service)
-                if status.state == "running":
-                    emit(progress, service, "starting", t0, emitted)
-                if status.state == "running" and status.health == "healthy":
-                    emit(progress, service, "healthy", t0, emitted)
-                    pending.remove(service)
-                elif status.state == "exited" and cli_done:
-                    emit(progress, service, "failed", t0, emitted)
-                    raise StackError(service, "exited during start", self.logs(service, LOG_TAIL))
-            if not pending and cli_done:
-                return
-            if clock_from is not None and time.monotonic() - clock_from > timeout:
-                service = pending[0]
-                emit(progress, service, "failed", t0, emitted)
-                last = self._last_health.get(service, "no answer")
-                raise StackError(
-                    service,
-                    f"did not become healthy within {timeout:g} s (last check: {last}); its "
-                    "container is left as it is for you to inspect",
-                    self.logs(service, LOG_TAIL),
-                )
-            time.sleep(POLL_S)
 
     # ------------------------------------------------------------ operations
 
@@ -739,6 +242,7 @@ class ComposeTarget:
             present = list(dict.fromkeys(r["Labels"][SERVICE_LABEL] for r in self._containers()))
             for service in reversed(present):
                 emit(progress, service, "stopping", t0)
+            self.remove_all_proxies()  # they live in the services' network namespaces
             self._compose(state, ["down"], timeout=self.config.startup_timeout_s + 300)
             for service in reversed(present):
                 emit(progress, service, "stopped", t0)
@@ -914,7 +418,3 @@ class ComposeTarget:
             if pending:
                 yield pending.decode("utf-8", errors="replace")
             since = int(time.time())
-
-
-def _ports_text(ports: list[tuple[int, str, int]]) -> str:
-    return ", ".join(f"{host}:{hport}->{cport}" for cport, host, hport in ports) or "none"

