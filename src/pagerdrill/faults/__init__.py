@@ -16,16 +16,15 @@ end, `recover` after a crash) runs it too, through `revert_fault`.
 
 from __future__ import annotations
 
-import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from pagerdrill.errors import BadInputError, PagerdrillError
+from pagerdrill.errors import PagerdrillError
+from pagerdrill.plugins import plugin_class, plugin_points
 from pagerdrill.targets.base import Target
 
 GROUP = "pagerdrill.faults"
@@ -169,14 +168,13 @@ _BUILTIN = {
     "redis-command": "pagerdrill.faults.builtin:RedisCommand",
     "restart-with-env": "pagerdrill.faults.builtin:RestartWithEnv",
     "http-fault": "pagerdrill.faults.builtin:HttpFault",
+    "http-proxy": "pagerdrill.faults.httpproxy:HttpProxy",
     "socketio-storm": "pagerdrill.faults.builtin:SocketioStorm",
 }
 
 
 def _entry_points() -> dict[str, str]:
-    found = {ep.name: ep.value for ep in entry_points(group=GROUP)}
-    # a source checkout that was never installed still has the built-ins
-    return {**_BUILTIN, **found}
+    return plugin_points(GROUP, _BUILTIN)
 
 
 def fault_kinds() -> list[str]:
@@ -189,22 +187,4 @@ _loaded: dict[str, type[Fault]] = {}
 
 def fault_class(kind: str) -> type[Fault]:
     """The class of fault `kind`; a clear error for an unknown or broken plugin."""
-    if kind in _loaded:
-        return _loaded[kind]
-    points = _entry_points()
-    if kind not in points:
-        raise BadInputError(f"unknown fault kind '{kind}' (installed: {', '.join(sorted(points))})")
-    module_name, _, attr = points[kind].partition(":")
-    try:
-        import importlib
-
-        obj: Any = importlib.import_module(module_name)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
-    except Exception as exc:  # a broken plugin is reported, never silently skipped
-        print(f"pagerdrill: fault plugin '{kind}' failed to load: {exc!r}", file=sys.stderr)
-        raise BadInputError(f"fault kind '{kind}' is installed but failed to load: {exc}") from exc
-    if not (isinstance(obj, type) and issubclass(obj, Fault)):
-        raise BadInputError(f"fault kind '{kind}' ({points[kind]}) is not a Fault subclass")
-    _loaded[kind] = obj
-    return obj
+    return plugin_class("fault kind", kind, _entry_points(), Fault, _loaded)

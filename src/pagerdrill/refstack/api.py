@@ -11,6 +11,8 @@ Settings (environment):
   JOB_WORK_MS              time spent settling one job (2)
   FAULT_TOKEN              enables the fault-injection route for holders of this token;
                            unset or empty: the route does not exist
+  TOKEN_SECRET             hex key that signs sign-in tokens; unset: a new random one per
+                           process, so a restart signs everyone out
 
 Fault injection (the seed's pilot drill, "inject a 500 on a non-critical route"):
 PUT /_pagerdrill/faults/{name} with {"route": "/api/promotions", "status": 500,
@@ -83,7 +85,8 @@ class Api:
         self.slow_path_s = env_number("SLOW_PATH_MS", 120) / 1000
         self.concurrency = int(env_number("WORKER_CONCURRENCY", 16, minimum=1))
         self.job_work_s = env_number("JOB_WORK_MS", 2) / 1000
-        self.secret = secrets.token_bytes(32)
+        given = env_str("TOKEN_SECRET", "")
+        self.secret = bytes.fromhex(given) if given else secrets.token_bytes(32)
         self.redis = aioredis.from_url(
             self.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0
         )

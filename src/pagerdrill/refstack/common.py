@@ -4,6 +4,7 @@ an aiohttp server with /healthz and /metrics, and a quick, clean exit on SIGTERM
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import datetime as dt
 import errno
@@ -11,7 +12,9 @@ import json
 import os
 import secrets
 import signal
+import socket
 import sys
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -22,6 +25,8 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 # `_created` series double every counter and no dashboard of ours reads them
 disable_created_metrics()
@@ -161,6 +166,9 @@ def service_app(
     return app
 
 
+SHUTDOWN_S = 1.0  # how long a stopping service gives the requests it is answering
+
+
 async def serve(
     app: web.Application,
     log: JsonLog,
@@ -168,17 +176,27 @@ async def serve(
     on_start: Callable[[], Awaitable[None]] | None = None,
     on_stop: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
-    """Listen on HOST:PORT until SIGTERM/SIGINT, then stop quickly and cleanly."""
+    """Listen on HOST:PORT until SIGTERM/SIGINT, then stop quickly and cleanly: the port
+    closes first, the requests being answered get SHUTDOWN_S, and only then does
+    `on_stop` close what they used.
+
+    REUSE_PORT makes the port joinable (SO_REUSEPORT), so that another process can
+    listen on it beside this one: the local target hands a service's port to a fault
+    proxy and back that way, with no moment at which a client's connection is refused.
+    REUSE_PORT=1 takes the port only when it is free, as without the option (a second
+    stack given the same port still gets "address already in use"); REUSE_PORT=join
+    joins the process of the handover already listening there."""
     host = env_str("HOST", "127.0.0.1")
     port = int(env_number("PORT", 8080, minimum=1))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.2)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_S)
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port, reuse_address=True).start()
+        sock = listening_socket(host, port, env_str("REUSE_PORT", ""))
+        await web.SockSite(runner, sock).start()
     except OSError as exc:
         reason = "address already in use" if exc.errno == errno.EADDRINUSE else str(exc)
         log.error(f"cannot listen on {host}:{port}: {reason}", port=port)
@@ -189,14 +207,91 @@ async def serve(
     log.info(f"listening on http://{host}:{port}", port=port, pid=os.getpid())
     await stop.wait()
     log.info("shutting down")
+    await runner.cleanup()
     if on_stop is not None:
         try:
             await asyncio.wait_for(on_stop(), timeout=2.0)
         except Exception as exc:  # a slow dependency (TimeoutError too) must not block exit
             log.warning(f"shutdown hook did not finish cleanly: {exc!r}")
-    await runner.cleanup()
+
+
+def listening_socket(host: str, port: int, reuse: str = "") -> socket.socket:
+    """A TCP socket bound to host:port. With `reuse` "1" the bind is exclusive and the
+    port joinable afterwards (SO_REUSEPORT set after the bind, so no process can be
+    there first with the option); with "join" it joins a joinable port."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse == "join":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+        if reuse == "1":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def run(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())
+
+
+# ------------------------------------------------- client-side traffic figures
+
+QUANTILES = (0.5, 0.95, 0.99)
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """Nearest-rank percentile of an ascending list."""
+    if not sorted_values:
+        return 0.0
+    rank = max(0, min(len(sorted_values) - 1, round(q * len(sorted_values) + 0.5) - 1))
+    return sorted_values[rank]
+
+
+class Window(Collector):
+    """Outcomes of the last `seconds` seconds as an error rate and latency percentiles,
+    under the names the reference stack's traffic service uses, so a scenario's
+    `traffic` probes read either the same way."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.samples: collections.deque[tuple[float, float, bool]] = collections.deque()
+
+    def add(self, latency: float, ok: bool) -> None:
+        now = time.monotonic()
+        self.samples.append((now, latency, ok))
+        self._trim(now)
+
+    def _trim(self, now: float) -> None:
+        while self.samples and self.samples[0][0] < now - self.seconds:
+            self.samples.popleft()
+
+    def collect(self):
+        self._trim(time.monotonic())
+        samples = list(self.samples)
+        errors = sum(1 for _, _, ok in samples if not ok)
+        rate = GaugeMetricFamily(
+            "traffic_error_rate", f"share of requests that failed over the last {self.seconds:g} s"
+        )
+        rate.add_metric([], errors / len(samples) if samples else 0.0)
+        yield rate
+        total = GaugeMetricFamily(
+            "traffic_window_requests", f"requests in the last {self.seconds:g} s"
+        )
+        total.add_metric([], len(samples))
+        yield total
+        # a refused connection fails at once: counting it would make an outage look
+        # fast, so the percentiles are of requests that got an answer
+        latencies = sorted(latency for _, latency, ok in samples if ok)
+        quantiles = GaugeMetricFamily(
+            "traffic_latency_seconds",
+            f"client-side latency percentiles of successful requests, last {self.seconds:g} s",
+            labels=["quantile"],
+        )
+        for q in QUANTILES:
+            quantiles.add_metric([f"{q:g}"], percentile(latencies, q))
+        yield quantiles

@@ -61,8 +61,9 @@ SERVICE_NAMES: tuple[str, ...] = tuple(s.name for s in REFERENCE_SERVICES)
 # logs): a workspace setting or a restart override would make the target lose track
 # of the service, so both are refused.
 RESERVED_ENV = frozenset(
-    {"PORT", "HOST", "SERVICE_NAME", "LOG_FILE", "LOG_MAX_BYTES", "LOG_BACKUPS"}
-)
+    {"PORT", "HOST", "SERVICE_NAME", "LOG_FILE", "LOG_MAX_BYTES", "LOG_BACKUPS",
+     "REUSE_PORT", "TOKEN_SECRET", "PAGERDRILL_LAUNCH"}
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -114,9 +115,64 @@ REFERENCE_ROLES: dict[str, dict[str, str]] = {
     "api": {"service": "api", "admin_password_env": "ADMIN_DEFAULT_PASSWORD"},
     "cache": {"service": "redis-cache"},
     "queue": {"service": "redis-cache", "queue": QUEUE_NAME},
+    # the api takes the settled-bet jobs off the queue: it is the queue's consumer too
+    "consumer": {"service": "api"},
     "rt": {"service": "rt"},
     "producer": {"service": "game"},
     "traffic": {"service": "traffic"},
 }
 ROLE_NAMES: tuple[str, ...] = tuple(REFERENCE_ROLES)
-"""The roles scenarios speak of; `roles:` in pagerdrill.yaml binds only these."""
+"""The roles the shipped scenarios speak of; a workspace may bind roles of its own too."""
+
+REFERENCE_SIGNALS: dict[str, dict] = {
+    "api.error_rate": {
+        "kind": "metric", "role": "api", "metric": "http_requests_total",
+        "label_patterns": {"status": "5.."}, "as": "rate",
+    },
+    "api.latency_p95": {
+        "kind": "metric", "role": "api", "metric": "http_request_duration_seconds",
+        "as": "quantile", "q": 0.95,
+    },
+    "api.up": {"kind": "service", "role": "api"},
+    # a market only this probe reads, so its latency shows the cold cache
+    "api.read_latency_ms": {
+        "kind": "http", "role": "api", "path": "/api/markets/77", "as": "latency_ms",
+    },
+    "auth.failure_rate": {
+        "kind": "metric", "role": "api", "metric": "auth_failures_total", "as": "rate",
+    },
+    "auth.signin_rate": {"kind": "metric", "role": "api", "metric": "sign_ins_total", "as": "rate"},
+    "cache.miss_rate": {
+        "kind": "metric", "role": "api", "metric": "cache_misses_total", "as": "rate",
+    },
+    "cache.hit_rate": {"kind": "metric", "role": "api", "metric": "cache_hits_total", "as": "rate"},
+    "queue.waiting": {"kind": "queue", "role": "queue", "field": "waiting"},
+    "queue.delayed": {"kind": "queue", "role": "queue", "field": "delayed"},
+    "queue.processed_rate": {
+        "kind": "metric", "role": "api", "metric": "queue_jobs_processed_total", "as": "rate",
+    },
+    "queue.produced_rate": {
+        "kind": "metric", "role": "producer", "metric": "game_jobs_produced_total", "as": "rate",
+    },
+    "queue.unaccounted": {"kind": "metric", "role": "producer", "metric": "game_jobs_unaccounted"},
+    "rt.refused_rate": {
+        "kind": "metric", "role": "rt", "metric": "rt_handshakes_rejected_total",
+        "labels": {"reason": "throttled"}, "as": "rate",
+    },
+    "rt.blocked_rate": {
+        "kind": "metric", "role": "rt", "metric": "rt_handshakes_rejected_total",
+        "labels": {"reason": "blocked"}, "as": "rate",
+    },
+    "rt.handshake_rate": {
+        "kind": "metric", "role": "rt", "metric": "rt_handshakes_accepted_total", "as": "rate",
+    },
+    "rt.connections": {"kind": "metric", "role": "rt", "metric": "rt_connections_open"},
+    "rt.up": {"kind": "service", "role": "rt"},
+    "traffic.error_rate": {"kind": "metric", "role": "traffic", "metric": "traffic_error_rate"},
+    "traffic.latency_p95": {
+        "kind": "metric", "role": "traffic", "metric": "traffic_latency_seconds",
+        "labels": {"quantile": "0.95"},
+    },
+}  # fmt: skip
+"""Where the reference stack gives each catalogue signal (the local target's default
+for `signals:` in pagerdrill.yaml, and what the repo's own pagerdrill.yaml spells out)."""

@@ -14,20 +14,19 @@ TRAFFIC_SOCKETS (3), TRAFFIC_WINDOW_S (30).
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import random
 import time
+import urllib.parse
 
 import aiohttp
 import socketio
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
 
 from pagerdrill.refstack.common import (
     JsonLog,
+    Window,
     env_number,
     env_str,
     health,
@@ -40,7 +39,6 @@ from pagerdrill.refstack.spec import DEFAULT_ADMIN_PASSWORD
 
 SERVICE = env_str("SERVICE_NAME", "traffic")
 MAX_IN_FLIGHT = 64
-QUANTILES = (0.5, 0.95, 0.99)
 
 log = JsonLog(SERVICE)
 registry = CollectorRegistry()
@@ -59,58 +57,6 @@ SOCKETS = Gauge("traffic_sockets_connected", "socket.io clients connected", regi
 SOCKET_FAILURES = Counter(
     "traffic_socket_connect_failures", "socket.io connects that failed", registry=registry
 )
-
-
-def percentile(sorted_values: list[float], q: float) -> float:
-    """Nearest-rank percentile of an ascending list."""
-    if not sorted_values:
-        return 0.0
-    rank = max(0, min(len(sorted_values) - 1, round(q * len(sorted_values) + 0.5) - 1))
-    return sorted_values[rank]
-
-
-class Window(Collector):
-    """Outcomes of the last `seconds` seconds, exported as error rate and percentiles."""
-
-    def __init__(self, seconds: float):
-        self.seconds = seconds
-        self.samples: collections.deque[tuple[float, float, bool]] = collections.deque()
-
-    def add(self, latency: float, ok: bool) -> None:
-        now = time.monotonic()
-        self.samples.append((now, latency, ok))
-        self._trim(now)
-
-    def _trim(self, now: float) -> None:
-        while self.samples and self.samples[0][0] < now - self.seconds:
-            self.samples.popleft()
-
-    def collect(self):
-        self._trim(time.monotonic())
-        samples = list(self.samples)
-        errors = sum(1 for _, _, ok in samples if not ok)
-        rate = GaugeMetricFamily(
-            "traffic_error_rate",
-            f"share of requests that failed over the last {self.seconds:g} s",
-        )
-        rate.add_metric([], errors / len(samples) if samples else 0.0)
-        yield rate
-        total = GaugeMetricFamily(
-            "traffic_window_requests", f"requests in the last {self.seconds:g} s"
-        )
-        total.add_metric([], len(samples))
-        yield total
-        # a refused connection fails in a millisecond: counting it would make an outage
-        # look fast, so percentiles are of the requests that got an answer
-        latencies = sorted(latency for _, latency, ok in samples if ok)
-        quantiles = GaugeMetricFamily(
-            "traffic_latency_seconds",
-            f"client-side latency percentiles of successful requests, last {self.seconds:g} s",
-            labels=["quantile"],
-        )
-        for q in QUANTILES:
-            quantiles.add_metric([f"{q:g}"], percentile(latencies, q))
-        yield quantiles
 
 
 class Traffic:
@@ -152,7 +98,9 @@ class Traffic:
         if not ok:
             reason = f"status {status}" if status else body.get("error", "")
             if self.last_failure.get(route) != reason:  # log changes, not every failure
-                log.warning(f"{method} {route} failed: {reason}", trace_id, route=route)
+                # the path, as an access log has it: what failed is findable by route
+                path = urllib.parse.urlsplit(url).path
+                log.warning(f"{method} {path} failed: {reason}", trace_id, route=route)
             self.last_failure[route] = reason
         else:
             self.last_failure.pop(route, None)
