@@ -4,8 +4,12 @@ A scenario speaks of roles; each fault, probe and mitigation needs some detail o
 role's service: its URL, its Redis URL and password, its BullMQ queue, the variable
 that holds the admin password. A detail comes from the binding in `pagerdrill.yaml`
 or, for addresses, from the running target (the local stack's ports, a compose
-service's published ports). With the stack up, the details are also tried: Redis must
-accept the password, and a service must have the variables a fault changes or reads.
+service's published ports). A probe that names a catalogue signal needs the signal
+mapped in `signals:`, and the details of the role its source reads. With the stack up,
+the details are also tried: Redis must accept the password, a service must have the
+variables a fault changes or reads, and every probe reads its signal once (the metric
+exists with those labels, the path answers, the queue exists, the query returns a
+series).
 """
 
 from __future__ import annotations
@@ -13,10 +17,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pagerdrill.errors import ConfigError, PagerdrillError
-from pagerdrill.scenarios.model import ScenarioModel, load_scenario, scenario_files
+from pagerdrill.errors import BadInputError, ConfigError, PagerdrillError
+from pagerdrill.scenarios.model import Scenario, ScenarioModel, load_scenario, scenario_files
 from pagerdrill.targets.base import Target
+from pagerdrill.targets.roles import RoleResolver
 from pagerdrill.workspace.config import RoleBinding
+from pagerdrill.workspace.sources import SignalSource
 
 
 @dataclass(frozen=True)
@@ -64,12 +70,15 @@ FAULT_NEEDS: dict[str, list[tuple[str, str, str | None]]] = {
 PROBE_NEEDS: dict[str, list[tuple[str, str, str | None]]] = {
     "queue": [("BullMQ queue name", "queue", None), ("Redis URL", "redis_url", "redis")],
     "metric": [("URL", "url", "metrics")],
+    "promql": [("Prometheus URL", "url", "http")],
+    "http": [("URL", "url", "http")],
 }
 BINDING_FIELDS = {"admin_password_env": "variable that holds the admin password"}
 
 
-def needs(model: ScenarioModel) -> list[Need]:
-    """Everything the scenario needs of its roles' bindings."""
+def needs(model: ScenarioModel, signals: dict[str, SignalSource] | None = None) -> list[Need]:
+    """Everything the scenario needs of its roles' bindings (a signal probe: of the role
+    its mapped source reads; an unmapped one needs nothing of a role)."""
     out: list[Need] = []
     for f in model.faults:
         by = f"fault {f.id}"
@@ -85,6 +94,15 @@ def needs(model: ScenarioModel) -> list[Need]:
                 out.append(Need(f.role, by, BINDING_FIELDS.get(key, key), key))
     for p in model.probes:
         by = f"probe {p.name}"
+        if p.signal is not None:
+            source = (signals or {}).get(p.signal)
+            if source is not None:
+                by = f"signal {p.signal}"
+                out.append(Need(source.role, by, "service", "service"))
+                for what, key, endpoint in PROBE_NEEDS.get(source.kind, []):
+                    out.append(Need(source.role, by, what, key, endpoint))
+            continue
+        assert p.role is not None and p.kind is not None  # the model requires them
         out.append(Need(p.role, by, "service", "service"))
         if p.kind == "http":
             if p.path:
@@ -92,6 +110,8 @@ def needs(model: ScenarioModel) -> list[Need]:
             else:
                 out.append(Need(p.role, by, "health URL", "health_url", "health"))
         for what, key, endpoint in PROBE_NEEDS.get(p.kind, []):
+            if key == "queue" and p.key:
+                continue  # the probe names its queue itself
             out.append(Need(p.role, by, what, key, endpoint))
     for m in model.mitigations:
         if m.role:
@@ -149,20 +169,21 @@ def check_bindings(
     bindings: dict[str, RoleBinding],
     stack: _Stack | None,
     target_gives_addresses: bool,
+    signals: dict[str, SignalSource] | None = None,
 ) -> tuple[list[str], list[str]]:
     """(missing, unknown-until-up) for one scenario, as lines for people."""
-    from pagerdrill.targets.roles import RoleResolver
-
-    missing: dict[str, None] = {}
+    missing: dict[str, None] = dict.fromkeys(_unmapped(model, signals or {}))
     # (role, key) -> (the detail, the service, what needs it): one line per binding key
     lacking: dict[tuple[str, str], tuple[Need, str, list[str]]] = {}
     services = stack.target.services() if stack is not None else None
     absent: set[str] = set()
-    for need in needs(model):
+    for need in needs(model, signals):
         binding = bindings.get(need.role)
         if binding is None:
             missing[f"role {need.role} is not bound (set roles.{need.role}.service)"] = None
             continue
+        if binding.generator:
+            continue  # pagerdrill's own traffic generator: the drill starts it
         if services is not None and binding.service not in services:
             absent.add(need.role)
             missing[
@@ -185,20 +206,85 @@ def check_bindings(
             entry[2].append(need.by)
     unknown: dict[str, None] = {}
     for (role, key), (need, service, by) in lacking.items():
-        line = f"roles.{role}.{key}: the {need.what} of {service} (for {', '.join(by)})"
+        line = (
+            f"roles.{role}.{key}: no {need.what} known for service {service} "
+            f"(needed by {', '.join(by)})"
+        )
         if need.endpoint and stack is None:
             unknown[f"{line}; known once the stack is up (a published port), or set it"] = None
         else:
             missing[line] = None
     if stack is not None:
         live = {r: b for r, b in bindings.items() if r not in absent}
-        _live_checks(model, live, stack, RoleResolver(live, stack.target), missing)
+        resolver = RoleResolver(live, stack.target, dict(signals or {}))
+        _live_checks(model, live, stack, resolver, missing)
+        if not missing:  # the signals are read once every detail they need is there
+            for line in signal_problems(model, resolver, stack.target):
+                missing[line] = None
     return list(missing), list(unknown)
+
+
+def _unmapped(model: ScenarioModel, signals: dict[str, SignalSource]) -> list[str]:
+    return [
+        f"signal {p.signal} (probe {p.name}) is not mapped: set signals.{p.signal} in "
+        "pagerdrill.yaml"
+        for p in model.probes
+        if p.signal is not None and p.signal not in signals
+    ]
+
+
+def signal_problems(
+    model: ScenarioModel,
+    roles: RoleResolver,
+    target: Target,
+    only: set[str] | None = None,
+) -> list[str]:
+    """One live read of each probe (of those named in `only`, else all): a line per
+    probe whose signal does not resolve, naming the source tried and what came back."""
+    import httpx
+
+    from pagerdrill.signals.probes import Cycle, make_probe
+
+    out: list[str] = []
+    with httpx.Client() as http:
+        cycle = Cycle(http=http, now=0.0)
+        for spec in model.probes:
+            if only is not None and spec.name not in only:
+                continue
+            what = (
+                f"signal {spec.signal} (probe {spec.name})" if spec.signal else f"probe {spec.name}"
+            )
+            try:
+                probe = make_probe(spec, roles, target)
+            except PagerdrillError as exc:
+                out.append(f"{what}: {exc}")
+                continue
+            try:
+                problem = probe.check(cycle)
+            finally:
+                close = getattr(probe, "close", None)
+                if close is not None:
+                    close()
+            if problem:
+                out.append(f"{what}: {problem}")
+    return out
+
+
+def refuse_unreadable_alerts(scenario: Scenario, roles: RoleResolver, target: Target) -> None:
+    """Before a drill touches anything: every signal its alerts read must resolve on the
+    running stack, else no page could come and the drill would only wait for it."""
+    alert_probes = {p for a in scenario.model.alerts for p, _ in scenario.expr(a.expr).refs}
+    problems = signal_problems(scenario.model, roles, target, only=alert_probes)
+    if problems:
+        raise BadInputError(
+            f"{scenario.name}: its alert signals cannot be read on this stack, so it could "
+            "never page; nothing was touched:\n  " + "\n  ".join(problems)
+        )
 
 
 def _live_checks(model, bindings, stack: _Stack, resolver, missing: dict[str, None]) -> None:
     """With the stack up: Redis takes the password; the variables faults use exist."""
-    for need in needs(model):
+    for need in needs(model, resolver.signals):
         binding = bindings.get(need.role)
         if binding is None or need.key != "redis_url":
             continue
@@ -244,6 +330,7 @@ def check_workspace(
     bindings: dict[str, RoleBinding],
     target: Target | None,
     target_gives_addresses: bool,
+    signals: dict[str, SignalSource] | None = None,
 ) -> list[ScenarioCheck]:
     """Every scenario of the workspace against its bindings (and the running target,
     when given)."""
@@ -259,7 +346,7 @@ def check_workspace(
             continue
         result.name = sc.name
         result.missing, result.unknown = check_bindings(
-            sc.model, bindings, stack, target_gives_addresses
+            sc.model, bindings, stack, target_gives_addresses, signals
         )
         result.runnable = not result.missing and not result.unknown
         results.append(result)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import getpass
 import math
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -15,11 +16,14 @@ from pathlib import Path
 from pagerdrill.errors import BadInputError, ConfigError, WorkspaceNotFound, did_you_mean
 from pagerdrill.refstack.spec import NUMBER_SETTINGS, RESERVED_ENV, ROLE_NAMES, SERVICE_NAMES
 from pagerdrill.workspace.config import WorkspaceConfig
+from pagerdrill.workspace.traffic import host_refusal
 from pagerdrill.workspace.yamlfile import LineMap, load_yaml, validate
 
 CONFIG_NAME = "pagerdrill.yaml"
 STATE_DIR_NAME = ".pagerdrill"
 WORKSPACE_DIRS = ("compose", "scenarios", "runbooks", "readiness", "drills")
+ROLE_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
+"""A role's name, as scenarios write it (`role: consumer`)."""
 
 
 @dataclass(frozen=True)
@@ -81,24 +85,60 @@ def _mapping(value: object) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-def _consistency_problems(data: dict, lines: LineMap) -> list[tuple[int | None, str]]:
+Problem = tuple[int | None, str]
+
+
+def _consistency_problems(data: dict, lines: LineMap) -> list[Problem]:
     """Cross-key checks the schema cannot express. They read the raw document (type
     errors are the schema's to report) so they run even when the schema fails."""
-    problems: list[tuple[int | None, str]] = []
-
-    def unknown_service(loc: tuple, name: str, what: str) -> None:
-        hint = did_you_mean(name, SERVICE_NAMES)
-        message = f"{what}: unknown service '{name}'; the reference stack has " + ", ".join(
-            SERVICE_NAMES
+    problems = _local_service_problems(data, lines) + _role_name_problems(data, lines)
+    redis_server = _mapping(data.get("local")).get("redis_server")
+    if isinstance(redis_server, str) and redis_server:
+        wrong = _not_a_redis_server(redis_server)
+        if wrong:
+            problems.append(
+                (lines.line_of(("local", "redis_server")), f"local.redis_server: {wrong}")
+            )
+    target = data.get("target", "local")
+    if target == "local":
+        for role, binding in _mapping(data.get("roles")).items():
+            service = _mapping(binding).get("service")
+            if isinstance(service, str) and service and service not in SERVICE_NAMES:
+                problems.append(
+                    _unknown_service(
+                        lines, ("roles", role, "service"), service, f"roles.{role}.service"
+                    )
+                )
+        for name in _mapping(data.get("logs")):
+            if isinstance(name, str) and name not in SERVICE_NAMES:
+                problems.append(_unknown_service(lines, ("logs", name), name, f"logs.{name}"))
+    if target == "compose" and data.get("compose") is None:
+        problems.append(
+            (lines.line_of(("target",)), "target is 'compose' but there is no compose: section")
         )
-        if hint is not None:
-            message += f" (did you mean '{hint}'?)"
-        problems.append((lines.line_of(loc), message))
+    return problems + _traffic_problems(data, lines) + _port_problems(data, lines)
 
+
+def _unknown_service(lines: LineMap, loc: tuple, name: str, what: str) -> Problem:
+    hint = did_you_mean(name, SERVICE_NAMES)
+    message = f"{what}: unknown service '{name}'; the reference stack has " + ", ".join(
+        SERVICE_NAMES
+    )
+    if hint is not None:
+        message += f" (did you mean '{hint}'?)"
+    return lines.line_of(loc), message
+
+
+def _local_service_problems(data: dict, lines: LineMap) -> list[Problem]:
+    """`local.services`: names of the reference stack's services, and env settings
+    pagerdrill keeps for itself or reads as numbers."""
+    problems: list[Problem] = []
     services = _mapping(_mapping(data.get("local")).get("services"))
     for name in services:
         if isinstance(name, str) and name not in SERVICE_NAMES:
-            unknown_service(("local", "services", name), name, f"local.services.{name}")
+            problems.append(
+                _unknown_service(lines, ("local", "services", name), name, f"local.services.{name}")
+            )
     for name, svc in services.items():
         env = _mapping(_mapping(svc).get("env"))
         for key, value in env.items():
@@ -114,34 +154,34 @@ def _consistency_problems(data: dict, lines: LineMap) -> list[tuple[int | None, 
                 wrong = _number_problem(value, setting)
                 if wrong:
                     problems.append((lines.line_of(loc), f"{where}: {wrong}"))
+    return problems
+
+
+def _role_name_problems(data: dict, lines: LineMap) -> list[Problem]:
+    """A team may bind roles of its own (a consumer, its Prometheus ...); a name a
+    letter or two off a shipped scenario's role is a typo, which would leave that role
+    unbound without a word."""
+    problems: list[Problem] = []
     for role in _mapping(data.get("roles")):
-        if role not in ROLE_NAMES:
-            hint = did_you_mean(str(role), ROLE_NAMES)
+        hint = None if role in ROLE_NAMES else did_you_mean(str(role), ROLE_NAMES, 0.75)
+        if not (isinstance(role, str) and ROLE_NAME.fullmatch(role)):
+            problems.append(
+                (lines.line_of(("roles", role)), f"roles.{role}: a role name is lower-case "
+                 "letters, digits and _ (starting with a letter)")
+            )  # fmt: skip
+        elif hint is not None:
             message = f"roles.{role}: unknown role; the scenarios' roles are " + ", ".join(
                 ROLE_NAMES
             )
-            if hint is not None:
-                message += f" (did you mean '{hint}'?)"
-            problems.append((lines.line_of(("roles", role)), message))
-    redis_server = _mapping(data.get("local")).get("redis_server")
-    if isinstance(redis_server, str) and redis_server:
-        wrong = _not_a_redis_server(redis_server)
-        if wrong:
-            problems.append(
-                (lines.line_of(("local", "redis_server")), f"local.redis_server: {wrong}")
-            )
-    target = data.get("target", "local")
-    if target == "local":
-        for role, binding in _mapping(data.get("roles")).items():
-            service = _mapping(binding).get("service")
-            if isinstance(service, str) and service and service not in SERVICE_NAMES:
-                unknown_service(("roles", role, "service"), service, f"roles.{role}.service")
-    if target == "compose" and data.get("compose") is None:
-        problems.append(
-            (lines.line_of(("target",)), "target is 'compose' but there is no compose: section")
-        )
+            problems.append((lines.line_of(("roles", role)), f"{message} (did you mean '{hint}'?)"))
+    return problems
+
+
+def _port_problems(data: dict, lines: LineMap) -> list[Problem]:
+    """Two local services given the same port."""
+    problems: list[Problem] = []
     ports: dict[int, str] = {}
-    for name, svc in services.items():
+    for name, svc in _mapping(_mapping(data.get("local")).get("services")).items():
         port = _mapping(svc).get("port")
         if not isinstance(port, int) or isinstance(port, bool):
             continue
@@ -153,6 +193,53 @@ def _consistency_problems(data: dict, lines: LineMap) -> list[tuple[int | None, 
                 )
             )
         ports[port] = name
+    return problems
+
+
+def bound_hosts(roles: dict) -> set[str]:
+    """The hosts the role bindings' URLs name (url, health_url, redis_url)."""
+    import urllib.parse
+
+    hosts: set[str] = set()
+    for binding in roles.values():
+        for key in ("url", "health_url", "redis_url"):
+            value = _mapping(binding).get(key)
+            if isinstance(value, str):
+                host = urllib.parse.urlsplit(value).hostname
+                if host:
+                    hosts.add(host.lower())
+    return hosts
+
+
+def _traffic_problems(data: dict, lines: LineMap) -> list[tuple[int | None, str]]:
+    """The traffic profile goes only to the stack under drill: its base is a bound role,
+    or a URL on loopback or on a host the bindings name."""
+    traffic = _mapping(data.get("traffic"))
+    roles = _mapping(data.get("roles"))
+    problems: list[tuple[int | None, str]] = []
+    url = traffic.get("url")
+    if isinstance(url, str):
+        refusal = host_refusal(url, bound_hosts(roles))
+        if refusal:
+            problems.append((lines.line_of(("traffic", "url")), f"traffic.url: {refusal}"))
+    role = traffic.get("role")
+    local = data.get("target", "local") == "local"
+    if isinstance(role, str) and role not in roles and not (local and role in ROLE_NAMES):
+        bound = ", ".join(sorted(map(str, roles))) or "none"
+        problems.append(
+            (
+                lines.line_of(("traffic", "role")),
+                f"traffic.role: role '{role}' is not bound in roles: (bound roles: {bound})",
+            )
+        )
+    if isinstance(role, str) and _mapping(roles.get(role)).get("generator"):
+        problems.append(
+            (
+                lines.line_of(("traffic", "role")),
+                f"traffic.role: role '{role}' is the traffic generator itself; expected the "
+                "role of the service the traffic goes to",
+            )
+        )
     return problems
 
 

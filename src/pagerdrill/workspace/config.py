@@ -10,7 +10,18 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from pagerdrill.workspace.sources import SignalName, SignalSource
+from pagerdrill.workspace.traffic import TrafficProfile
 
 
 def _env_scalar(value: Any) -> Any:
@@ -95,6 +106,10 @@ class ComposeTargetConfig(Model):
     stop_timeout_s: int = Field(default=10, ge=0, le=600)
     """Grace period of a stop before the container is killed (as `docker stop -t`)."""
 
+    proxy_image: str = "pagerdrill-base:bookworm"
+    """The image of the http-proxy fault's container (python3 and iptables): it joins
+    the service's network namespace and redirects the service's port to the proxy."""
+
     @field_validator("project")
     @classmethod
     def _project_name(cls, value: str) -> str:
@@ -116,7 +131,99 @@ class RoleBinding(Model):
     redis_url: str | None = None
     password: str | None = None
     queue: str | None = None
+    queue_type: Literal["bullmq", "list", "stream", "celery", "rq"] | None = None
+    """What kind of queue `queue` names: bullmq (default), a Redis list or stream, or a
+    Celery or RQ queue on Redis. A probe's own `queue_type` wins."""
+    queue_group: str | None = None
+    """A stream's consumer group, whose pending entries the queue probe counts."""
     admin_password_env: str | None = None
+    generator: Literal["profile"] | None = None
+    """`profile`: the role is pagerdrill's own traffic generator (the `traffic:` profile),
+    not a service of the stack; its endpoints come from the running generator."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _generator_service(cls, data: Any) -> Any:
+        # a generator is no service of the stack: it needs no `service:` of its own
+        if isinstance(data, dict) and data.get("generator") == "profile":
+            data = {"service": GENERATOR_SERVICE, **data}
+        return data
+
+
+GENERATOR_SERVICE = "traffic-profile"
+"""The name the traffic generator goes by where a service name is expected."""
+
+
+def _field_names(value: Any) -> Any:
+    if isinstance(value, str):
+        return (value,)
+    if not (isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)):
+        raise ValueError(f"expected a field name or a list of field names, not {value!r}")
+    return value
+
+
+FieldNames = Annotated[
+    tuple[Annotated[str, Field(min_length=1)], ...],
+    BeforeValidator(_field_names),
+    Field(min_length=1),
+]
+"""One field name or a list of them (the first present wins)."""
+
+
+class LogFormat(Model):
+    """How one service writes its log: JSON lines with the team's field names, or plain
+    text read by a regular expression; entries may span several lines."""
+
+    format: Literal["json", "text"] = "json"
+    """`json`: one object per line (lines that are not one are read as plain text);
+    `text`: each line read by `pattern`."""
+
+    message: FieldNames = ("message",)
+    """json: the field(s) holding the message, the first present wins (structlog: `event`)."""
+
+    level: FieldNames = ("level",)
+    """json: the field(s) holding the level (`warn`, `WARNING`, `err`, `fatal` are read too)."""
+
+    time: FieldNames = ("timestamp",)
+    """json: the field(s) holding the time: ISO 8601 or seconds since the epoch; a
+    time without an offset is read as UTC, as containers keep it."""
+
+    trace_id: FieldNames = ("trace_id",)
+    """json: the field(s) that tie an entry to a request (`request_id`): the error
+    spans group by it."""
+
+    exception: FieldNames = ("exception", "exc_info", "stack_trace")
+    """json: the field(s) holding a formatted traceback (structlog's `exception`): its
+    lines are shown under the entry, as a multi-line entry's are."""
+
+    pattern: str | None = None
+    """text: a regular expression with named groups `message` (else the whole line),
+    and optionally `level`, `time`, `trace_id`; other named groups become fields."""
+
+    multiline: bool = False
+    """Whether an entry may go on over the lines that follow it (a Python traceback, a
+    Java stack trace): those lines are grouped into it."""
+
+    continuation: str | None = None
+    """multiline: the lines that continue the entry before them. Default: for `text`
+    every line `pattern` does not match; for `json` indented lines, `Caused by:`,
+    `... N more`, chained-exception notes and an exception's closing `Name: text` line."""
+
+    @field_validator("pattern", "continuation")
+    @classmethod
+    def _regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"bad regular expression: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _text_has_pattern(self) -> LogFormat:
+        if self.format == "text" and not self.pattern:
+            raise ValueError("a text log format needs `pattern`")
+        return self
 
 
 class RunbookSection(Model):
@@ -224,5 +331,14 @@ class WorkspaceConfig(Model):
     local: LocalTargetConfig = LocalTargetConfig()
     compose: ComposeTargetConfig | None = None
     roles: dict[str, RoleBinding] = {}
+    signals: dict[SignalName, SignalSource] = {}
+    """Where each signal the scenarios name (`cache.miss_rate`) is read on this stack."""
     runbooks: RunbooksConfig = Field(default_factory=lambda: RunbooksConfig())
     escalation: EscalationConfig = EscalationConfig()
+    logs: dict[str, LogFormat] = {}
+    """Per service (by the target's name for it), how its log is written; a service
+    not named here is read in the reference stack's format (JSON with `message`,
+    `level`, `timestamp`, `trace_id`; Redis's own lines; plain text)."""
+    traffic: TrafficProfile | None = None
+    """Steady HTTP traffic pagerdrill runs during a drill (and on `stack up --traffic`),
+    for a stack that has no traffic of its own."""

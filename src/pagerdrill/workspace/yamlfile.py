@@ -277,7 +277,16 @@ def _data_loc(data: Any, loc: tuple) -> Loc:
     lead through the data."""
     out: list[str | int] = []
     current = data
-    for part in loc:
+    for i, part in enumerate(loc):
+        if isinstance(current, dict) and current.get("kind") == part:
+            # the member of a union chosen by its `kind` (a signal source's), unless the
+            # path goes on into a key of that name (a gate item's `kind: drill` with its
+            # `drill:` settings)
+            after = loc[i + 1] if i + 1 < len(loc) else None
+            inner = current.get(part)
+            into = isinstance(inner, dict | list) and after is not None and _has(inner, after)
+            if not into or _has(current, after):
+                continue
         in_dict = isinstance(current, dict) and part in current
         in_list = isinstance(current, list) and isinstance(part, int) and part < len(current)
         if in_dict or in_list:
@@ -289,6 +298,12 @@ def _data_loc(data: Any, loc: tuple) -> Loc:
             out.append(part)  # a key that is missing or unknown: the end of the path
             current = None
     return tuple(out)
+
+
+def _has(data: Any, part: Any) -> bool:
+    if isinstance(data, dict):
+        return part in data
+    return isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data)
 
 
 _TAGS = {"str", "int", "float", "bool", "list", "dict", "none", "literal", "tuple"}
