@@ -66,6 +66,17 @@ def _date(text: str | None, what: str) -> str:
         raise BadInputError(f"--date {text!r}: expected a date like 2026-11-20") from None
 
 
+# what proves an item that no person attests
+NOT_ATTESTED = {
+    "drill": "it is proven by a drill journal in drills/",
+    "read": "the engineer records the read (`readiness read`)",
+    "escalation": "it is `escalation validate` at the moment of sign-off",
+    "access": "the engineer checks it (`readiness access`)",
+    "quiz": "the engineer answers it (`readiness quiz`)",
+    "signoff": "it is the two sign-offs (`readiness signoff`)",
+}
+
+
 def attest(
     ctx: Context,
     engineer: str,
@@ -118,15 +129,7 @@ def attest(
         fields |= {"subject": item.document, "pins": [_pin(ctx, doc)]}
     else:
         raise BadInputError(
-            f"item {item.id!r} ({item.kind}) is not attested: "
-            + {
-                "drill": "it is proven by a drill journal in drills/",
-                "read": "the engineer records the read (`readiness read`)",
-                "escalation": "it is `escalation validate` at the moment of sign-off",
-                "access": "the engineer checks it (`readiness access`)",
-                "quiz": "the engineer answers it (`readiness quiz`)",
-                "signoff": "it is the two sign-offs (`readiness signoff`)",
-            }.get(item.kind, "")
+            f"item {item.id!r} ({item.kind}) is not attested: {NOT_ATTESTED.get(item.kind, '')}"
         )
     with ctx.records.locked(engineer):
         fields["rotation"] = rotation_of(ctx.records.entries(engineer))
@@ -298,17 +301,10 @@ def evidence_pins(ctx: Context, st: Status) -> list[Pin]:
     return list(pins.values())
 
 
-def signoff(
-    ctx: Context,
-    engineer: str,
-    by: str,
-    role: str,
-    go: bool,
-    note: str,
-    key: Path | None = None,
-) -> tuple[Entry, Path, Entry | None]:
-    """A go or a no-go by the engineer or an on-call. Refused while an item is open.
-    A no-go also records the reopening of the per-rotation items, the note its reason."""
+def _refuse_signer(
+    ctx: Context, engineer: str, by: str, role: str, note: str, key: Path | None
+) -> None:
+    """Who may sign, as what, and with which key: refused before anything is read."""
     require_engineer(ctx, engineer)
     signer = require(ctx.people, by, "signer")
     if role not in ("engineer", "oncall"):
@@ -338,6 +334,38 @@ def signoff(
             )
         if signing.public_key_of(key) != signing.key_id(signer.ssh_key):
             raise BadInputError(f"{key} is not {by}'s key in the roster {ctx.people.path}")
+
+
+def _signature(ctx: Context, fields: dict, key: Path) -> dict:
+    """The statement a signed sign-off signs (its pins and what it says) and the
+    signature of it by `key`."""
+    text = signing.statement(
+        fields["pins"],
+        {
+            "engineer": fields["engineer"],
+            "decision": fields["decision"],
+            "note": fields["note"],
+            "role": fields["role"],
+            "by": fields["by"],
+            "time": iso(ctx.now),
+            "rotation": fields["rotation"],
+        },
+    )
+    return {"statement": text, "signature": signing.sign(text, key)}
+
+
+def signoff(
+    ctx: Context,
+    engineer: str,
+    by: str,
+    role: str,
+    go: bool,
+    note: str,
+    key: Path | None = None,
+) -> tuple[Entry, Path, Entry | None]:
+    """A go or a no-go by the engineer or an on-call. Refused while an item is open.
+    A no-go also records the reopening of the per-rotation items, the note its reason."""
+    _refuse_signer(ctx, engineer, by, role, note, key)
     with ctx.records.locked(engineer):
         entries = ctx.records.entries(engineer)
         st = status(ctx, engineer, entries)
@@ -348,32 +376,19 @@ def signoff(
                 + "\n".join(f"  {i.id}: {i.blockers[0]}" for i in still_open)
             )
         rotation = st.rotation
-        decision = "go" if go else "no-go"
         fields: dict = {
             "kind": "signoff",
             "engineer": engineer,
             "by": by,
             "role": role,
-            "decision": decision,
+            "decision": "go" if go else "no-go",
             "note": note.strip(),
             "item": _signoff_id(ctx),
             "rotation": rotation,
             "pins": evidence_pins(ctx, st),
         }
         if key is not None:
-            text = signing.statement(
-                fields["pins"],
-                {
-                    "engineer": engineer,
-                    "decision": decision,
-                    "note": note.strip(),
-                    "role": role,
-                    "by": by,
-                    "time": iso(ctx.now),
-                    "rotation": rotation,
-                },
-            )
-            fields |= {"statement": text, "signature": signing.sign(text, key)}
+            fields |= _signature(ctx, fields, key)
         entry, path = _write(ctx, **fields)
         reopen = None
         if not go:

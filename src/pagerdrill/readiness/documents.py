@@ -48,6 +48,34 @@ def _cells(line: str) -> list[str]:
     return [c.strip() for c in line.strip().strip("|").split("|")]
 
 
+def _finding(number: int, cells: list[str], header: dict[str, int]) -> Finding | str:
+    """The finding of one row of the register's table, else what is wrong with it."""
+    if len(cells) < len(header):
+        return f"a finding row has {len(cells)} cells, expected {len(header)}"
+
+    def cell(name: str) -> str:
+        return cells[header[name]] if name in header else ""
+
+    fid = cell("id").strip("*` ")
+    if not _FINDING_ID.match(fid):
+        return f"finding id {fid!r}: expected SF- and digits (SF-001)"
+    raw_score = cell("score")
+    try:
+        score = float(raw_score) if raw_score else None
+    except ValueError:
+        return f"{fid}: score {raw_score!r}: expected a number"
+    link = _LINK.search(cell("source"))
+    return Finding(
+        id=fid,
+        title=cell("title"),
+        category=cell("category"),
+        score=score,
+        status=cell("status"),
+        source=link.group(2) if link else cell("source"),
+        line=number,
+    )
+
+
 def parse_register(path: Path) -> list[Finding]:
     """Every finding of the register's table(s). A row that is not a finding of the
     expected shape is a ConfigError naming its line and what was expected."""
@@ -76,37 +104,11 @@ def parse_register(path: Path) -> list[Finding]:
             continue
         if set(line.strip()) <= set("|-: "):
             continue
-        if len(cells) < len(header):
-            problems.append(
-                (number, f"a finding row has {len(cells)} cells, expected {len(header)}")
-            )
-            continue
-
-        def cell(name: str, cells: list[str] = cells, header: dict[str, int] = header) -> str:
-            return cells[header[name]] if name in header else ""
-
-        fid = cell("id").strip("*` ")
-        if not _FINDING_ID.match(fid):
-            problems.append((number, f"finding id {fid!r}: expected SF- and digits (SF-001)"))
-            continue
-        raw_score = cell("score")
-        try:
-            score = float(raw_score) if raw_score else None
-        except ValueError:
-            problems.append((number, f"{fid}: score {raw_score!r}: expected a number"))
-            continue
-        link = _LINK.search(cell("source"))
-        findings.append(
-            Finding(
-                id=fid,
-                title=cell("title"),
-                category=cell("category"),
-                score=score,
-                status=cell("status"),
-                source=link.group(2) if link else cell("source"),
-                line=number,
-            )
-        )
+        found = _finding(number, cells, header)
+        if isinstance(found, str):
+            problems.append((number, found))
+        else:
+            findings.append(found)
     if problems:
         raise ConfigError(path, problems)
     if not findings:

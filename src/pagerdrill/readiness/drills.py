@@ -14,8 +14,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from pagerdrill.journal import read_journal
-from pagerdrill.journal.summary import summarize
+from pagerdrill.journal import events, read_journal
+from pagerdrill.journal.summary import summary_of
 from pagerdrill.readiness.records import slug
 
 INDEX_VERSION = 2
@@ -65,31 +65,29 @@ class DrillFacts:
 
 def facts_of(path: Path) -> DrillFacts:
     read = read_journal(path, samples=False)
-    s = summarize(read)
-    started = read.started or {}
-    hyp = s["hypothesis"]
-    target = hyp["target_s"]
+    s = summary_of(read)
+    started = read.typed_started
+    hyp = s.hypothesis
     reviews = tuple(
-        Review(str(e.get("by")), str(e.get("verdict")), str(e.get("ts")))
-        for e in read.events
-        if e.get("type") == "review" and e.get("verdict") in ("pass", "fail")
+        Review(str(e.by), str(e.verdict), e.ts)
+        for e in read.typed
+        if isinstance(e, events.Review) and e.verdict in ("pass", "fail")
     )
-    mode = started.get("mode")
     return DrillFacts(
         drill=read.drill_id,
         file=path.name,
-        engineer=s["engineer"] if isinstance(s["engineer"], str) else None,
-        mode=mode if isinstance(mode, str) else None,
-        scenario=s["scenario"] if isinstance(s["scenario"], str) else None,
-        severity=s["severity"] if isinstance(s["severity"], str) else None,
-        started=s["started"] if isinstance(s["started"], str) else None,
-        outcome=s["outcome"],
-        recovery_verified=s["recovery_verified"],
-        hypothesis_right=hyp["correct"],
+        engineer=s.engineer,
+        mode=started.mode if started else None,
+        scenario=s.scenario,
+        severity=s.severity,
+        started=s.started,
+        outcome=s.outcome,
+        recovery_verified=s.recovery_verified,
+        hypothesis_right=hyp.correct,
         within_target=bool(
-            hyp["correct_s"] is not None and target is not None and hyp["correct_s"] <= target
+            hyp.correct_s is not None and hyp.target_s is not None and hyp.correct_s <= hyp.target_s
         ),
-        hints=s["hints_used"],
+        hints=s.hints_used,
         complete=read.complete,
         reviews=reviews,
     )

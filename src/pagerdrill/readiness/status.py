@@ -10,7 +10,8 @@ from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from pagerdrill.readiness.drills import SEVERITY_RANK, DrillFacts, DrillIndex
+from pagerdrill.readiness.drill_item import drill_item
+from pagerdrill.readiness.drills import DrillFacts, DrillIndex
 from pagerdrill.readiness.gate import Gate, Item, load_gate
 from pagerdrill.readiness.matrix import MatrixCheck, OnCallTurn, check_matrix, on_call_ahead
 from pagerdrill.readiness.quiz import grade
@@ -174,7 +175,7 @@ def status(ctx: Context, engineer: str, entries: list[Entry] | None = None) -> S
             if e.item == item.id and (not item.per_rotation or e.rotation == rotation)
         ]
         if item.kind == "drill":
-            _drill(ctx, engineer, item, st, out)
+            drill_item(ctx, engineer, item, st, out)
         elif item.kind == "runbook":
             _runbook(ctx, engineer, item, st, current)
         elif item.kind == "read":
@@ -193,83 +194,6 @@ def status(ctx: Context, engineer: str, entries: list[Entry] | None = None) -> S
     _signoff(ctx, engineer, rotation, entries, signoff, out)
     out.ready = all(i.done for i in out.items)
     return out
-
-
-def _drill(ctx: Context, engineer: str, item: Item, st: ItemStatus, out: Status) -> None:
-    rule = item.drill_rule
-    mine = ctx.drills_of(engineer)
-    if mine:
-        out.last_drill = mine[-1].started
-    best_reasons: list[str] | None = None
-    chosen: DrillFacts | None = None
-    for d in reversed(mine):
-        reasons = []
-        if d.mode != "tui":
-            reasons.append(
-                f"drill {d.drill} ran {d.mode or 'with no mode'} (a script, the autopilot): "
-                "only a drill driven in the TUI counts"
-            )
-        if SEVERITY_RANK.get(d.severity or "", 9) > SEVERITY_RANK[rule.min_severity]:
-            reasons.append(
-                f"drill {d.drill} is {d.severity}; the gate asks {rule.min_severity} or higher"
-            )
-        if d.outcome != "closed" or not d.recovery_verified:
-            reasons.append(f"drill {d.drill} {d.outcome} without recovery verified")
-        if rule.reviewed:
-            eligible = [
-                r
-                for r in d.reviews
-                if r.by != engineer and ctx.has_role(r.by, *rule.reviewer_roles)
-            ]
-            if not eligible:
-                reasons.append(
-                    f"drill {d.drill} has no review by a {' or '.join(rule.reviewer_roles)} "
-                    "other than the engineer"
-                )
-            elif eligible[-1].verdict != "pass":
-                reasons.append(
-                    f"drill {d.drill}: {eligible[-1].by} reviewed it {eligible[-1].verdict}"
-                )
-        if rule.hypothesis_right and not d.hypothesis_right:
-            reasons.append(f"drill {d.drill}: the hypothesis was not right")
-        if rule.within_target and not d.within_target:
-            reasons.append(f"drill {d.drill}: symptom → hypothesis over its target")
-        if rule.no_hints and d.hints:
-            reasons.append(f"drill {d.drill}: {d.hints} hint(s) taken")
-        if not reasons:
-            chosen = d
-            break
-        if best_reasons is None or len(reasons) < len(best_reasons):
-            best_reasons = reasons
-    if chosen is None:
-        st.blockers.extend(best_reasons or [f"no drill by {engineer} in drills/"])
-        return
-    # the evidence names the review that counted: a later one by the engineer or by
-    # someone without a reviewer role is no evidence, and naming it would mislead
-    review = next(
-        (
-            r
-            for r in reversed(chosen.reviews)
-            if r.by != engineer and ctx.has_role(r.by, *rule.reviewer_roles)
-        ),
-        None,
-    )
-    st.evidence.append(
-        f"drill {chosen.drill} ({chosen.scenario}, {chosen.severity}, {chosen.started}), "
-        f"reviewed {review.verdict} by {review.by}"
-        if rule.reviewed and review is not None
-        else f"drill {chosen.drill} ({chosen.scenario}, {chosen.severity}, {chosen.started})"
-    )
-    st.files.append(f"drills/{chosen.file}")
-    days = ctx.gate.fresh_drill_days
-    if days and chosen.started:
-        due = parse_iso(chosen.started) + dt.timedelta(days=days)
-        out.fresh_drill_due = due.date().isoformat()
-        if due < ctx.now:
-            st.blockers.append(
-                f"the last qualifying drill was {chosen.started[:10]}; the gate "
-                f"asks for one every {days} days"
-            )
 
 
 def _runbook(ctx: Context, engineer: str, item: Item, st: ItemStatus, entries: list[Entry]) -> None:

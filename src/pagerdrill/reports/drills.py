@@ -13,9 +13,18 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from pagerdrill.errors import BadInputError, PagerdrillError, did_you_mean
-from pagerdrill.journal import DrillLock, continue_journal, journal_files, read_journal
-from pagerdrill.journal.summary import hypothesis_grade, lead_grades, summarize
+from pagerdrill.journal import (
+    DrillLock,
+    JournalRead,
+    continue_journal,
+    journal_files,
+    read_journal,
+)
+from pagerdrill.journal.events import Hypothesis, HypothesisGraded, Review
+from pagerdrill.journal.summary import hypothesis_grade, lead_grades, summary_of
 from pagerdrill.timefmt import clock
 
 INDEX_VERSION = 1
@@ -47,27 +56,25 @@ class DrillRow:
 
 def row_of(path: Path) -> DrillRow:
     read = read_journal(path, samples=False)
-    s = summarize(read)
-    reviews = [
-        e for e in read.events if e.get("type") == "review" and e.get("verdict") in ("pass", "fail")
-    ]
-    last = reviews[-1] if reviews else {}
+    s = summary_of(read)
+    reviews = [e for e in read.typed if isinstance(e, Review) and e.verdict in ("pass", "fail")]
+    last = reviews[-1] if reviews else None
     return DrillRow(
         drill=read.drill_id,
         journal=str(path),
-        engineer=s["engineer"],
-        scenario=s["scenario"],
-        severity=s["severity"],
-        started=s["started"],
-        outcome=s["outcome"],
-        time_to_ack_s=s["time_to_ack_s"],
-        hypothesis_s=s["hypothesis"]["correct_s"] or s["hypothesis"]["first_s"],
-        hypothesis_correct=s["hypothesis"]["correct"],
-        hypothesis_grade=s["hypothesis"]["grade"],
-        time_to_recovery_s=s["time_to_recovery_s"],
-        recovery_verified=s["recovery_verified"],
-        verdict=last.get("verdict"),
-        reviewed_by=last.get("by"),
+        engineer=s.engineer,
+        scenario=s.scenario,
+        severity=s.severity,
+        started=s.started,
+        outcome=s.outcome,
+        time_to_ack_s=s.time_to_ack_s,
+        hypothesis_s=s.hypothesis.correct_s or s.hypothesis.first_s,
+        hypothesis_correct=s.hypothesis.correct,
+        hypothesis_grade=s.hypothesis.grade,
+        time_to_recovery_s=s.time_to_recovery_s,
+        recovery_verified=s.recovery_verified,
+        verdict=last.verdict if last else None,
+        reviewed_by=last.by if last else None,
         complete=read.complete,
     )
 
@@ -157,22 +164,9 @@ def find_journal(drills_dir: Path, drill: str) -> Path:
     raise BadInputError(f"no drill '{drill}' in {drills_dir}{hint}; `pagerdrill drills list`")
 
 
-def review(
-    journal: Path,
-    state_dir: Path,
-    *,
-    by: str,
-    verdict: str | None = None,
-    comment: str | None = None,
-    hypothesis: str | None = None,
-    attempt: int | None = None,
-    sign: Callable[[Path, dict], dict] | None = None,
-) -> list[dict]:
-    """Append a review to a finished drill's journal (a verdict, the lead's grade of a
-    hypothesis, or both); history is never rewritten, and the latest of each counts.
-    `sign(journal, review)` returns fields (a signed statement) the verdict carries.
-    Returns the events appended."""
-    if sign is not None and verdict is None:
+def _refuse_review(by: str, verdict: str | None, hypothesis: str | None, signed: bool) -> None:
+    """What a review records, and who: refused before the journal is read."""
+    if signed and verdict is None:
         raise BadInputError("--sign-with signs a verdict: give --verdict pass|fail")
     if verdict is None and hypothesis is None:
         raise BadInputError(
@@ -184,6 +178,10 @@ def review(
         raise BadInputError(f"--hypothesis {hypothesis!r}: expected right or wrong")
     if not by.strip():
         raise BadInputError("--by: say who reviews")
+
+
+def _finished_journal(journal: Path, state_dir: Path) -> JournalRead:
+    """The journal of a drill that ended: a running or crashed one is not reviewed."""
     read = read_journal(journal, samples=False)
     if not read.events:
         raise BadInputError(f"{journal}: no drill events to review")
@@ -194,20 +192,41 @@ def review(
         raise PagerdrillError(
             f"drill {read.drill_id} did not end (a crash?); run `pagerdrill recover` first"
         )
+    return read
+
+
+def review(
+    journal: Path,
+    state_dir: Path,
+    *,
+    by: str,
+    verdict: str | None = None,
+    comment: str | None = None,
+    hypothesis: str | None = None,
+    attempt: int | None = None,
+    sign: Callable[[Path, dict], dict] | None = None,
+) -> list[HypothesisGraded | Review]:
+    """Append a review to a finished drill's journal (a verdict, the lead's grade of a
+    hypothesis, or both); history is never rewritten, and the latest of each counts.
+    `sign(journal, review)` returns fields (a signed statement) the verdict carries.
+    Returns the events appended."""
+    _refuse_review(by, verdict, hypothesis, signed=sign is not None)
+    read = _finished_journal(journal, state_dir)
     graded = _hypothesis_to_grade(read, attempt) if hypothesis is not None else None
     writer = continue_journal(read)
-    out = []
+    out: list[HypothesisGraded | Review] = []
     try:
         if graded is not None:
             number, event = graded
             out.append(
-                writer.append(
-                    "hypothesis.graded",
-                    by=by.strip(),
-                    of=event["seq"],
-                    attempt=number,
-                    grade=hypothesis,
-                    comment=comment if verdict is None else None,
+                writer.write(
+                    HypothesisGraded(
+                        by=by.strip(),
+                        of=event.seq,
+                        attempt=number,
+                        grade=hypothesis,
+                        comment=comment if verdict is None else None,
+                    )
                 )
             )
         if verdict is not None:
@@ -215,28 +234,24 @@ def review(
             if sign is not None:
                 # the statement pins the journal as the reviewer saw it, just before this line
                 fields |= sign(journal, {"drill": read.drill_id, **fields})
-            out.append(writer.append("review", **fields))
+            out.append(writer.write(msgspec.convert(fields, Review)))
         return out
     finally:
         writer.close()
 
 
-def _hypothesis_to_grade(read: Any, attempt: int | None) -> tuple[int, dict]:
+def _hypothesis_to_grade(read: JournalRead, attempt: int | None) -> tuple[int, Hypothesis]:
     """(its number, the event) of the hypothesis a lead grades: `attempt` (1 is the
     first stated), else the one the drill left for the lead, else the only one."""
-    hyps = [
-        e for e in read.events if e.get("type") == "hypothesis" and isinstance(e.get("seq"), int)
-    ]
+    hyps = [e for e in read.typed if isinstance(e, Hypothesis)]
     if not hyps:
         raise BadInputError(f"drill {read.drill_id}: no hypothesis was stated; nothing to grade")
-    listing = "; ".join(
-        f"{i} at {clock(e.get('drill_s'))}: {e.get('text')}" for i, e in enumerate(hyps, 1)
-    )
+    listing = "; ".join(f"{i} at {clock(e.drill_s)}: {e.text}" for i, e in enumerate(hyps, 1))
     if attempt is not None:
         if not 1 <= attempt <= len(hyps):
             raise BadInputError(f"--attempt {attempt}: the drill has {len(hyps)} ({listing})")
         return attempt, hyps[attempt - 1]
-    graded = lead_grades(read.events)
+    graded = lead_grades(read.typed)
     waiting = [
         (i, e) for i, e in enumerate(hyps, 1) if hypothesis_grade(e, graded)[0] == "ungraded"
     ]

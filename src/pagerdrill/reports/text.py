@@ -8,10 +8,14 @@ import contextlib
 import os
 from pathlib import Path
 
+import msgspec
+
+from pagerdrill.journal.summary import Summary
 from pagerdrill.reports.timeline import (
     ENGINEER,
     REVIEW,
     Entry,
+    ReviewNote,
     Timeline,
     before_fault_line,
     faded_line,
@@ -34,88 +38,83 @@ def _when(ts: str | None) -> str:
     return ts.replace("T", " ").split(".")[0].removesuffix("Z") + " UTC"
 
 
-def outcome_text(summary: dict) -> str:
-    if summary["outcome"] == "closed":
+def outcome_text(summary: Summary) -> str:
+    if summary.outcome == "closed":
         return (
             "closed, recovery verified"
-            if summary["recovery_verified"]
+            if summary.recovery_verified
             else ("closed, recovery NOT verified")
         )
-    if summary["outcome"] == "aborted":
-        return f"aborted ({summary.get('abort_reason') or 'no reason'})"
+    if summary.outcome == "aborted":
+        return f"aborted ({summary.abort_reason or 'no reason'})"
     return "crashed (the journal stops without an end)"
 
 
-def hypothesis_line(summary: dict) -> str:
+def hypothesis_line(summary: Summary) -> str:
     """The first hypothesis and its grade (right, wrong, for the lead to grade, or the
-    lead's grade), when a right one came, and the target: every export says this. A
-    summary read from a damaged journal may lack any of it."""
-    h = summary.get("hypothesis") or {}
-    if not h.get("attempts"):
+    lead's grade), when a right one came, and the target: every export says this."""
+    h = summary.hypothesis
+    if not h.attempts:
         return "no hypothesis stated"
-    first = h.get("first_grade") or ("right" if h.get("first_correct") else "wrong")
-    graded = grade_text(first, h.get("first_graded_by"))
-    text = f"{h.get('first_text')} ({graded}, at {clock(h.get('first_s'))}"
-    if h.get("correct") and not h.get("first_correct"):
-        text += f"; right at {clock(h.get('correct_s'))}"
-    later = (h.get("to_grade") or 0) - (first == "ungraded")
+    first = h.first_grade or ("right" if h.first_correct else "wrong")
+    graded = grade_text(first, h.first_graded_by)
+    text = f"{h.first_text} ({graded}, at {clock(h.first_s)}"
+    if h.correct and not h.first_correct:
+        text += f"; right at {clock(h.correct_s)}"
+    later = h.to_grade - (first == "ungraded")
     if later > 0:
         text += f"; {later} more for the lead to grade"
-    target = h.get("target_s")
-    if target is not None:
-        text += f"; target {clock(target).removeprefix('T+')}"
+    if h.target_s is not None:
+        text += f"; target {clock(h.target_s).removeprefix('T+')}"
     return text + ")"
 
 
-def decision_line(summary: dict) -> str:
+def decision_line(summary: Summary) -> str:
     """The scenario's decision as the engineer took it, and its grade."""
-    d = summary.get("decision")
-    if not isinstance(d, dict):
+    d = summary.decision
+    if d is None:
         return "no decision taken"
-    return f"{d.get('choice')} ({'right' if d.get('correct') else 'wrong'})"
+    return f"{d.choice} ({'right' if d.correct else 'wrong'})"
 
 
-def _resolution_line(summary: dict) -> str:
+def _resolution_line(summary: Summary) -> str:
     parts = []
     faded = faded_line(summary)
     if faded:
         parts.append(faded)
-    if summary["time_to_mitigate_s"] is not None:
-        parts.append(f"mitigated at {clock(summary['time_to_mitigate_s'])}")
-    if summary["recovery_verified"]:
-        parts.append(f"recovery verified by probes at {clock(summary['time_to_recovery_s'])}")
+    if summary.time_to_mitigate_s is not None:
+        parts.append(f"mitigated at {clock(summary.time_to_mitigate_s)}")
+    if summary.recovery_verified:
+        parts.append(f"recovery verified by probes at {clock(summary.time_to_recovery_s)}")
     else:
         parts.append("recovery not verified")
     parts.append(outcome_text(summary))
     return "; ".join(parts)
 
 
-def counts_line(summary: dict) -> str:
+def counts_line(summary: Summary) -> str:
     """The drill's counts, worded the same in every export."""
-    h = summary.get("hypothesis") or {}
     return (
-        f"Hints used: {summary['hints_used']}. Notes: {summary['notes']}. "
-        f"Hypotheses stated: {h.get('attempts', 0)}. "
-        f"Clock paused: {duration(summary['paused_s'])}."
+        f"Hints used: {summary.hints_used}. Notes: {summary.notes}. "
+        f"Hypotheses stated: {summary.hypothesis.attempts}. "
+        f"Clock paused: {duration(summary.paused_s)}."
     ) + (f" {warmup[0].upper()}{warmup[1:]}." if (warmup := before_fault_line(summary)) else "")
 
 
-def step_lines(summary: dict) -> list[tuple[str, str, str, str]]:
+def step_lines(summary: Summary) -> list[tuple[str, str, str, str]]:
     """(title, time, target, met) of each checklist step, from the page."""
     rows = []
-    for step in summary["steps"]:
-        met = "✓" if step["met"] else ("✗" if step["done_s"] is not None else "not done")
-        rows.append((step["title"], mmss(step["done_s"]), mmss(step["target_s"]), met))
+    for step in summary.steps:
+        met = "✓" if step.met else ("✗" if step.done_s is not None else "not done")
+        rows.append((step.title, mmss(step.done_s), mmss(step.target_s), met))
     return rows
 
 
-def _review_line(review: dict | None) -> str | None:
+def _review_line(review: ReviewNote | None) -> str | None:
     if not review:
         return None
-    comment = f": {review['comment']}" if review.get("comment") else ""
-    return (
-        f"{str(review['verdict']).upper()} by {review['by']} ({_when(review.get('ts'))}){comment}"
-    )
+    comment = f": {review.comment}" if review.comment else ""
+    return f"{review.verdict.upper()} by {review.by} ({_when(review.ts)}){comment}"
 
 
 # ---------------------------------------------------------------------- Slack
@@ -134,20 +133,19 @@ def _slack_line(entry: Entry, engineer: str) -> str:
 def slack_messages(tl: Timeline, limit: int = SLACK_MESSAGE_LIMIT) -> list[str]:
     """The drill as Slack mrkdwn messages, each at most `limit` characters."""
     s = tl.summary
-    engineer = s.get("engineer") or "engineer"
+    engineer = s.engineer or "engineer"
     head = [
-        f"*Drill: {s.get('title') or s.get('scenario') or tl.drill}* "
-        f"({s.get('severity') or '?'}) — engineer *{engineer}*",
-        f"Started {_when(s.get('started'))} · duration {duration(tl.duration_s)} · "
-        f"{outcome_text(s)}",
+        f"*Drill: {s.title or s.scenario or tl.drill}* "
+        f"({s.severity or '?'}) — engineer *{engineer}*",
+        f"Started {_when(s.started)} · duration {duration(tl.duration_s)} · {outcome_text(s)}",
     ]
     review = _review_line(tl.review)
     if review:
         head.append(f"Review: {review}")
     if not tl.complete:
         head.append(f"_Incomplete journal: {'; '.join(tl.problems) or 'no end'}_")
-    head.append(f"Drill `{tl.drill}` · scenario `{s.get('scenario')}` · "
-                f"page {s.get('page_alert') or 'no page'}")  # fmt: skip
+    head.append(f"Drill `{tl.drill}` · scenario `{s.scenario}` · "
+                f"page {s.page_alert or 'no page'}")  # fmt: skip
     head.append("*Timeline* (UTC; T± from the page)")
     lines = [_slack_line(e, engineer) for e in tl.entries]
     tail = ["*Times against targets* (from the page)"]
@@ -203,19 +201,19 @@ def _cell(text: object) -> str:
 
 def markdown(tl: Timeline) -> str:
     s = tl.summary
-    out = [f"# Drill: {_cell(s.get('title') or s.get('scenario') or tl.drill)} "
-           f"({s.get('severity') or '?'})", ""]  # fmt: skip
+    out = [f"# Drill: {_cell(s.title or s.scenario or tl.drill)} "
+           f"({s.severity or '?'})", ""]  # fmt: skip
     if not tl.complete:
         out += [f"> **Incomplete journal**: {'; '.join(tl.problems) or 'the drill has no end'}",
                 ""]  # fmt: skip
     rows = [
-        ("Engineer", s.get("engineer")),
-        ("Scenario", f"`{s.get('scenario')}`"),
+        ("Engineer", s.engineer),
+        ("Scenario", f"`{s.scenario}`"),
         ("Drill", f"`{tl.drill}`"),
-        ("Started", _when(s.get("started"))),
+        ("Started", _when(s.started)),
         ("Duration", duration(tl.duration_s)),
         ("Outcome", outcome_text(s)),
-        ("Page", s.get("page_alert") or "no page"),
+        ("Page", s.page_alert or "no page"),
         ("Review", _review_line(tl.review) or "not reviewed"),
     ]
     out += ["| | |", "|---|---|", *[f"| {k} | {_cell(v)} |" for k, v in rows], ""]
@@ -223,25 +221,20 @@ def markdown(tl: Timeline) -> str:
             "|---|---|---|---|"]  # fmt: skip
     for title, done, target, met in step_lines(s):
         out.append(f"| {_cell(title)} | {done} | {target} | {met} |")
-    h = s["hypothesis"]
-    hyp_met = (
-        "✓"
-        if h["correct_s"] is not None and h["target_s"] and h["correct_s"] <= h["target_s"]
-        else "✗"
-    )
+    h = s.hypothesis
+    hyp_met = "✓" if h.correct_s is not None and h.target_s and h.correct_s <= h.target_s else "✗"
     out.append(
-        f"| Symptom → right hypothesis | {mmss(h['correct_s'])} | {mmss(h['target_s'])} "
-        f"| {hyp_met} |"
+        f"| Symptom → right hypothesis | {mmss(h.correct_s)} | {mmss(h.target_s)} | {hyp_met} |"
     )
-    out.append(f"| Acknowledged | {mmss(s['time_to_ack_s'])} | | |")
-    out.append(f"| Mitigated | {mmss(s['time_to_mitigate_s'])} | | |")
-    out.append(f"| Recovery verified | {mmss(s['time_to_recovery_s'])} | | |")
+    out.append(f"| Acknowledged | {mmss(s.time_to_ack_s)} | | |")
+    out.append(f"| Mitigated | {mmss(s.time_to_mitigate_s)} | | |")
+    out.append(f"| Recovery verified | {mmss(s.time_to_recovery_s)} | | |")
     out += ["", counts_line(s), ""]
     out += ["## Hypothesis", "", hypothesis_line(s), ""]
     out += ["## Decision", "", decision_line(s), ""]
     out += ["## Resolution", "", _resolution_line(s), ""]
     out += ["## Timeline", "", "| Time (UTC) | From the page | Who | What |", "|---|---|---|---|"]
-    engineer = s.get("engineer") or "engineer"
+    engineer = s.engineer or "engineer"
     for e in tl.entries:
         who = engineer if e.who == ENGINEER else e.who
         out.append(f"| {wall(e.ts)} | {clock(e.page_s)} | {_cell(who)} | {_cell(e.text)} |")
@@ -266,7 +259,8 @@ def to_json(tl: Timeline) -> dict:
         "drill": tl.drill,
         "complete": tl.complete,
         "problems": list(tl.problems),
-        "summary": tl.summary,
+        # the JSON form of the summary, and the latest review as its last key
+        "summary": tl.summary.to_json() | {"review": msgspec.to_builtins(tl.review)},
         "timeline": [
             {
                 "seq": e.seq,
@@ -291,7 +285,7 @@ def to_json(tl: Timeline) -> dict:
             for s in tl.series
         ],
         "markers": [{"t": m.t, "label": m.label, "who": m.who} for m in tl.markers],
-        "reviews": tl.reviews,
+        "reviews": msgspec.to_builtins(tl.reviews),
     }
 
 

@@ -15,15 +15,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
+from msgspec import UNSET
+
 from pagerdrill.faults import reverted_text
 from pagerdrill.journal import JournalRead, read_journal
+from pagerdrill.journal import events as ev
 from pagerdrill.journal.redact import Redactor
 from pagerdrill.journal.summary import (
+    Summary,
     before_fault,
     fault_injected_seq,
     hypothesis_grade,
     lead_grades,
-    summarize,
+    summary_of,
 )
 from pagerdrill.timefmt import clock, duration
 
@@ -68,6 +73,15 @@ class Series:
         return self.probe if self.field == "value" else f"{self.probe}.{self.field}"
 
 
+class ReviewNote(msgspec.Struct, frozen=True, kw_only=True):
+    """A lead's review with a verdict, redacted, as the exports show it."""
+
+    ts: str
+    by: str
+    verdict: str
+    comment: str | None
+
+
 @dataclass(frozen=True)
 class Marker:
     t: float
@@ -79,29 +93,30 @@ class Marker:
 class Timeline:
     drill: str
     journal: Path
-    summary: dict[str, Any]
+    summary: Summary
+    """Redacted, as every export shows it."""
     entries: list[Entry]
     series: list[Series]
     markers: list[Marker]
-    review: dict[str, Any] | None
-    reviews: list[dict[str, Any]]
+    review: ReviewNote | None
+    reviews: list[ReviewNote]
     complete: bool
     problems: list[str]
     started: dict[str, Any] = field(default_factory=dict)
 
     @property
     def page_t(self) -> float | None:
-        return next((e.t for e in self.entries if e.kind == "page"), None)
+        return next((e.t for e in self.entries if e.kind == ev.Page.TYPE), None)
 
     @property
     def fault_t(self) -> float | None:
         """When the first fault went in: signals before it are a warm-up, not the incident."""
-        return next((e.t for e in self.entries if e.kind == "fault.injected"), None)
+        return next((e.t for e in self.entries if e.kind == ev.FaultInjected.TYPE), None)
 
     @property
     def duration_s(self) -> float:
         """From the start to the drill's end (or its last event, when it has none)."""
-        ends = [e.t for e in self.entries if e.kind in ("drill.closed", "drill.aborted")]
+        ends = [e.t for e in self.entries if e.kind in ev.TERMINAL]
         if ends:
             return ends[0]
         drill = [e.t for e in self.entries if e.who != REVIEW]
@@ -133,80 +148,97 @@ def _step_line(g: Callable[[str], Any]) -> str:
 
 Formatter = Callable[[Callable[[str], Any]], str]
 
-_SYSTEM_LINES: dict[str, Formatter] = {
-    "fault.injected": lambda g: f"fault {g('fault')} injected ({g('kind')})",
-    "fault.reverted": lambda g: reverted_text(g("fault"), g("by"), g("detail")),
-    "fault.failed": lambda g: f"fault {g('fault')} failed to inject: {g('error')}",
-    "fault.revert_failed": lambda g: f"fault {g('fault')} failed to revert: {g('error')}",
-    "alert.firing": lambda g: f"ALERT {g('alert')} firing: {g('summary')}",
-    "alert.resolved": lambda g: f"alert {g('alert')} resolved",
-    "page": lambda g: f"PAGE ({g('severity')}): {g('summary')}",
-    "recovery.verified": lambda g: (
+_SYSTEM_LINES: dict[type[ev.Event], Formatter] = {
+    ev.FaultInjected: lambda g: f"fault {g('fault')} injected ({g('kind')})",
+    ev.FaultReverted: lambda g: reverted_text(g("fault"), g("by"), g("detail")),
+    ev.FaultFailed: lambda g: f"fault {g('fault')} failed to inject: {g('error')}",
+    ev.FaultRevertFailed: lambda g: f"fault {g('fault')} failed to revert: {g('error')}",
+    ev.AlertFiring: lambda g: f"ALERT {g('alert')} firing: {g('summary')}",
+    ev.AlertResolved: lambda g: f"alert {g('alert')} resolved",
+    ev.Page: lambda g: f"PAGE ({g('severity')}): {g('summary')}",
+    ev.RecoveryVerified: lambda g: (
         "recovery verified by the probes: " + " and ".join(g("criteria") or [])
     ),
-    "mitigation.reverted": lambda g: f"mitigation {g('mitigation')} put back ({g('by')})",
-    "drill.aborted": lambda g: f"drill aborted: {g('reason')}",
-    "drill.closed": lambda g: (
+    ev.MitigationReverted: lambda g: f"mitigation {g('mitigation')} put back ({g('by')})",
+    ev.DrillAborted: lambda g: f"drill aborted: {g('reason')}",
+    ev.DrillClosed: lambda g: (
         "drill closed"
         + (", recovery verified" if g("recovery_verified") else ", recovery NOT verified")
     ),
-    "guard.tripped": lambda g: f"guard tripped: {g('reason')}",
+    ev.GuardTripped: lambda g: f"guard tripped: {g('reason')}",
 }
 
-_ENGINEER_LINES: dict[str, Formatter] = {
-    "ack": lambda g: "acknowledged" + _opt(": ", g("text")),
-    "step.done": _step_line,
-    "note": lambda g: f"note: {g('text')}",
-    "hint": lambda g: f"hint {g('index')} taken: {g('text')}",
+_ENGINEER_LINES: dict[type[ev.Event], Formatter] = {
+    ev.Ack: lambda g: "acknowledged" + _opt(": ", g("text")),
+    ev.StepDone: _step_line,
+    ev.Note: lambda g: f"note: {g('text')}",
+    ev.Hint: lambda g: f"hint {g('index')} taken: {g('text')}",
     # `grade` and `graded_by` here are the effective grade (the lead's, if given)
-    "hypothesis": lambda g: f"hypothesis: {g('text')} ({grade_text(g('grade'), g('graded_by'))})",
-    "decision": lambda g: f"decision: {g('prompt')} → {g('text')}",
-    "mitigation": lambda g: f"mitigation: {g('title')}",
-    "mitigation.failed": lambda g: f"mitigation {g('mitigation')} failed: {g('error')}",
-    "resolve": lambda g: "resolved" + _opt(": ", g("text")),
-    "clock.paused": lambda g: f"clock paused by {g('by')}",
-    "clock.resumed": lambda g: f"clock resumed by {g('by')} after {duration(g('paused_s'))}",
-    "evidence": lambda g: f"opened {g('what')}" + _opt(": ", g("about")),
+    ev.Hypothesis: lambda g: f"hypothesis: {g('text')} ({grade_text(g('grade'), g('graded_by'))})",
+    ev.Decision: lambda g: f"decision: {g('prompt')} → {g('text')}",
+    ev.Mitigation: lambda g: f"mitigation: {g('title')}",
+    ev.MitigationFailed: lambda g: f"mitigation {g('mitigation')} failed: {g('error')}",
+    ev.Resolve: lambda g: "resolved" + _opt(": ", g("text")),
+    ev.ClockPaused: lambda g: f"clock paused by {g('by')}",
+    ev.ClockResumed: lambda g: f"clock resumed by {g('by')} after {duration(g('paused_s'))}",
+    ev.Evidence: lambda g: f"opened {g('what')}" + _opt(": ", g("about")),
 }
 
 
-_BEFORE_FAULT_LINES: dict[str, Formatter] = {
-    "alert.firing": lambda g: (
+_BEFORE_FAULT_LINES: dict[type[ev.Event], Formatter] = {
+    ev.AlertFiring: lambda g: (
         f"alert {g('alert')} firing before the fault (not a page): {g('summary')}"
     ),
-    "alert.resolved": lambda g: f"alert {g('alert')} resolved (before the fault)",
+    ev.AlertResolved: lambda g: f"alert {g('alert')} resolved (before the fault)",
 }
 
 
-def _text(event: dict, before_fault: bool = False) -> tuple[str, str] | None:
+def _getter(event: ev.Event, extra: dict[str, Any]) -> Callable[[str], Any]:
+    """A field of the event (None when it has none), or of `extra` first."""
+
+    def g(name: str) -> Any:
+        if name in extra:
+            return extra[name]
+        value = getattr(event, name, None)
+        return None if value is UNSET else value
+
+    return g
+
+
+def _text(
+    event: ev.Event, before_fault: bool = False, extra: dict[str, Any] | None = None
+) -> tuple[str, str] | None:
     """(who, text) of an event worth a timeline line, else None. An alert before the
     fault is said to be one: a warm-up, not the incident."""
-    t = event.get("type")
-    g = event.get
-    if before_fault and t in _BEFORE_FAULT_LINES:
-        return SYSTEM, _BEFORE_FAULT_LINES[t](g)
-    if t == "state":
-        to = g("to")
-        if to not in ("steady-state", "quiet"):
-            return None  # the other phases are told by the events that moved them
-        extra = f" for {duration(g('quiet_s'))}" if isinstance(g("quiet_s"), int | float) else ""
-        return SYSTEM, f"drill {to}{extra}"
-    if t in _SYSTEM_LINES:
-        return SYSTEM, _SYSTEM_LINES[t](g)
-    if t in _ENGINEER_LINES:
-        if t == "step.done" and g("step") == "acknowledge":
+    kind = type(event)
+    g = _getter(event, extra or {})
+    if before_fault and kind in _BEFORE_FAULT_LINES:
+        return SYSTEM, _BEFORE_FAULT_LINES[kind](g)
+    match event:
+        case ev.State(to=to):
+            if to not in ("steady-state", "quiet"):
+                return None  # the other phases are told by the events that moved them
+            quiet = event.quiet_s
+            extra_text = f" for {duration(quiet)}" if isinstance(quiet, int | float) else ""
+            return SYSTEM, f"drill {to}{extra_text}"
+        case ev.StepDone(step="acknowledge"):
             return None  # the ack line says it
-        return ENGINEER, _ENGINEER_LINES[t](g)
-    if t == "review":
-        comment = f": {g('comment')}" if g("comment") else ""
-        return REVIEW, f"review by {g('by')}: {str(g('verdict')).upper()}{comment}"
-    if t == "hypothesis.graded":
-        comment = f": {g('comment')}" if g("comment") else ""
-        return REVIEW, f"hypothesis {g('attempt')} graded {g('grade')} by {g('by')}{comment}"
+        case ev.Review():
+            comment = f": {event.comment}" if event.comment else ""
+            return REVIEW, f"review by {event.by}: {str(event.verdict).upper()}{comment}"
+        case ev.HypothesisGraded():
+            comment = f": {event.comment}" if event.comment else ""
+            return REVIEW, (
+                f"hypothesis {event.attempt} graded {event.grade} by {event.by}{comment}"
+            )
+    if kind in _SYSTEM_LINES:
+        return SYSTEM, _SYSTEM_LINES[kind](g)
+    if kind in _ENGINEER_LINES:
+        return ENGINEER, _ENGINEER_LINES[kind](g)
     return None
 
 
-def _series(events: list[dict], started: dict) -> list[Series]:
+def _series(samples: list[ev.ProbeSample], started: dict) -> list[Series]:
     """The signals the alert rules and recovery criteria read, in that order."""
     wanted: list[tuple[str, str, dict]] = []
     for rule in started.get("alerts") or []:
@@ -223,78 +255,84 @@ def _series(events: list[dict], started: dict) -> list[Series]:
             if all(key != w[:2] for w in wanted):
                 wanted.append((*key, {}))
     points: dict[tuple[str, str], list[tuple[float, float]]] = {w[:2]: [] for w in wanted}
-    for e in events:
-        if e.get("type") != "probe.sample" or not isinstance(e.get("values"), dict):
-            continue
+    for e in samples:
         for key, bucket in points.items():
-            value = (e["values"].get(key[0]) or {}).get(key[1])
+            value = (e.values.get(key[0]) or {}).get(key[1])
             if isinstance(value, int | float) and not isinstance(value, bool):
-                bucket.append((float(e.get("t", 0.0)), float(value)))
+                bucket.append((float(e.t), float(value)))
     return [Series(probe, fld, points[(probe, fld)], **extra) for probe, fld, extra in wanted]
 
 
-MARKED = {
-    "fault.injected": ("fault", SYSTEM),
-    "page": ("page", SYSTEM),
-    "ack": ("ack", ENGINEER),
-    "hypothesis": ("hypothesis", ENGINEER),
-    "mitigation": ("mitigation", ENGINEER),
-    "recovery.verified": ("recovered", SYSTEM),
-    "drill.closed": ("closed", SYSTEM),
-    "drill.aborted": ("aborted", SYSTEM),
+MARKED: dict[type[ev.Event], tuple[str, str]] = {
+    ev.FaultInjected: ("fault", SYSTEM),
+    ev.Page: ("page", SYSTEM),
+    ev.Ack: ("ack", ENGINEER),
+    ev.Hypothesis: ("hypothesis", ENGINEER),
+    ev.Mitigation: ("mitigation", ENGINEER),
+    ev.RecoveryVerified: ("recovered", SYSTEM),
+    ev.DrillClosed: ("closed", SYSTEM),
+    ev.DrillAborted: ("aborted", SYSTEM),
 }
 
 
+def _reviews(events: list[ev.Event], redactor: Redactor) -> list[ReviewNote]:
+    """The lead's reviews with a verdict, oldest first."""
+    return [
+        ReviewNote(
+            ts=e.ts,
+            by=redactor.text(e.by),
+            verdict=str(e.verdict),
+            comment=redactor.text(e.comment) if isinstance(e.comment, str) else e.comment,
+        )
+        for e in events
+        if isinstance(e, ev.Review) and isinstance(e.by, str) and e.verdict in ("pass", "fail")
+    ]
+
+
 def build(read: JournalRead, redactor: Redactor | None = None) -> Timeline:
-    samples = [e for e in read.events if e.get("type") == "probe.sample"]
-    events = [e for e in read.events if e.get("type") != "probe.sample"]
-    redactor = redactor or Redactor.from_events(events)
+    samples = [e for e in read.typed if isinstance(e, ev.ProbeSample)]
+    events = [e for e in read.typed if not isinstance(e, ev.ProbeSample)]
+    raw = [e for e in read.events if e.get("type") != ev.ProbeSample.TYPE]
+    redactor = redactor or Redactor.from_events(raw)
     started = read.started or {}
-    page = next((e for e in events if e.get("type") == "page"), None)
-    page_t = _num(page.get("t")) if page else None
+    page = next((e for e in events if isinstance(e, ev.Page)), None)
+    page_t = page.t if page else None
     entries = []
     markers = []
     problems = [f"line {n}: {m}" for n, m in read.problems]
     graded = lead_grades(events)
     fault_seq = fault_injected_seq(events)
     for e in events:
-        if e.get("type") == "hypothesis":
+        extra: dict[str, Any] = {}
+        if isinstance(e, ev.Hypothesis):
             grade, by = hypothesis_grade(e, graded)
-            e = {**e, "grade": grade, "graded_by": by}
+            extra = {"grade": grade, "graded_by": by}
         try:
-            found = _text(e, before_fault(e, fault_seq))
+            found = _text(e, before_fault(e, fault_seq), extra)
         except (KeyError, TypeError, ValueError, AttributeError):
-            # a hand-edited event with missing or odd fields: say so, go on
-            problems.append(f"event {e.get('seq', '?')} ({e.get('type')}): unexpected content")
+            # an event with missing or odd fields: say so, go on
+            problems.append(f"event {e.seq} ({e.TYPE}): unexpected content")
             continue
-        t = _num(e.get("t"))
         if found:
             who, text = found
             entries.append(
                 Entry(
-                    seq=int(e.get("seq", 0)),
-                    ts=str(e.get("ts", "")),
-                    t=t,
-                    page_s=round(t - page_t, 3) if page_t is not None else None,
+                    seq=e.seq,
+                    ts=e.ts,
+                    t=e.t,
+                    page_s=round(e.t - page_t, 3) if page_t is not None else None,
                     who=who,
-                    kind=str(e.get("type")),
+                    kind=e.TYPE,
                     text=redactor.text(text),
                 )
             )
-        if e.get("type") in MARKED:
-            label, who = MARKED[e["type"]]
-            if e["type"] == "hypothesis":
-                label += {"right": " ✓", "wrong": " ✗"}.get(e["grade"], " ?")
-            markers.append(Marker(t, label, who))
-    reviews = [
-        {k: redactor.text(str(v)) if isinstance(v, str) else v for k, v in e.items()
-         if k in ("ts", "by", "verdict", "comment")}
-        for e in events
-        if e.get("type") == "review" and isinstance(e.get("by"), str)
-        and e.get("verdict") in ("pass", "fail")
-    ]  # fmt: skip
-    summary = redactor.data(summarize(JournalRead(read.path, events, read.problems)))
-    summary["review"] = reviews[-1] if reviews else None
+        if type(e) in MARKED:
+            label, who = MARKED[type(e)]
+            if isinstance(e, ev.Hypothesis):
+                label += {"right": " ✓", "wrong": " ✗"}.get(extra["grade"], " ?")
+            markers.append(Marker(e.t, label, who))
+    reviews = _reviews(events, redactor)
+    summary = redactor.model(summary_of(JournalRead(read.path, raw, read.problems, _typed=events)))
     return Timeline(
         drill=read.drill_id,
         journal=read.path,
@@ -370,17 +408,17 @@ def signal_summary(
             "crossed": crossed}  # fmt: skip
 
 
-def faded_line(summary: dict[str, Any]) -> str | None:
+def faded_line(summary: Summary) -> str | None:
     """What every export says when the symptom went away before any mitigation."""
-    at = summary.get("symptom_faded_s")
-    if not isinstance(at, int | float) or isinstance(at, bool):
+    at = summary.symptom_faded_s
+    if at is None:
         return None
     return f"the alert resolved by itself at {clock(at)}, before any mitigation"
 
 
-def before_fault_line(summary: dict[str, Any]) -> str | None:
+def before_fault_line(summary: Summary) -> str | None:
     """What every export says of alerts that fired before the fault."""
-    n = summary.get("alerts_before_fault")
-    if not isinstance(n, int) or isinstance(n, bool) or n <= 0:
+    n = summary.alerts_before_fault
+    if n <= 0:
         return None
     return f"{n} alert{'s' if n != 1 else ''} fired before the fault (warm-up, not paged)"

@@ -65,63 +65,104 @@ class Problem:
 
 def lint_runbook(rb: Runbook, template: RunbooksConfig) -> list[Problem]:
     """The problems of one runbook on its own (links are checked against its folder)."""
-    out: list[Problem] = []
-
-    def add(line: int, code: Code, message: str) -> None:
-        out.append(Problem(rb.path, line, code, message))
-
-    for fm in rb.problems:
-        add(fm.line, "front-matter", f"{fm.message}")
+    out = [Problem(rb.path, fm.line, "front-matter", f"{fm.message}") for fm in rb.problems]
     if rb.title_line is None:
-        add(1, "no-title", 'no title (expected a "# Title" heading or title: in the front matter)')
-    rules = {s.name.lower(): s for s in template.sections}
+        out.append(
+            Problem(
+                rb.path,
+                1,
+                "no-title",
+                'no title (expected a "# Title" heading or title: in the front matter)',
+            )
+        )
+    first, problems = _sections(rb, template)
+    out += problems
+    out += _order_problems(rb, template, first)
     order = [s.name.lower() for s in template.sections]
-    first: dict[str, Section] = {}
-    for s in rb.parsed:
-        key = s.name.lower()
-        if key in first:
-            add(
-                s.line,
-                "duplicate-section",
-                f'section "{s.name}" appears twice, first at line {first[key].line} '
-                "(expected each section once)",
-            )
-            continue
-        first[key] = s
-        if key not in rules and not template.other_sections:
-            add(
-                s.line,
-                "unknown-section",
-                f'unknown section "{s.name}" (expected only '
-                + ", ".join(x.name for x in template.sections)
-                + ")",
-            )
-    highest: tuple[int, str] | None = None
-    for s in rb.parsed:
-        key = s.name.lower()
-        if key not in rules or first.get(key) is not s:
-            continue
-        at = order.index(key)
-        if highest is not None and at < highest[0]:
-            add(
-                s.line,
-                "section-order",
-                f'section "{s.name}" is out of order (expected before "{highest[1]}")',
-            )
-        elif highest is None or at > highest[0]:
-            highest = (at, s.name)
     for n, rule in enumerate(template.sections):
         section = first.get(rule.name.lower())
         if section is None:
             if rule.required:
-                add(_missing_at(rb, order[n + 1 :], first), "missing-section", _missing(rule, n))
+                at = _missing_at(rb, order[n + 1 :], first)
+                out.append(Problem(rb.path, at, "missing-section", _missing(rule, n)))
             continue
         out.extend(_section_problems(rb, section, rule, template))
+    return out + _text_problems(rb)
+
+
+def _sections(rb: Runbook, template: RunbooksConfig) -> tuple[dict[str, Section], list[Problem]]:
+    """Each section's first occurrence (by its lowercased name), and the problems of
+    sections that appear twice or that the template does not know."""
+    rules = {s.name.lower() for s in template.sections}
+    first: dict[str, Section] = {}
+    out = []
+    for s in rb.parsed:
+        key = s.name.lower()
+        if key in first:
+            out.append(
+                Problem(
+                    rb.path,
+                    s.line,
+                    "duplicate-section",
+                    f'section "{s.name}" appears twice, first at line {first[key].line} '
+                    "(expected each section once)",
+                )
+            )
+            continue
+        first[key] = s
+        if key not in rules and not template.other_sections:
+            out.append(
+                Problem(
+                    rb.path,
+                    s.line,
+                    "unknown-section",
+                    f'unknown section "{s.name}" (expected only '
+                    + ", ".join(x.name for x in template.sections)
+                    + ")",
+                )
+            )
+    return first, out
+
+
+def _order_problems(
+    rb: Runbook, template: RunbooksConfig, first: dict[str, Section]
+) -> list[Problem]:
+    """The template's sections that come before one that the template puts ahead."""
+    order = [s.name.lower() for s in template.sections]
+    out = []
+    highest: tuple[int, str] | None = None
+    for s in rb.parsed:
+        key = s.name.lower()
+        if key not in order or first.get(key) is not s:
+            continue
+        at = order.index(key)
+        if highest is not None and at < highest[0]:
+            out.append(
+                Problem(
+                    rb.path,
+                    s.line,
+                    "section-order",
+                    f'section "{s.name}" is out of order (expected before "{highest[1]}")',
+                )
+            )
+        elif highest is None or at > highest[0]:
+            highest = (at, s.name)
+    return out
+
+
+def _text_problems(rb: Runbook) -> list[Problem]:
+    """Placeholders left in the text, and links to runbooks that are not there."""
+    out = []
     for number, text in enumerate(rb.text.split("\n"), start=1):
         m = PLACEHOLDER.search(text)
         if m:
-            add(
-                number, "placeholder", f'placeholder "{m.group(0)}" left in (expected real content)'
+            out.append(
+                Problem(
+                    rb.path,
+                    number,
+                    "placeholder",
+                    f'placeholder "{m.group(0)}" left in (expected real content)',
+                )
             )
     for line, target in rb.links:
         if "://" in target or target.startswith(("mailto:", "#")) or not target:
@@ -130,11 +171,14 @@ def lint_runbook(rb: Runbook, template: RunbooksConfig) -> list[Problem]:
         if not file.endswith(".md"):
             continue
         if not (rb.path.parent / file).is_file():
-            add(
-                line,
-                "broken-link",
-                f'link to "{file}", which does not exist (expected a runbook in '
-                f"{rb.path.parent.name}/)",
+            out.append(
+                Problem(
+                    rb.path,
+                    line,
+                    "broken-link",
+                    f'link to "{file}", which does not exist (expected a runbook in '
+                    f"{rb.path.parent.name}/)",
+                )
             )
     return out
 
