@@ -9,9 +9,13 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from pagerdrill.journal.events import Event, FaultReverted
+    from pagerdrill.journal.redact import Redactor
     from pagerdrill.targets.base import ProgressEvent, ServiceStatus
 
 
@@ -73,7 +77,7 @@ def _progress_printer(stderr: bool = False):
     }
 
     def show(event: ProgressEvent) -> None:
-        phase = "already running" if event.phase == "running" else event.phase
+        phase = event.detail or ("already running" if event.phase == "running" else event.phase)
         console.print(
             f"  {marks[event.phase]} {event.service:<12} {phase:<16} "
             f"[dim]{event.elapsed_s:6.2f} s[/]"
@@ -90,7 +94,7 @@ def _status_table(statuses: list[ServiceStatus]) -> None:
         table.add_column(column)
     colours = {"healthy": "green", "unhealthy": "red", "unknown": "dim"}
     for s in statuses:
-        endpoint = s.endpoints.get("http") or s.endpoints.get("redis", "")
+        endpoint = s.endpoints.get("http") or s.endpoints.get("redis") or s.endpoints.get("tcp", "")
         if "redis" in s.endpoints:  # never print the password
             from pagerdrill.journal.redact import redact_url
 
@@ -106,81 +110,104 @@ def _status_table(statuses: list[ServiceStatus]) -> None:
     _console().print(table)
 
 
-def _event_printer(redactor, feedback: str = "hidden"):
+def _event_printer(redactor: Redactor, feedback: str = "hidden") -> Callable[[Event], None]:
     """Progress of a headless drill, one line per event that matters, on stderr. A
     hypothesis shows as recorded; its grade only with the scenario's `feedback: live`."""
+    from rich.markup import escape
 
-    console = _console(stderr=True)
-
+    from pagerdrill.journal.events import FaultInjected, FaultUndo
     from pagerdrill.timefmt import clock as t_clock
 
-    def clock(event: dict) -> str:
-        at = event.get("drill_s")
-        return t_clock(at, tenths=True) if isinstance(at, int | float) else " " * 9
+    console = _console(stderr=True)
+    seen = _Seen()
 
-    injected = False
-
-    def show(event: dict) -> None:
-        nonlocal injected
-        event = redactor.data(event)
-        injected = injected or event["type"] == "fault.injected"
-        text = _event_text(event, injected, feedback)
+    def show(event: Event) -> None:
+        event = redactor.event(event)
+        if isinstance(event, FaultInjected):
+            seen.injected = True
+        elif isinstance(event, FaultUndo) and event.undo.get("irreversible"):
+            seen.irreversible[event.fault] = event.undo
+        text = _event_text(event, seen, feedback)
         if text:
-            from rich.markup import escape
-
-            console.print(f"  [dim]{clock(event)}[/] {text if '[' in text else escape(text)}")
+            at = getattr(event, "drill_s", None)
+            clock = t_clock(at, tenths=True) if isinstance(at, int | float) else " " * 9
+            console.print(f"  [dim]{clock}[/] {text if '[' in text else escape(text)}")
 
     return show
 
 
-def _event_text(event: dict, injected: bool, feedback: str) -> str | None:
-    """The line an event shows as, or None for one that does not matter on the console.
-    `injected`: whether a fault was injected yet (an alert before it is not a page)."""
+@dataclass
+class _Seen:
+    """What the printer learnt from earlier events of the drill."""
+
+    injected: bool = False
+    """A fault went in: an alert before it is not a page."""
+    irreversible: dict[str, dict] = field(default_factory=dict)
+    """Faults whose undo record says their harm cannot be undone (their undo records)."""
+
+
+def _reverted(event: FaultReverted, seen: _Seen) -> str:
+    """A fault's revert; one whose own undo record says it cannot be undone is never
+    said to be reverted, whatever its revert's detail leaves out."""
     from pagerdrill.faults import reverted_text
+
+    detail = dict(event.detail)
+    undo = seen.irreversible.get(event.fault)
+    if undo is not None and not detail.get("irreversible"):
+        detail["irreversible"] = True
+        detail.setdefault("command", undo.get("command"))
+    return reverted_text(event.fault, event.by or "", detail)
+
+
+def _event_text(event: Event, seen: _Seen, feedback: str) -> str | None:
+    """The line an event shows as, or None for one that does not matter on the console."""
+    from pagerdrill.journal import events as ev
     from pagerdrill.reports.timeline import grade_text
     from pagerdrill.timefmt import duration as t_duration
 
-    t = event["type"]
-    text = None
-    if t == "state":
-        text = f"[bold]{event['to']}[/]" + (
-            f" for {t_duration(event['quiet_s'])}" if "quiet_s" in event else ""
-        )
-        if event.get("reason"):
-            text += f": {event['reason']}"
-    elif t == "fault.injected":
-        text = f"[red]fault[/] {event['fault']} injected ({event['inject_ms']:g} ms)"
-    elif t == "fault.reverted":
-        text = reverted_text(event["fault"], event["by"], event.get("detail"))
-    elif t in ("fault.failed", "fault.revert_failed", "mitigation.failed"):
-        text = f"[red]{t}[/] {event.get('fault') or event.get('mitigation')}: {event['error']}"
-    elif t == "alert.firing" and not injected:
-        text = f"alert {event['alert']} firing before the fault (not a page)"
-    elif t == "alert.firing":
-        text = f"[red]ALERT[/] {event['alert']}: {event['summary']}"
-    elif t == "alert.resolved":
-        text = f"alert {event['alert']} resolved" + ("" if injected else " (before the fault)")
-    elif t == "page":
-        text = f"[bold red]PAGE[/] {event['severity']} {event['summary']}"
-    elif t == "step.done":
-        late = " [yellow](over target)[/]" if event["over"] else ""
-        text = f"step {event['step']} done{late}"
-        if event.get("reason"):
-            call = event.get("choice_text") or event.get("choice")
-            text += f": {call + ' ' if call else ''}(why: {event['reason']})"
-    elif t in ("note", "hint"):
-        text = f"{t}: {event['text']}"
-    elif t == "hypothesis":
-        text = f"hypothesis recorded: {event['text']}"
-        if feedback == "live":
-            grade = grade_text(event.get("grade"))
-            text = f"hypothesis recorded ({grade}): {event['text']}"
-    elif t == "decision":
-        text = f"decision: {event['choice']}"
-    elif t == "mitigation":
-        text = f"mitigation: {event['title']}"
-    elif t == "recovery.verified":
-        text = "[green]recovery verified[/] by the probes"
-    elif t == "script.refused":
-        text = f"[yellow]script action {event['index']} refused[/]: {event['reason']}"
-    return text
+    match event:
+        case ev.State():
+            text = f"[bold]{event.to}[/]"
+            if isinstance(event.quiet_s, int | float):
+                text += f" for {t_duration(event.quiet_s)}"
+            return text + (f": {event.reason}" if event.reason else "")
+        case ev.FaultInjected():
+            return f"[red]fault[/] {event.fault} injected ({event.inject_ms or 0:g} ms)"
+        case ev.FaultReverted():
+            return _reverted(event, seen)
+        case ev.FaultFailed() | ev.FaultRevertFailed():
+            return f"[red]{event.TYPE}[/] {event.fault}: {event.error}"
+        case ev.MitigationFailed():
+            return f"[red]{event.TYPE}[/] {event.mitigation}: {event.error}"
+        case ev.AlertFiring() if not seen.injected:
+            return f"alert {event.alert} firing before the fault (not a page)"
+        case ev.AlertFiring():
+            return f"[red]ALERT[/] {event.alert}: {event.summary}"
+        case ev.AlertResolved():
+            return f"alert {event.alert} resolved" + (
+                "" if seen.injected else " (before the fault)"
+            )
+        case ev.Page():
+            return f"[bold red]PAGE[/] {event.severity} {event.summary}"
+        case ev.StepDone():
+            late = " [yellow](over target)[/]" if event.over else ""
+            text = f"step {event.step} done{late}"
+            if event.reason:
+                call = event.choice_text or event.choice
+                text += f": {call + ' ' if call else ''}(why: {event.reason})"
+            return text
+        case ev.Note() | ev.Hint():
+            return f"{event.TYPE}: {event.text}"
+        case ev.Hypothesis() if feedback == "live":
+            return f"hypothesis recorded ({grade_text(event.grade or None)}): {event.text}"
+        case ev.Hypothesis():
+            return f"hypothesis recorded: {event.text}"
+        case ev.Decision():
+            return f"decision: {event.choice}"
+        case ev.Mitigation():
+            return f"mitigation: {event.title}"
+        case ev.RecoveryVerified():
+            return "[green]recovery verified[/] by the probes"
+        case ev.ScriptRefused():
+            return f"[yellow]script action {event.index} refused[/]: {event.reason}"
+    return None

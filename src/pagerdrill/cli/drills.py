@@ -118,15 +118,15 @@ def drills_show(drill: DrillArg, workspace: WorkspaceOption = None) -> None:
     tl = _timeline(workspace, drill, samples=HTML_POINTS)
     s = tl.summary
     c = _console()
-    c.print(f"[bold]{escape(s.get('title') or tl.drill)}[/] ({s.get('severity')}) — "
-            f"{escape(s.get('engineer') or '?')} — {escape(outcome_text(s))}")  # fmt: skip
-    c.print(f"[dim]{tl.drill}  started {s.get('started')}  duration {duration(tl.duration_s)}[/]")
+    c.print(f"[bold]{escape(s.title or tl.drill)}[/] ({s.severity}) — "
+            f"{escape(s.engineer or '?')} — {escape(outcome_text(s))}")  # fmt: skip
+    c.print(f"[dim]{tl.drill}  started {s.started}  duration {duration(tl.duration_s)}[/]")
     if not tl.complete:
         c.print(f"[yellow]incomplete journal:[/] {escape('; '.join(tl.problems) or 'no end')}")
     if tl.review:
         r = tl.review
-        c.print(f"review: [bold]{r['verdict'].upper()}[/] by {escape(r['by'])}"
-                + (f" — {escape(r['comment'])}" if r.get("comment") else ""))  # fmt: skip
+        c.print(f"review: [bold]{r.verdict.upper()}[/] by {escape(r.by)}"
+                + (f" — {escape(r.comment)}" if r.comment else ""))  # fmt: skip
     table = Table(box=None, pad_edge=False, header_style="bold", title_justify="left")
     for column in ("UTC", "FROM PAGE", "", "WHAT"):
         table.add_column(column)
@@ -151,14 +151,14 @@ def drills_show(drill: DrillArg, workspace: WorkspaceOption = None) -> None:
             f"  {series.label}: {info['first']} → peak {info['peak']} → {info['last']}"
             f"{threshold}{crossed}"
         )
-    h = s["hypothesis"]
+    h = s.hypothesis
     c.print(f"\n[bold]Hypothesis[/] {escape(hypothesis_line(s))}")
-    if s.get("decision"):
+    if s.decision:
         c.print(f"[bold]Decision[/] {escape(decision_line(s))}")
     c.print(
-        f"ack {_mmss(s['time_to_ack_s'])} · right hypothesis {_mmss(h['correct_s'])} "
-        f"(target {_mmss(h['target_s'])}) · mitigated {_mmss(s['time_to_mitigate_s'])} · "
-        f"recovery {_mmss(s['time_to_recovery_s'])}"
+        f"ack {_mmss(s.time_to_ack_s)} · right hypothesis {_mmss(h.correct_s)} "
+        f"(target {_mmss(h.target_s)}) · mitigated {_mmss(s.time_to_mitigate_s)} · "
+        f"recovery {_mmss(s.time_to_recovery_s)}"
     )
 
 
@@ -253,6 +253,7 @@ def drills_review(
     verdict as an in-toto Statement pinning the journal, which `readiness verify` checks."""
     from rich.markup import escape
 
+    from pagerdrill.journal.events import HypothesisGraded, Review
     from pagerdrill.reports.drills import find_journal, review
     from pagerdrill.workspace import open_workspace
 
@@ -274,11 +275,9 @@ def drills_review(
         sign=sign,
     )
     for event in events:
-        what = (
-            f"hypothesis {event['attempt']} graded {event['grade']}"
-            if event["type"] == "hypothesis.graded"
-            else str(event["verdict"]).upper() + (", signed" if event.get("signature") else "")
-        )
-        _console().print(
-            f"[green]✓[/] {event['drill']}: {what} by {escape(by)} (appended to {path})"
-        )
+        match event:
+            case HypothesisGraded():
+                what = f"hypothesis {event.attempt} graded {event.grade}"
+            case Review():
+                what = str(event.verdict).upper() + (", signed" if event.signature else "")
+        _console().print(f"[green]✓[/] {event.drill}: {what} by {escape(by)} (appended to {path})")

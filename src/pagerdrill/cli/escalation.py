@@ -67,46 +67,10 @@ def _local(when: datetime, tz) -> str:
     return f"{local:%Y-%m-%d %H:%M} {local.tzname()}"
 
 
-@app.command("who")
-def who_cmd(
-    file: FileArg = None,
-    at: Annotated[
-        str | None,
-        typer.Option("--at", metavar="TIME", help="When (ISO 8601; default: now)."),
-    ] = None,
-    as_json: JsonOption = False,
-    workspace: WorkspaceOption = None,
-) -> None:
-    """Who is on call now (or at TIME) for every tier: each level's people and the
-    on-call person of its schedule, until when, and how to reach them."""
-    from pagerdrill.errors import BadInputError
-    from pagerdrill.escalation.load import load_matrix, matrix_path
+def _print_who(matrix, tiers, schedules, when) -> None:
+    """Each tier's levels: who, on which schedule until when, how to reach them."""
     from pagerdrill.escalation.model import human_duration
-    from pagerdrill.escalation.oncall import who
-    from pagerdrill.escalation.validate import _Report, load_roster_for, resolve_schedules
 
-    when = _when(at)
-    root = _root(workspace, file)
-    matrix = load_matrix(matrix_path(root, file), root)
-    if matrix.model is None:
-        raise BadInputError(
-            "\n".join(f"{matrix.path}:{line or 1}: {message}" for line, message in matrix.errors)
-        )
-    roster, roster_problems = load_roster_for(matrix)
-    if roster_problems:
-        raise BadInputError("\n".join(p.render() for p in roster_problems))
-    report = _Report([])
-    schedules = resolve_schedules(matrix, roster, report)
-    tiers = who(matrix, roster, schedules, when)
-    if as_json:
-        doc = {
-            "at": when.isoformat(),
-            "matrix": str(matrix.path),
-            "tiers": [t.to_json() for t in tiers],
-            "problems": [p.model_dump() for p in report.problems],
-        }
-        typer.echo(json.dumps(doc, indent=2))
-        return
     team = matrix.model.team
     typer.echo(f"On call at {when:%Y-%m-%d %H:%M} UTC" + (f" ({team})" if team else ""))
     for tier in tiers:
@@ -138,6 +102,48 @@ def who_cmd(
         if tier.vendor and matrix.model.vendor is not None:
             vendor = matrix.model.vendor
             typer.echo(f"      → vendor: {vendor.name} {vendor.tier or ''}".rstrip())
+
+
+@app.command("who")
+def who_cmd(
+    file: FileArg = None,
+    at: Annotated[
+        str | None,
+        typer.Option("--at", metavar="TIME", help="When (ISO 8601; default: now)."),
+    ] = None,
+    as_json: JsonOption = False,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Who is on call now (or at TIME) for every tier: each level's people and the
+    on-call person of its schedule, until when, and how to reach them."""
+    from pagerdrill.errors import BadInputError
+    from pagerdrill.escalation.load import load_matrix, matrix_path
+    from pagerdrill.escalation.oncall import who
+    from pagerdrill.escalation.validate import _Report, load_roster_for, resolve_schedules
+
+    when = _when(at)
+    root = _root(workspace, file)
+    matrix = load_matrix(matrix_path(root, file), root)
+    if matrix.model is None:
+        raise BadInputError(
+            "\n".join(f"{matrix.path}:{line or 1}: {message}" for line, message in matrix.errors)
+        )
+    roster, roster_problems = load_roster_for(matrix)
+    if roster_problems:
+        raise BadInputError("\n".join(p.render() for p in roster_problems))
+    report = _Report([])
+    schedules = resolve_schedules(matrix, roster, report)
+    tiers = who(matrix, roster, schedules, when)
+    if as_json:
+        doc = {
+            "at": when.isoformat(),
+            "matrix": str(matrix.path),
+            "tiers": [t.to_json() for t in tiers],
+            "problems": [p.model_dump() for p in report.problems],
+        }
+        typer.echo(json.dumps(doc, indent=2))
+        return
+    _print_who(matrix, tiers, schedules, when)
     for problem in report.problems:
         typer.echo(f"warning: {problem.render()}", err=True)
 

@@ -5,12 +5,15 @@ commands, so `pagerdrill --help` stays fast."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from pagerdrill.cli.console import _console, _event_printer, _progress_printer, _status_table
 from pagerdrill.cli.options import AllowRemoteOption, WorkspaceOption, _target
+
+if TYPE_CHECKING:
+    from pagerdrill.journal.summary import Summary
 
 
 def register(app: typer.Typer) -> None:
@@ -27,54 +30,48 @@ def _fmt_s(value) -> str:
     return mmss_tenths(value, none="-")
 
 
-def _print_summary(summary: dict) -> None:
+def _print_summary(summary: Summary) -> None:
     from rich.table import Table
 
-    from pagerdrill.reports.timeline import before_fault_line, faded_line
+    from pagerdrill.reports.timeline import before_fault_line, faded_line, grade_text
 
     c = _console()
-    verdict = summary["outcome"]
-    if verdict == "closed" and summary["recovery_verified"]:
+    verdict = summary.outcome
+    if verdict == "closed" and summary.recovery_verified:
         head = "[green]closed, recovery verified[/]"
     elif verdict == "closed":
         head = "[yellow]closed without verified recovery[/]"
     else:
-        head = f"[red]{verdict}[/]" + (
-            f": {summary['abort_reason']}" if summary.get("abort_reason") else ""
-        )
-    c.print(f"\n[bold]{summary['title']}[/] ({summary['severity']}), {summary['engineer']}: {head}")
+        head = f"[red]{verdict}[/]" + (f": {summary.abort_reason}" if summary.abort_reason else "")
+    c.print(f"\n[bold]{summary.title}[/] ({summary.severity}), {summary.engineer}: {head}")
     table = Table(box=None, pad_edge=False, header_style="bold")
     for column in ("FROM THE PAGE", "TIME", "TARGET", ""):
         table.add_column(column)
-    for step in summary["steps"]:
-        mark = "[green]✓[/]" if step["met"] else ("[red]✗[/]" if step["done_s"] else "[dim]-[/]")
-        table.add_row(step["title"], _fmt_s(step["done_s"]), _fmt_s(step["target_s"]), mark)
-    h = summary["hypothesis"]
-    met = (
-        h["correct_s"] is not None and h["target_s"] is not None and h["correct_s"] <= h["target_s"]
-    )
+    for step in summary.steps:
+        mark = "[green]✓[/]" if step.met else ("[red]✗[/]" if step.done_s else "[dim]-[/]")
+        table.add_row(step.title, _fmt_s(step.done_s), _fmt_s(step.target_s), mark)
+    h = summary.hypothesis
+    met = h.correct_s is not None and h.target_s is not None and h.correct_s <= h.target_s
     table.add_row(
         "Symptom → right hypothesis",
-        _fmt_s(h["correct_s"]),
-        _fmt_s(h["target_s"]),
+        _fmt_s(h.correct_s),
+        _fmt_s(h.target_s),
         "[green]✓[/]" if met else "[red]✗[/]",
     )
-    table.add_row("Mitigated", _fmt_s(summary["time_to_mitigate_s"]), "", "")
-    table.add_row("Recovery verified", _fmt_s(summary["time_to_recovery_s"]), "", "")
+    table.add_row("Mitigated", _fmt_s(summary.time_to_mitigate_s), "", "")
+    table.add_row("Recovery verified", _fmt_s(summary.time_to_recovery_s), "", "")
     c.print(table)
-    from pagerdrill.reports.timeline import grade_text
-
-    first = grade_text(h["first_grade"]) if h["attempts"] else "none"
-    if h["to_grade"]:
-        first += f"; {h['to_grade']} for the lead to grade"
+    first = grade_text(h.first_grade) if h.attempts else "none"
+    if h.to_grade:
+        first += f"; {h.to_grade} for the lead to grade"
     c.print(
-        f"hypotheses: {h['attempts']} (first {first}); hints used: {summary['hints_used']}; "
-        f"alert fired: {'yes' if summary['alert_fired'] else 'no'}"
+        f"hypotheses: {h.attempts} (first {first}); hints used: {summary.hints_used}; "
+        f"alert fired: {'yes' if summary.alert_fired else 'no'}"
     )
     for line in (faded_line(summary), before_fault_line(summary)):
         if line:
             c.print(line)
-    c.print(f"journal: {summary['journal']}")
+    c.print(f"journal: {summary.journal}")
 
 
 def run(
@@ -109,65 +106,64 @@ def run(
         bool, typer.Option("--keep-stack", help="Leave a stack this run started running.")
     ] = False,
     seed: Annotated[int | None, typer.Option("--seed", help="Seed of the quiet delay.")] = None,
+    page_timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--page-timeout",
+            min=0.1,
+            max=3600,
+            metavar="SECONDS",
+            help="Abort when no alert pages this long after the fault (default: the scenario's).",
+        ),
+    ] = None,
     workspace: WorkspaceOption = None,
     allow_remote_docker: AllowRemoteOption = False,
 ) -> None:
     """Run a drill with no TUI: the stack is broken, the alert pages, and a script (or the
     scenario's answer key) plays the engineer. Ctrl-C or SIGTERM aborts and reverts.
     Exit code 0 only when the drill closed with recovery verified by the probes."""
+    from pagerdrill.drill.factory import DrillFactory
     from pagerdrill.errors import BadInputError
-    from pagerdrill.journal.redact import Redactor
+    from pagerdrill.scenarios.model import parse_param
     from pagerdrill.workspace import default_engineer
 
     del headless  # run is always headless; the flag stays accepted for old scripts
     engineer = engineer or default_engineer()
     if (script is None) == (not autopilot) and not dry_run:
         raise BadInputError("give one of --script FILE or --autopilot")
-    target = _target(workspace, allow_remote_docker)
-    sc, checklist, actions = _load_drill(target.workspace, scenario, param, script)
-    # what the drill will set (a wrong password ...) never shows on the console either
-    redactor = Redactor.for_scenario(sc, target.workspace.config)
-    engine = _engine(sc, target, engineer, checklist, redactor, as_json=as_json, seed=seed)
-    if dry_run:
-        _print_plan(engine.plan(), as_json)
-        return
-    _run_held(engine, target, actions, as_json=as_json, keep_stack=keep_stack)
-    _finish(engine, redactor, as_json)
-
-
-def _load_drill(ws, scenario: str, param: list[str] | None, script: Path | None):
-    """The scenario with its roles bound, the checklist, and the engineer's actions: the
-    script's, checked against both, else the scenario's own answer key."""
-    from pagerdrill.drill.checklist import load_checklist
-    from pagerdrill.drill.engine import role_bindings
-    from pagerdrill.drill.runner import autopilot as autopilot_script
-    from pagerdrill.drill.runner import check_script, load_script_lines
-    from pagerdrill.scenarios.model import find_scenario, load_scenario, parse_param
-
+    factory = DrillFactory.open(workspace, allow_remote_docker=allow_remote_docker)
     overrides = dict(parse_param(p) for p in (param or []))
-    sc = load_scenario(find_scenario(ws.root, scenario), overrides, roles=role_bindings(ws))
-    checklist, _ = load_checklist(ws.root)
-    if script:
-        actions, lines = load_script_lines(script)
-        check_script(actions, sc, checklist, script, lines)
-    else:
-        actions = autopilot_script(sc, checklist)
-    return sc, checklist, actions
-
-
-def _engine(sc, target, engineer: str, checklist, redactor, *, as_json: bool, seed: int | None):
-    import random
-
-    from pagerdrill.drill.engine import DrillEngine
-
-    return DrillEngine(
-        sc,
-        target.workspace,
-        target,
+    drill = factory.headless(
+        scenario,
         engineer,
-        checklist,
-        observers=() if as_json else (_event_printer(redactor, sc.model.hypotheses.feedback),),
-        rng=random.Random(seed),
+        overrides,
+        script=script,
+        observers=None if as_json else _printers,
+        seed=seed,
+        page_timeout_s=page_timeout,
+    )
+    if dry_run:
+        _print_plan(drill.plan(), as_json)
+        return
+    drill.run(
+        keep_stack=keep_stack,
+        # stdout carries only the summary (or the JSON): progress goes with the events
+        progress=_progress_printer(stderr=True) if not as_json else None,
+        announce=lambda: _console(stderr=True).print("starting the stack:"),
+        started=None if as_json else _say_started,
+    )
+    _finish(drill.engine, drill.redactor, as_json)
+
+
+def _printers(redactor, sc) -> tuple:
+    """The headless drill's observer: each event on stderr as it happens, redacted."""
+    return (_event_printer(redactor, sc.model.hypotheses.feedback),)
+
+
+def _say_started(engine) -> None:
+    model = engine.scenario.model
+    _console(stderr=True).print(
+        f"drill {engine.drill_id}: {model.title} ({model.severity}), engineer {engine.engineer}"
     )
 
 
@@ -176,68 +172,20 @@ def _print_plan(plan, as_json: bool) -> None:
     import json
 
     if as_json:
-        typer.echo(json.dumps(plan, indent=2))
+        typer.echo(json.dumps(plan.to_json(), indent=2))
         return
     c = _console()
-    c.print(f"[bold]{plan['title']}[/] ({plan['scenario']}, {plan['severity']}) — dry run")
-    c.print("roles: " + ", ".join(f"{r} → {s}" for r, s in plan["roles"].items()))
-    c.print(f"quiet: {plan['quiet_s'][0]:g}-{plan['quiet_s'][1]:g} s, then:")
-    for f in plan["faults"]:
-        timing = f"+{f['at_s']:g} s" + (f", for {f['duration_s']:g} s" if f["duration_s"] else "")
-        c.print(f"  {f['id']} ({timing}): {f['does']}")
-    c.print("alerts: " + "; ".join(plan["alerts"]))
-    *criteria, hold = plan["recovery"]
+    c.print(f"[bold]{plan.title}[/] ({plan.scenario}, {plan.severity}) — dry run")
+    c.print("roles: " + ", ".join(f"{r} → {s}" for r, s in plan.roles.items()))
+    c.print(f"quiet: {plan.quiet_s[0]:g}-{plan.quiet_s[1]:g} s, then:")
+    for f in plan.faults:
+        timing = f"+{f.at_s:g} s" + (f", for {f.duration_s:g} s" if f.duration_s else "")
+        c.print(f"  {f.id} ({timing}): {f.does}")
+    c.print("alerts: " + "; ".join(plan.alerts))
+    c.print(f"page: within {plan.page_timeout_s:g} s of the fault, else the drill aborts")
+    *criteria, hold = plan.recovery
     c.print(f"recovery: {' and '.join(criteria)}, {hold}")
     c.print("[dim]nothing was touched[/]")
-
-
-def _run_held(engine, target, actions, *, as_json: bool, keep_stack: bool) -> None:
-    """The drill on the stack it holds, brought up if need be and let go after."""
-    import signal
-    import threading
-
-    from pagerdrill.drill.runner import Player, run_drill
-    from pagerdrill.drill.stackhold import StackHold, requested_abort
-
-    interrupt = threading.Event()
-    got: list[int] = []
-
-    def on_signal(signum, _frame):
-        got.append(signum)
-        interrupt.set()
-
-    def why() -> str:
-        asked = requested_abort(target.workspace.state_dir, engine.drill_id)  # `stack down --force`
-        if asked:
-            return asked
-        names = {int(signal.SIGINT): "Ctrl-C", int(signal.SIGHUP): "SIGHUP: the terminal went away"}
-        return f"interrupted ({names.get(got[0] if got else 0, 'SIGTERM')})"
-
-    # from here on Ctrl-C, SIGTERM and SIGHUP (a dropped ssh connection) only ask: the
-    # drill (or the stack start) finishes what it is doing, aborts, and puts everything
-    # back. The drill lock comes first: a drill it refuses has touched nothing.
-    stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-    previous = {s: signal.signal(s, on_signal) for s in stops}
-    hold = StackHold(engine, target)
-    try:
-        hold.bring_up(
-            # stdout carries only the summary (or the JSON): progress goes with the events
-            progress=_progress_printer(stderr=True) if not as_json else None,
-            announce=lambda: _console(stderr=True).print("starting the stack:"),
-        )
-        if not as_json:
-            model = engine.scenario.model
-            _console(stderr=True).print(
-                f"drill {engine.drill_id}: {model.title} ({model.severity}), "
-                f"engineer {engine.engineer}"
-            )
-        run_drill(engine, Player(actions), interrupt, why=why)
-    finally:
-        try:
-            hold.let_go(keep_stack)
-        finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
 
 
 def _finish(engine, redactor, as_json: bool) -> None:
@@ -245,11 +193,11 @@ def _finish(engine, redactor, as_json: bool) -> None:
     import json
 
     from pagerdrill.journal import read_journal
-    from pagerdrill.journal.summary import exit_code, summarize
+    from pagerdrill.journal.summary import exit_code, summary_of
 
-    summary = redactor.data(summarize(read_journal(engine.journal_path)))
+    summary = redactor.model(summary_of(read_journal(engine.journal_path)))
     if as_json:
-        typer.echo(json.dumps(summary, indent=2))
+        typer.echo(json.dumps(summary.to_json(), indent=2))
     else:
         _print_summary(summary)
     code = exit_code(summary)
@@ -345,7 +293,13 @@ def recover_cmd(
                 c.print(f"  [red]✗[/] {what}: {error}")
             if r.nothing_to_do:
                 c.print("  nothing was left to revert; journal closed")
+        said = next((r for r in results if r.not_healthy or r.health_unknown), None)
+        if said is not None:
+            for service, seen in said.not_healthy.items():
+                c.print(f"  [red]✗[/] {service} is not healthy after the reverts ({seen})")
+            for service in said.health_unknown:
+                c.print(f"  [dim]?[/] {service}: running, health unknown (no healthcheck)")
         if results and target.is_up():
             _status_table(target.status())
-    if any(r.failed for r in results):
+    if any(r.failed or r.not_healthy for r in results):
         raise typer.Exit(1)

@@ -163,6 +163,9 @@ def _print_revealed(c, sc) -> None:
         c.print(f"  {f.id}: {f.kind} on {f.role} {timing}" + (f" ({extra})" if extra else ""))
     c.print("[bold]Probes[/]")
     for p in m.probes:
+        if p.signal:
+            c.print(f"  {p.name}: signal {p.signal}")
+            continue
         what = p.metric or p.path or ""
         c.print(f"  {p.name}: {p.kind} on {p.role} {what}".rstrip())
     c.print("[bold]Alerts[/]")
@@ -239,6 +242,7 @@ def scenarios_check(
     from pagerdrill.drill.engine import role_bindings
     from pagerdrill.errors import PagerdrillError
     from pagerdrill.scenarios.check import check_workspace
+    from pagerdrill.workspace.sources import workspace_signals
 
     target = _target(workspace, allow_remote_docker)
     ws = target.workspace
@@ -251,7 +255,8 @@ def scenarios_check(
             note = "the stack is not up: details it would give are not checked"
     except PagerdrillError as exc:  # no engine to ask: the bindings alone are checked
         note = f"the stack could not be asked ({str(exc).splitlines()[0]})"
-    results = check_workspace(ws.root, role_bindings(ws), live, target.name == "local")
+    signals = workspace_signals(ws.config)
+    results = check_workspace(ws.root, role_bindings(ws), live, target.name == "local", signals)
     if as_json:
         doc = {
             "target": target.name,

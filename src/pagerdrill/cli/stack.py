@@ -27,13 +27,39 @@ ServiceArg = Annotated[
 
 @app.command("up", short_help="Start all services; wait until healthy.")
 def stack_up(
-    workspace: WorkspaceOption = None, allow_remote_docker: AllowRemoteOption = False
+    workspace: WorkspaceOption = None,
+    traffic: Annotated[
+        bool,
+        typer.Option(
+            "--traffic",
+            help="Also run the workspace's traffic: profile in the background, until `stack down`.",
+        ),
+    ] = False,
+    allow_remote_docker: AllowRemoteOption = False,
 ) -> None:
     """Start every service in dependency order and wait until all are healthy."""
     target = _target(workspace, allow_remote_docker)
+    if traffic and target.workspace.config.traffic is None:
+        from pagerdrill.errors import BadInputError
+
+        raise BadInputError(
+            f"--traffic: {target.workspace.config_path} has no traffic: profile to run"
+        )
     _console().print(f"[bold]Starting {_stack_name(target)}[/] [dim]({target.workspace.root})[/]")
     statuses = target.up(progress=_progress_printer())
     _status_table(statuses)
+    if traffic:
+        from pagerdrill.drill.engine import role_bindings
+        from pagerdrill.targets.roles import RoleResolver
+        from pagerdrill.traffic import start_traffic
+        from pagerdrill.traffic.process import STACK_OWNER
+
+        resolver = RoleResolver(role_bindings(target.workspace), target)
+        state = start_traffic(target.workspace, resolver, owner=STACK_OWNER)
+        _console().print(
+            f"  [green]●[/] traffic to {state['base']} (pid {state['pid']}); "
+            f"its metrics on {state['metrics']}"
+        )
 
 
 @app.command("down", short_help="Stop every service of the stack.")
@@ -57,6 +83,10 @@ def stack_down(
 
     target = _target(workspace, allow_remote_docker)
     with held_for(target, "stack down", force=force, by=getpass.getuser()):
+        from pagerdrill.traffic import stop_traffic
+
+        if stop_traffic(target.workspace):
+            _console().print("  [dim]■[/] traffic stopped")
         if not target.is_up():
             _console().print("The stack is not up.")
             return

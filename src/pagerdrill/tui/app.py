@@ -25,24 +25,33 @@ from textual.binding import Binding, BindingType
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from pagerdrill.drill.engine import Action, ActionRefused, DrillEngine
+from pagerdrill.drill.factory import stop_reason, stop_signals
 from pagerdrill.drill.runner import Cadence
-from pagerdrill.drill.stackhold import StackHold, requested_abort
+from pagerdrill.drill.stackhold import StackHold
 from pagerdrill.errors import BadInputError, PagerdrillError
+from pagerdrill.journal.events import Event, Page
+from pagerdrill.journal.summary import Summary
 from pagerdrill.targets.base import Target
 from pagerdrill.tui.messages import (
     DrillFinished,
     EngineEvent,
     Notice,
     QuitDone,
+    RunbooksLoaded,
     ServicesListed,
     StackLine,
     TimelineExported,
 )
 from pagerdrill.tui.modals import ConfirmQuit, Reverting
-from pagerdrill.tui.panes import LogsScreen
+from pagerdrill.tui.panes import LogsScreen, RunbookScreen
 from pagerdrill.tui.readiness import start_readiness
 from pagerdrill.tui.screens.drill import LOGS, DrillScreen
-from pagerdrill.tui.screens.start import ScenarioEntry, StartChoices, StartScreen
+from pagerdrill.tui.screens.start import (
+    ScenarioEntry,
+    StartChoices,
+    StartScreen,
+    scenario_entries,
+)
 from pagerdrill.tui.screens.summary import SummaryScreen
 from pagerdrill.workspace import default_engineer
 
@@ -51,7 +60,10 @@ log = logging.getLogger("pagerdrill.tui")
 QUIT_REASON = "quit from the TUI"
 EXIT_GRACE_S = 3.0
 
-WORKER_FAILED = {"export": "could not export the timeline"}
+WORKER_FAILED = {
+    "export": "could not export the timeline",
+    "runbooks": "could not read the runbooks",
+}
 """What the engineer is told when a worker of that group fails."""
 
 
@@ -87,7 +99,7 @@ class DrillApp(App[None]):
         self.autostart = autostart
         self._engine: DrillEngine | None = None
         self._drill_screen: DrillScreen | None = None
-        self.summary: dict | None = None
+        self.summary: Summary | None = None
         self.quitting = False
         self.keep_stack = True
         """False: take the stack down on exit when this app brought it up."""
@@ -117,7 +129,7 @@ class DrillApp(App[None]):
 
     # ----------------------------------------------------- engine threads
 
-    def _observe(self, event: dict) -> None:
+    def _observe(self, event: Event) -> None:
         """Engine observer: called on the thread driving the engine, maybe under its
         lock; posting a message never waits on the UI."""
         self.post_message(EngineEvent(event))
@@ -150,6 +162,8 @@ class DrillApp(App[None]):
                 self.post_message(StackLine("the stack is up"))
             if stopping() or engine.done:
                 return
+            if not self._alerts_readable(engine):
+                return
             engine.start()
             cadence = Cadence(engine)
             while not engine.done and not stopping():
@@ -163,12 +177,24 @@ class DrillApp(App[None]):
         if engine.done and not stopping() and engine.journal is not None:
             self._finished()
 
-    def _finished(self) -> None:
-        from pagerdrill.journal import read_journal
-        from pagerdrill.journal.summary import summarize
+    def _alerts_readable(self, engine: Any) -> bool:
+        """A scenario whose alert signals cannot be read is refused before it starts."""
+        from pagerdrill.errors import PagerdrillError
+        from pagerdrill.scenarios.check import refuse_unreadable_alerts
 
         try:
-            summary = summarize(read_journal(self.engine.journal_path))
+            refuse_unreadable_alerts(engine.scenario, engine.roles, engine.target)
+        except PagerdrillError as exc:
+            self.post_message(Notice(str(exc), "error"))
+            return False
+        return True
+
+    def _finished(self) -> None:
+        from pagerdrill.journal import read_journal
+        from pagerdrill.journal.summary import summary_of
+
+        try:
+            summary = summary_of(read_journal(self.engine.journal_path))
         except Exception as exc:
             log.exception("could not summarize the drill")
             self.post_message(Notice(f"could not read the journal: {exc}", "error"))
@@ -263,6 +289,12 @@ class DrillApp(App[None]):
             return
         self.post_message(ServicesListed(services))
 
+    @work(thread=True, exclusive=True, exit_on_error=False, group="runbooks")
+    def load_runbooks(self, root: Path | None) -> None:
+        from pagerdrill.runbooks import load_runbooks
+
+        self.post_message(RunbooksLoaded(load_runbooks(root)))
+
     # ----------------------------------------------------------- UI thread
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -325,21 +357,35 @@ class DrillApp(App[None]):
     def on_logs_screen_opened(self, _message: LogsScreen.Opened) -> None:
         self.list_services()
 
+    def on_runbook_screen_opened(self, message: RunbookScreen.Opened) -> None:
+        self.load_runbooks(message.root)
+
+    def on_runbooks_loaded(self, message: RunbooksLoaded) -> None:
+        for screen in self.screen_stack:
+            if isinstance(screen, RunbookScreen):
+                screen.loaded_runbooks(message.runbooks)
+
     def on_services_listed(self, message: ServicesListed) -> None:
         if self.is_screen_installed(LOGS):
             logs = self.get_screen(LOGS)
             if isinstance(logs, LogsScreen):
                 logs.services = message.services
 
+    @property
+    def _drawing(self) -> bool:
+        # once exit() is called the widgets go, while a quit's last events may still come
+        screen = self._drill_screen
+        return screen is not None and screen.is_mounted and self.return_code is None
+
     def on_engine_event(self, message: EngineEvent) -> None:
         event = message.event
-        if event.get("type") == "page":
+        if isinstance(event, Page):
             self.bell()
-        if self._drill_screen is not None and self._drill_screen.is_mounted:
+        if self._drawing:
             self.drill_screen.apply_event(event)
 
     def on_stack_line(self, message: StackLine) -> None:
-        if self._drill_screen is not None and self._drill_screen.is_mounted:
+        if self._drawing:
             self.drill_screen.write(message.text)
 
     def on_notice(self, message: Notice) -> None:
@@ -391,13 +437,13 @@ class DrillApp(App[None]):
         the drill lock let go unless a stack this drill started is still to go down
         (`run` does that once the app is gone)."""
         self._abort_now("the TUI exited")
-        if self.hold is not None and not (self.hold.started_stack and not self.keep_stack):
+        if self.hold is not None and not self.hold.takes_down(self.keep_stack):
             try:
                 self.hold.let_go(keep_stack=True)
             except Exception:
                 log.exception("could not let go of the stack")
 
-    def _on_signal(self, signum: int, _frame: Any) -> None:
+    def _on_signal(self, signum: int) -> None:
         """SIGHUP (the terminal went away) or SIGTERM: revert first, then exit. With
         its terminal gone the app may never finish exiting (its writes have nowhere to
         go): once the drill is reverted, a few seconds is all it gets."""
@@ -407,8 +453,7 @@ class DrillApp(App[None]):
         self.quitting = True
         reason = f"the TUI got {signal.Signals(signum).name}"
         if self._engine is not None:
-            asked = requested_abort(self._engine.workspace.state_dir, self._engine.drill_id)
-            reason = asked or reason  # `stack down --force` says why
+            reason = stop_reason(self._engine, reason)  # `stack down --force` says why
         self._abort_now(reason)
         if self.hold is not None:
             with contextlib.suppress(Exception):
@@ -425,17 +470,14 @@ class DrillApp(App[None]):
     def run(self, *args: Any, **kwargs: Any) -> Any:
         import signal
 
-        previous = {}
-        for sig in (signal.SIGHUP, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, self._on_signal)
         try:
-            return super().run(*args, **kwargs)
+            # Ctrl-C is a key here (the app's quit); the terminal going away is not
+            with stop_signals(self._on_signal, (signal.SIGHUP, signal.SIGTERM)):
+                return super().run(*args, **kwargs)
         finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
             self._abort_now("the TUI exited")
             if self.hold is not None:
-                if self.hold.started_stack and not self.keep_stack:
+                if self.hold.takes_down(self.keep_stack):
                     print("taking down the stack this drill started (--keep-stack keeps it)")
                 try:
                     self.hold.let_go(self.keep_stack)
@@ -457,32 +499,18 @@ def make_app(
     """The app over real objects, built as `pagerdrill run` builds them. Without a
     scenario the app opens on the start screen (the workspace's scenarios, or blind);
     `blind` skips it for a random scenario whose name stays hidden."""
-    from pagerdrill.drill.checklist import load_checklist
-    from pagerdrill.drill.engine import role_bindings
-    from pagerdrill.scenarios.model import find_scenario, load_scenario, scenario_files
-    from pagerdrill.targets import open_target
-    from pagerdrill.workspace import open_workspace
+    from pagerdrill.drill.factory import DrillFactory
 
-    ws = open_workspace(workspace_root)
-    target = open_target(ws, allow_remote_docker=allow_remote_docker)
-    roles = role_bindings(ws)
-    checklist, _ = load_checklist(ws.root)
+    factory = DrillFactory.open(workspace_root, allow_remote_docker=allow_remote_docker)
+    ws, target = factory.workspace, factory.target
 
     def build(path: Path, who: str, blind: bool = False) -> DrillEngine:
-        sc = load_scenario(path, params, roles=roles)
-        return DrillEngine(sc, ws, target, who, checklist, mode="tui", blind=blind)
+        return factory.engine(factory.scenario(path, params), who, mode="tui", blind=blind)
 
     if scenario is not None:
-        engine = build(find_scenario(ws.root, scenario), engineer or getpass.getuser())
+        engine = build(factory.find(scenario), engineer or getpass.getuser())
         return DrillApp(engine, target, ensure_stack, autostart=autostart)
-    entries = []
-    for path in scenario_files(ws.root):
-        try:
-            m = load_scenario(path, roles=roles).model
-        except PagerdrillError as exc:
-            log.warning("scenario %s left off the start screen: %s", path, exc)
-            continue
-        entries.append(ScenarioEntry(path, m.name or path.stem, m.title, m.severity, m.symptom))
+    entries = scenario_entries(factory)
     if not entries:
         raise BadInputError(f"no scenario to drill in {ws.root / 'scenarios'}")
     if blind:

@@ -13,12 +13,15 @@ from typing import Any
 
 from textual.message import Message
 
+from pagerdrill.journal.events import Event
+from pagerdrill.journal.summary import Summary
+
 
 @dataclass
 class EngineEvent(Message):
     """An event the engine journalled (sent from whichever thread drove the engine)."""
 
-    event: dict[str, Any]
+    event: Event
 
 
 @dataclass
@@ -40,7 +43,7 @@ class Notice(Message):
 class DrillFinished(Message):
     """The engine closed or aborted; the summary is computed from the journal."""
 
-    summary: dict[str, Any]
+    summary: Summary
 
 
 class QuitDone(Message):
@@ -60,3 +63,10 @@ class ServicesListed(Message):
     """The target's services, for the logs pane's one-service view."""
 
     services: list[str]
+
+
+@dataclass
+class RunbooksLoaded(Message):
+    """The workspace's runbooks, read for the runbook search."""
+
+    runbooks: list[Any]

@@ -10,7 +10,8 @@ evidence of the checklist step.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from rich.console import Group, RenderableType
@@ -25,10 +26,11 @@ from textual.widgets import Input, Markdown, OptionList, RichLog, Static
 from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
-from pagerdrill.runbooks import Runbook, load_runbooks, search
+from pagerdrill.runbooks import Runbook, search
 from pagerdrill.signals.logs import ErrorSpan, LogRecord, error_spans, matches, tail_services
 from pagerdrill.targets.base import Target
 from pagerdrill.tui.wrapping import Hanging
+from pagerdrill.workspace.config import LogFormat
 
 log = logging.getLogger("pagerdrill.tui")
 
@@ -66,6 +68,8 @@ def log_line(record: LogRecord) -> Hanging:
         t.append(f" status={status}", style="dim")
     if record.trace_id and record.is_problem:
         t.append(f" trace={record.trace_id[:8]}", style="dim")
+    for more in record.detail:  # a traceback's lines, under the message
+        t.append("\n" + more.expandtabs(4), style="dim")
     return Hanging(head, t)
 
 
@@ -105,9 +109,28 @@ class LogsScreen(Screen[None]):
     class Opened(Message):
         """The pane is up: the app lists the target's services for it."""
 
-    def __init__(self, target: Target, record: Record, *, spans: bool = False) -> None:
+    @dataclass
+    class Read(Message, bubble=False):
+        """The logs as the last read found them (sent from the reading worker)."""
+
+        records: list[LogRecord]
+
+        def can_replace(self, message: Message) -> bool:
+            # a read not yet shown is stale once a newer one comes: show only the newest
+            return isinstance(message, LogsScreen.Read)
+
+    def __init__(
+        self,
+        target: Target,
+        record: Record,
+        *,
+        spans: bool = False,
+        formats: Mapping[str, LogFormat] | None = None,
+    ) -> None:
         super().__init__(id="logs-screen")
         self.target = target
+        self.formats = formats or {}
+        """How each service writes its log (the workspace's `logs:`)."""
         self.record = record
         self.errors_only = spans
         self.spans = spans
@@ -200,12 +223,15 @@ class LogsScreen(Screen[None]):
         worker = get_current_worker()
         services = [self.service] if self.service else None
         try:
-            records = tail_services(self.target, services, tail=LOG_TAIL)
+            records = tail_services(self.target, services, tail=LOG_TAIL, formats=self.formats)
         except Exception as exc:
             log.exception("could not read the logs")
             records = [LogRecord("pagerdrill", "error", f"could not read the logs: {exc}")]
         if not worker.is_cancelled:
-            self.app.call_from_thread(self.show, records)
+            self.post_message(self.Read(records))
+
+    def on_logs_screen_read(self, message: Read) -> None:
+        self.show(message.records)
 
     def show(self, records: list[LogRecord], force: bool = False) -> None:
         """Render the records: new lines are appended to what is shown (a second's
@@ -222,7 +248,7 @@ class LogsScreen(Screen[None]):
                 for r in records
                 if (r.is_problem or not self.errors_only) and matches(r, self.query_text)
             ][-SHOWN:]
-            keys = [(r.service, r.timestamp, r.level, r.message) for r in kept]
+            keys = [(r.service, r.timestamp, r.level, r.message, len(r.detail)) for r in kept]
         view = self.query_one("#logs", RichLog)
         shown = self._shown
         if not force and keys == shown:
@@ -303,12 +329,27 @@ class RunbookScreen(Screen[None]):
         Binding("down", "to_hits", show=False),
     ]
 
+    @dataclass
+    class Opened(Message):
+        """The screen is up: the app loads the runbooks under `root` for it (files are
+        read off the UI thread), and hands them over with `loaded`."""
+
+        root: Any
+
     def __init__(self, root: Any, record: Record) -> None:
         super().__init__(id="runbook-screen")
-        self.runbooks: list[Runbook] = load_runbooks(root)
+        self.root = root
+        self.runbooks: list[Runbook] = []
+        self.loaded = False
         self.record = record
         self.hits = search(self.runbooks, "")
         self.searched = ""
+
+    def loaded_runbooks(self, runbooks: list[Runbook]) -> None:
+        """The runbooks, read: the hits are those of the query typed meanwhile."""
+        self.runbooks, self.loaded = runbooks, True
+        self.hits = search(self.runbooks, self.query_one("#runbook-query", Input).value)
+        self.show_hits()
 
     def compose(self) -> ComposeResult:
         yield Static(Text(" Runbooks ", style="bold reverse"), id="runbook-title")
@@ -317,6 +358,7 @@ class RunbookScreen(Screen[None]):
         yield Static(id="runbook-keys")
 
     def on_mount(self) -> None:
+        self.post_message(self.Opened(self.root))
         self.show_hits()
         keys = key_bar(("enter", "search/open"), ("↓", "hits"), ("esc", "back"))
         self.query_one("#runbook-keys", Static).update(keys)
@@ -327,6 +369,7 @@ class RunbookScreen(Screen[None]):
         hits.clear_options()
         if not self.runbooks or not self.hits:
             why = "no runbook matches" if self.runbooks else "no runbooks in runbooks/"
+            why = why if self.loaded else "reading the runbooks"
             hits.add_option(Option(Text(why, style="dim"), disabled=True))
             return
         for i, hit in enumerate(self.hits):

@@ -33,7 +33,8 @@ def hang(head: Text, body: Text, width: int, tail: Text | None = None) -> list[T
     continued row indented by the head's width. `tail` (times, a status) goes at the
     right of the last row when it fits there, else right-aligned on a row of its own."""
     indent = head.cell_len
-    if (tail is None or not tail.plain) and indent + body.cell_len <= width:
+    fits = indent + body.cell_len <= width and "\n" not in body.plain
+    if (tail is None or not tail.plain) and fits:
         return [Text.assemble(head, body)]  # fits: most log lines, nothing to wrap
     if width - indent < MIN_BODY:
         indent = 0

@@ -15,9 +15,10 @@ from textual.screen import Screen
 from textual.widgets import Label, OptionList, Static
 
 from pagerdrill.drill.engine import Action, DrillEngine, Phase
-from pagerdrill.reports.timeline import grade_text
+from pagerdrill.journal import events as ev
 from pagerdrill.targets.base import Target
 from pagerdrill.timefmt import mmss
+from pagerdrill.tui.drillview import DrillView, event_line, recorded
 from pagerdrill.tui.modals import (
     DecisionPicker,
     HypothesisPicker,
@@ -30,6 +31,7 @@ from pagerdrill.tui.signals import SignalsPane
 from pagerdrill.tui.wrapping import EventLog, Hanging
 
 LOGS = "logs"
+
 
 KEYS = [
     ("a", "acknowledge the page"),
@@ -107,7 +109,9 @@ class DrillScreen(Screen[None]):
         super().__init__(id="drill-screen")
         self.engine = engine
         self.target = target
-        self.page: dict | None = None
+        self.page: ev.Page | None = None
+        self.view = DrillView(engine.clock)
+        self.feedback = engine.model.hypotheses.feedback
         self._shown: dict[str, tuple] = {}
 
     def compose(self) -> ComposeResult:
@@ -138,7 +142,7 @@ class DrillScreen(Screen[None]):
         out = []
         for i, step in enumerate(self.engine.checklist.steps, 1):
             target = step.target_for(sev)
-            done = self.engine.steps_done.get(step.id)
+            done = self.view.steps_done.get(step.id)
             head = Text()
             head.append(f"{i} ", style="bold")
             head.append("[✓] " if done is not None else "[ ] ", style="green" if done else "")
@@ -166,17 +170,17 @@ class DrillScreen(Screen[None]):
         checklist = self.query_one("#checklist", OptionList)
         steps = self.engine.checklist.steps
         at = checklist.highlighted
-        if at is None or not 0 <= at < len(steps) or steps[at].id not in self.engine.steps_done:
+        if at is None or not 0 <= at < len(steps) or steps[at].id not in self.view.steps_done:
             return
         order = [*range(at + 1, len(steps)), *range(at)]
         for i in order:
-            if steps[i].id not in self.engine.steps_done:
+            if steps[i].id not in self.view.steps_done:
                 checklist.highlighted = i
                 return
 
     def phase_text(self) -> str:
-        phase = self.engine.phase
-        if self.engine.page_mono is None:
+        phase = self.view.phase
+        if not self.view.paged:
             # before the page: never tell when (or whether) the fault is in
             return {
                 Phase.SCHEDULED: "starting",
@@ -189,17 +193,16 @@ class DrillScreen(Screen[None]):
         return phase.value
 
     def refresh_status(self) -> None:
-        e = self.engine
         t = Text()
         t.append(" pagerdrill ", style="bold reverse")
         t.append(f" {self.phase_text()}")
-        drill = e.drill_s()
+        drill = self.view.drill_s()
         if drill is not None:
             t.append("   drill ")
             t.append(mmss(drill), style="bold")
-            if e.paused:
+            if self.view.paused:
                 t.append(" (paused)", style="yellow")
-        t.append(f"   {e.engineer}", style="dim")
+        t.append(f"   {self.engine.engineer}", style="dim")
         self._show("#status", t, layout=False)  # one line, always
         self._show("#keys", self.keys_text(), layout=True)  # one line or two
 
@@ -234,7 +237,7 @@ class DrillScreen(Screen[None]):
             ("?", "help"),
             ("q", "quit"),
         ):
-            on = self.engine.recovered if key == "r" else True
+            on = self.view.recovered if key == "r" else True
             cell = len(key) + len(what) + 3
             if used and used + cell > width:
                 keys.append("\n")
@@ -249,17 +252,17 @@ class DrillScreen(Screen[None]):
         events = self.query_one("#events", EventLog)
         self.call_after_refresh(events.scroll_end, animate=False)
 
-    def show_page(self, event: dict) -> None:
+    def show_page(self, event: ev.Page) -> None:
         self.page = event
         banner = self.query_one("#banner", Static)
         t = Text()
-        t.append(f"PAGE {event.get('severity') or ''} {event.get('alert')}", style="bold")
-        if event.get("title"):
-            t.append(f" · {event['title']}")
-        if event.get("summary"):
-            t.append(f"\n{event['summary']}")
-        t.append(f"\n{(event.get('symptom') or '').strip()}")
-        alert = next((a for a in self.engine.model.alerts if a.name == event.get("alert")), None)
+        t.append(f"PAGE {event.severity or ''} {event.alert}", style="bold")
+        if event.title:
+            t.append(f" · {event.title}")
+        if event.summary:
+            t.append(f"\n{event.summary}")
+        t.append(f"\n{(event.symptom or '').strip()}")
+        alert = next((a for a in self.engine.model.alerts if a.name == event.alert), None)
         if alert is not None and alert.runbook:
             t.append(f"\nrunbook: runbooks/{alert.runbook}.md (/ to open)", style="bold")
         banner.update(t)
@@ -275,76 +278,27 @@ class DrillScreen(Screen[None]):
         # always follows its newest line, also once the page's banner shrinks the pane
         self.query_one("#events", EventLog).write_line(line)
 
-    def apply_event(self, event: dict) -> None:
+    def apply_event(self, event: ev.Event) -> None:
         """Render one journal event (on the UI thread)."""
-        kind = event.get("type")
-        paged = self.engine.page_mono is not None or kind == "page"
-        at = f"[{mmss(event['drill_s'])}] " if event.get("drill_s") is not None else ""
-        if kind == "probe.sample":
-            self.update_signals(event.get("values") or {})
+        if isinstance(event, ev.ProbeSample):
+            self.update_signals(event.values)
             return
-        if kind == "drill.started":
-            # the drill id names the scenario: a blind drill keeps it hidden
-            self.write(
-                "drill started (blind)"
-                if self.engine.blind
-                else f"drill started: {event.get('drill')}"
-            )
-        elif kind == "state" and event.get("to") == "steady-state":
-            self.write("checking that the stack is steady…")
-        elif kind == "state" and event.get("to") == "quiet":
-            self.write("steady. You are on call: wait for the page.")
-        elif kind == "page":
+        self.view.apply(event)
+        if isinstance(event, ev.Page):
             self.show_page(event)
-            self.write(f"PAGE: {event.get('alert')}: {event.get('summary') or ''}")
-        elif kind == "ack":
-            self.write(f"{at}acknowledged")
-            self.refresh_checklist()
-        elif kind == "step.done":
-            late = " (over target)" if event.get("over") else ""
-            call = event.get("choice_text") or event.get("choice")
-            said = f": {call}" if call else ""
-            said += f" (why: {event['reason']})" if event.get("reason") else ""
-            self.write(f"{at}done: {event.get('title')}{said}{late}")
-            self.refresh_checklist()
-            self.highlight_next_open_step()
-        elif kind == "note":
-            self.write(f"{at}note: {event.get('text')}")
-        elif kind == "hypothesis":
-            # the trainee sees it was recorded; the grade only with `feedback: live`
-            said = "hypothesis recorded"
-            if self.engine.model.hypotheses.feedback == "live":
-                said += f" ({grade_text(event.get('grade'))})"
-            self.write(f"{at}{said}: {event.get('text')}")
-            self.app.notify(said, timeout=6)
-        elif kind == "decision":
-            self.write(f"{at}decision: {event.get('text')}")
-        elif kind == "hint":
-            self.write(f"{at}hint {event.get('index')}: {event.get('text')}")
-        elif kind == "mitigation.started":
-            self.write(f"{at}applying mitigation {event.get('mitigation')}…")
-        elif kind == "mitigation":
-            self.write(f"{at}mitigation applied: {event.get('title')}")
-        elif kind == "mitigation.failed":
-            self.write(f"{at}mitigation {event.get('mitigation')} FAILED: {event.get('error')}")
-        elif kind in ("alert.firing", "alert.resolved") and paged:
-            self.write(f"{at}alert {event.get('alert')} {kind.removeprefix('alert.')}")
-        elif kind == "recovery.verified":
-            self.write(f"{at}recovery verified by the probes: press r to resolve")
-            self.refresh_bindings()
-        elif kind == "abort.requested":
-            self.write(f"aborting ({event.get('reason')}): reverting…")
-        elif kind == "drill.aborted":
-            self.write(f"drill aborted: {event.get('reason')}")
-        elif kind == "drill.closed":
-            self.write("drill closed")
-        elif kind == "clock.paused":
-            self.write(f"{at}clock paused by {event.get('by')}")
-        elif kind == "clock.resumed":
-            self.write(f"{at}clock resumed by {event.get('by')}")
-        elif kind == "evidence":
-            detail = f": {event['about']}" if event.get("about") else ""
-            self.write(f"{at}opened {event.get('what')}{detail}")
+        line = event_line(event, self.view, blind=self.engine.blind, feedback=self.feedback)
+        if line is not None:
+            self.write(line)
+        match event:
+            case ev.Ack():
+                self.refresh_checklist()
+            case ev.StepDone():
+                self.refresh_checklist()
+                self.highlight_next_open_step()
+            case ev.Hypothesis():
+                self.app.notify(recorded(self.feedback, event), timeout=6)
+            case ev.RecoveryVerified():
+                self.refresh_bindings()
         self.refresh_status()
 
     # ------------------------------------------------------------- actions
@@ -358,7 +312,7 @@ class DrillScreen(Screen[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "resolve":
-            return True if self.engine.recovered and not self.engine.done else None
+            return True if self.view.recovered and not self.view.done else None
         return True
 
     def action_ack(self) -> None:
@@ -370,7 +324,7 @@ class DrillScreen(Screen[None]):
             return
         step = steps[index]
         self.query_one("#checklist", OptionList).highlighted = index
-        if not step.asks or step.id in self.engine.steps_done:
+        if not step.asks or step.id in self.view.steps_done:
             self.act(Action("step", step=step.id))
             return
 
@@ -450,7 +404,9 @@ class DrillScreen(Screen[None]):
 
     def _open_logs(self, spans: bool) -> None:
         if not self.app.is_screen_installed(LOGS):
-            self.app.install_screen(LogsScreen(self.target, self.record, spans=spans), LOGS)
+            formats = self.engine.workspace.config.logs
+            screen = LogsScreen(self.target, self.record, spans=spans, formats=formats)
+            self.app.install_screen(screen, LOGS)
         logs = self.app.get_screen(LOGS)
         assert isinstance(logs, LogsScreen)
         logs.open_as(spans)
@@ -460,7 +416,7 @@ class DrillScreen(Screen[None]):
         self.app.push_screen(RunbookScreen(self.engine.workspace.root, self.record))
 
     def action_pause(self) -> None:
-        self.act(Action("resume" if self.engine.paused else "pause", by="coach"))
+        self.act(Action("resume" if self.view.paused else "pause", by="coach"))
 
     def action_open_step(self) -> None:
         """The highlighted step's link: the team's URL from checklist.yaml, opened in

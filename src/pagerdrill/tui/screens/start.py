@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,11 @@ from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from pagerdrill.drill.engine import DrillEngine
+from pagerdrill.drill.factory import DrillFactory
+from pagerdrill.errors import PagerdrillError
 from pagerdrill.tui.readiness import ReadinessPanel, StartReadiness, assigned_first, is_assigned
+
+log = logging.getLogger("pagerdrill.tui")
 
 BLIND_ID = "blind"
 BLIND_TEXT = "Blind: a random scenario, name hidden until the end"
@@ -30,6 +35,22 @@ class ScenarioEntry:
     title: str
     severity: str
     symptom: str
+
+
+def scenario_entries(factory: DrillFactory) -> list[ScenarioEntry]:
+    """The workspace's scenarios as the start screen lists them; one that does not load
+    is left off (and logged), the others stay."""
+    from pagerdrill.scenarios.model import scenario_files
+
+    entries = []
+    for path in scenario_files(factory.workspace.root):
+        try:
+            m = factory.scenario(path).model
+        except PagerdrillError as exc:
+            log.warning("scenario %s left off the start screen: %s", path, exc)
+            continue
+        entries.append(ScenarioEntry(path, m.name or path.stem, m.title, m.severity, m.symptom))
+    return entries
 
 
 EngineBuilder = Callable[[Path, str, bool], DrillEngine]

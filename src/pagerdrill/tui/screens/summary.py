@@ -14,92 +14,107 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Static
 
+from pagerdrill.journal.summary import StepResult, Summary
 from pagerdrill.reports.timeline import before_fault_line, faded_line, grade_text
 from pagerdrill.timefmt import mmss
 from pagerdrill.tui.panes import key_bar
 from pagerdrill.tui.wrapping import hang
 
 
-def summary_text(summary: dict, root_cause: str | None = None, width: int = 80) -> Text:
-    """The summary for a terminal `width` columns wide: the step titles' column is as
-    wide as the longest title, within what the times leave of the width (30 at least);
-    a longer title wraps under its own text, and its target and time stay in their
-    columns on its last row, so every step's times line up."""
-    out = Text()
-    longest = max((len(step["title"]) for step in summary["steps"]), default=0)
-    title_w = max(30, min(longest, width - 30))
-    if summary["outcome"] == "closed":
-        verified = summary["recovery_verified"]
+def _head(out: Text, summary: Summary) -> None:
+    """How the drill ended, what it was, and the page."""
+    if summary.outcome == "closed":
+        verified = summary.recovery_verified
         out.append(
             "Drill closed, recovery " + ("verified\n" if verified else "NOT verified\n"),
             style="bold green" if verified else "bold yellow",
         )
     else:
-        out.append(f"Drill {summary['outcome']}", style="bold red")
-        out.append(f": {summary.get('abort_reason') or ''}\n")
+        out.append(f"Drill {summary.outcome}", style="bold red")
+        out.append(f": {summary.abort_reason or ''}\n")
     out.append(
-        f"{summary.get('title') or summary.get('scenario')} ({summary.get('severity')}), "
-        f"engineer {summary.get('engineer')}\n"
+        f"{summary.title or summary.scenario} ({summary.severity}), engineer {summary.engineer}\n"
     )
-    if summary["paged"]:
-        out.append(f"paged by {summary.get('page_alert')}; ")
-        out.append(f"acknowledged at {mmss(summary.get('time_to_ack_s'))}\n")
+    if summary.paged:
+        out.append(f"paged by {summary.page_alert}; ")
+        out.append(f"acknowledged at {mmss(summary.time_to_ack_s)}\n")
     else:
         out.append("no page\n")
+
+
+def _checklist(out: Text, steps: list[StepResult], width: int) -> None:
+    """The step titles' column is as wide as the longest title, within what the times
+    leave of the width (30 at least); a longer title wraps under its own text, and its
+    target and time stay in their columns on its last row, so every step's times line
+    up."""
+    longest = max((len(step.title) for step in steps), default=0)
+    title_w = max(30, min(longest, width - 30))
     out.append("\nChecklist" + " " * (title_w - 7) + "target   done\n", style="bold")
-    for step in summary["steps"]:
-        rows = hang(Text("  "), Text(step["title"]), title_w + 2)
+    for step in steps:
+        rows = hang(Text("  "), Text(step.title), title_w + 2)
         for row in rows[:-1]:
             out.append_text(row)
             out.append("\n")
         last = rows[-1]
         last.pad_right(title_w + 2 - last.cell_len)
         out.append_text(last)
-        done = step["done_s"]
-        out.append(f"{mmss(step['target_s']):>6}  ")
+        done = step.done_s
+        out.append(f"{mmss(step.target_s):>6}  ")
         if done is None:
             out.append("    —\n", style="dim")
-        elif step["met"]:
+        elif step.met:
             out.append(f"{mmss(done):>5} ✓\n", style="green")
         else:
             out.append(f"{mmss(done):>5} over target\n", style="red")
-    hyp = summary["hypothesis"]
+
+
+def _findings(out: Text, summary: Summary, root_cause: str | None) -> None:
+    """The hypothesis and its grade, the root cause (once paged), the decision."""
+    hyp = summary.hypothesis
     out.append("\nHypothesis: ", style="bold")
-    if hyp["attempts"]:
-        grade = hyp["grade"]
-        at = hyp["correct_s"] if grade == "right" else hyp["first_s"]
-        style = {"right": "green", "wrong": "red"}.get(grade, "yellow")
+    if hyp.attempts:
+        grade = hyp.grade
+        at = hyp.correct_s if grade == "right" else hyp.first_s
+        style = {"right": "green", "wrong": "red"}.get(grade or "", "yellow")
         out.append(grade_text(grade), style=style)
-        out.append(f" at {mmss(at)} (target {mmss(hyp['target_s'])}); first: {hyp['first_text']}\n")
+        out.append(f" at {mmss(at)} (target {mmss(hyp.target_s)}); first: {hyp.first_text}\n")
     else:
         out.append("none given\n")
-    if root_cause and summary["paged"]:
+    if root_cause and summary.paged:
         out.append("Root cause: ", style="bold")
         out.append(root_cause.strip() + "\n")
-    decision = summary.get("decision")
+    decision = summary.decision
     if decision:
         out.append("Decision: ", style="bold")
-        right = decision.get("correct")
-        out.append(f"{decision.get('choice')} ")
+        right = decision.correct
+        out.append(f"{decision.choice} ")
         out.append(
             "(right)\n" if right else "(not the expected call)\n",
             style="green" if right else "yellow",
         )
-    out.append(f"Hints used: {summary.get('hints_used', 0)}; notes: {summary.get('notes', 0)}\n")
+
+
+def summary_text(summary: Summary, root_cause: str | None = None, width: int = 80) -> Text:
+    """The summary for a terminal `width` columns wide."""
+    out = Text()
+    _head(out, summary)
+    _checklist(out, summary.steps, width)
+    _findings(out, summary, root_cause)
+    out.append(f"Hints used: {summary.hints_used}; notes: {summary.notes}\n")
     out.append("Mitigated at ", style="bold")
-    out.append(f"{mmss(summary.get('time_to_mitigate_s'))}; ")
+    out.append(f"{mmss(summary.time_to_mitigate_s)}; ")
     out.append("recovery verified at ", style="bold")
-    out.append(f"{mmss(summary.get('time_to_recovery_s'))}\n")
+    out.append(f"{mmss(summary.time_to_recovery_s)}\n")
     for line in (faded_line(summary), before_fault_line(summary)):
         if line:  # what every export says of the drill, the summary says too
             out.append(line[0].upper() + line[1:] + "\n", style="yellow")
-    if summary.get("revert_failed"):
+    if summary.revert_failed:
         out.append(
-            f"NOT reverted: {', '.join(summary['revert_failed'])} (run `pagerdrill recover`)\n",
+            f"NOT reverted: {', '.join(summary.revert_failed)} (run `pagerdrill recover`)\n",
             style="bold red",
         )
     out.append("\nJournal: ", style="bold")
-    out.append(f"{summary['journal']}\n")
+    out.append(f"{summary.journal}\n")
     return out
 
 
@@ -116,7 +131,7 @@ class SummaryScreen(Screen[None]):
         Binding("s,c", "export", "Slack timeline"),
     ]
 
-    def __init__(self, summary: dict, root_cause: str | None = None, config: Any = None) -> None:
+    def __init__(self, summary: Summary, root_cause: str | None = None, config: Any = None) -> None:
         super().__init__(id="summary-screen")
         self.summary = summary
         self.root_cause = root_cause
@@ -139,4 +154,4 @@ class SummaryScreen(Screen[None]):
         """The timeline in the seed's Slack-paste form, redacted: saved next to the
         journal and put on the clipboard (OSC 52, where the terminal allows it), by the
         app off the UI thread."""
-        self.post_message(self.Export(Path(self.summary["journal"]), self.config))
+        self.post_message(self.Export(Path(self.summary.journal), self.config))
