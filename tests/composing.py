@@ -24,13 +24,15 @@ import pytest
 import yaml
 
 from helpers import REPO
+from pagerdrill.refstack.spec import REFERENCE_SIGNALS
 from pagerdrill.targets.compose import ComposeTarget, compose_cli
 from pagerdrill.targets.local import _free_port
 from pagerdrill.workspace import load_workspace
 
 FOREIGN = REPO / "tests" / "fixtures" / "foreign-compose" / "docker-compose.yml"
 REFERENCE = REPO / "compose" / "docker-compose.yml"
-PORT_VARS = ("API_PORT", "RT_PORT", "GAME_PORT", "TRAFFIC_PORT", "REDIS_PORT")
+HEALTH = REPO / "tests" / "fixtures" / "health-compose" / "docker-compose.yml"
+PORT_VARS = ("API_PORT", "RT_PORT", "GAME_PORT", "TRAFFIC_PORT", "REDIS_PORT", "DB_PORT")
 IMAGE_VARS = {
     "PAGERDRILL_REFSTACK_IMAGE": "pagerdrill-refstack:local",
     "REDIS_IMAGE": "redis:7-alpine",
@@ -130,6 +132,8 @@ def write_compose_workspace(root: Path, project: str, files: list[Path], roles: 
             "startup_timeout_s": 120,
         },
         "roles": roles,
+        # both projects run the reference services: their signals are read the same way
+        "signals": REFERENCE_SIGNALS,
     }
     (root / "pagerdrill.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     shutil.copytree(REPO / "scenarios", root / "scenarios")
@@ -145,6 +149,14 @@ def teardown(project: str, files: list[Path], env: dict[str, str], root: Path) -
     override = root / ".pagerdrill" / f"compose-{project}.override.yml"
     if override.exists():
         argv += ["-f", str(override)]
+    # proxy containers of the http-proxy fault carry no compose labels: by their own
+    proxies = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", f"label=org.pagerdrill.proxy-project={project}"],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    ).stdout.split()  # fmt: skip
+    if proxies:
+        subprocess.run(["docker", "rm", "-f", *proxies], env=env, capture_output=True,
+                       timeout=120, check=False)  # fmt: skip
     subprocess.run(
         [*argv, "down", "-v", "--remove-orphans", "-t", "2"],
         env=env,
@@ -204,7 +216,9 @@ def foreign_roles() -> dict:
             "queue": "settlements_v2",
         },
         "producer": {"service": "worker"},
-        "rt": {"service": "gateway"},
+        "consumer": {"service": "backend"},  # backend takes the settlements off the queue
+        # gateway has no healthcheck: its binding says where to ask (a path on its address)
+        "rt": {"service": "gateway", "health_url": "/healthz"},
         "traffic": {"service": "smoke"},
     }
 

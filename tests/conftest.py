@@ -18,6 +18,18 @@ settings.register_profile("pagerdrill", deadline=None)
 settings.load_profile("pagerdrill")
 
 
+# A whole drill on a real stack waits on its own clocks: after an earlier test's outage,
+# the traffic's 30 s error window must clear before it settles, then the page, then
+# recovery held. pyproject's 120 s is for everything else.
+STACK_TEST_TIMEOUT_S = 300
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("stack") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(STACK_TEST_TIMEOUT_S))
+
+
 @pytest.fixture
 def workspace_dir(tmp_path: Path) -> Path:
     return write_workspace(tmp_path / "ws")

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from helpers import REPO, UNBUFFERED, pagerdrill_cli, start_pagerdrill, wait_for
+from pagerdrill.journal import events as ev
 from pagerdrill.journal import read_journal
 from pagerdrill.targets.local import LocalTarget
 
@@ -15,7 +16,7 @@ SCENARIOS = REPO / "scenarios"
 FAST = ["-p", "quiet_min_s=0.5", "-p", "quiet_max_s=1", "-p", "recovery_s=2"]
 
 
-def cli(*args: str, timeout: float = 150) -> subprocess.CompletedProcess:
+def cli(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
     return pagerdrill_cli(*args, timeout=timeout, env=UNBUFFERED)
 
 
@@ -63,15 +64,51 @@ def events(path: Path) -> list[dict]:
     return read_journal(path).events
 
 
-def wait_for_event(path: Path, type_: str, timeout: float = 60) -> dict:
+ENDS = (ev.DrillClosed.TYPE, ev.DrillAborted.TYPE)
+
+
+def wait_for_event(path: Path, type_: str, timeout: float = 180) -> dict:
+    """The first `type_` event of the journal at `path`, waiting for it. Fails at once
+    when the drill ends without it, and either way with the journal's last events, so
+    that a failure says what the drill did instead. The timeout is generous, as the
+    drill's own are: a drill aborts itself when its stack does not settle in 90 s or
+    nothing pages in 120 s, and a stack that has just had an outage settles only once
+    its clients' 30 s error window has cleared."""
     seen: list[dict] = []
+    ended: list[dict] = []
 
     def present() -> bool:
-        seen[:] = [e for e in events(path) if e["type"] == type_]
-        return bool(seen)
+        evs = events(path)
+        seen[:] = [e for e in evs if e["type"] == type_]
+        ended[:] = [e for e in evs if e["type"] in ENDS]
+        return bool(seen) or bool(ended)
 
-    wait_for(present, timeout, f"{type_} in {path.name}")
+    try:
+        wait_for(present, timeout, f"{type_} in {path.name}")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; the journal ends with {_tail_events(path)}") from None
+    if not seen:
+        raise AssertionError(f"the drill ended without {type_}: {_tail_events(path)}")
     return seen[0]
+
+
+def _tail_events(path: Path, count: int = 6) -> str:
+    """The last events of a journal, probe samples left out, one line each."""
+    tail = [e for e in events(path) if e["type"] != "probe.sample"][-count:]
+    lines = ({k: v for k, v in e.items() if k not in ("drill", "ts", "v")} for e in tail)
+    return "".join(f"\n  {json.dumps(e)[:400]}" for e in lines)
+
+
+def kill_and_recover(proc: subprocess.Popen, root: Path) -> None:
+    """For a test's `finally`: a drill still running when the test failed is killed and
+    its faults put back by `recover`, so that one failure leaves the module's shared
+    stack as it found it instead of failing every test after it."""
+    if proc.poll() is not None:
+        return
+    proc.kill()
+    proc.wait(timeout=30)
+    done = cli("recover", "-w", str(root))
+    assert done.returncode == 0, done.stderr + done.stdout
 
 
 def samples(evs: list[dict], probe: str, field: str, after: str | None = None) -> list:
@@ -94,9 +131,10 @@ WAIT_SCRIPT = [{"do": "ack"}, {"wait": "recovered"}]
 
 
 def stack_clean(target: LocalTarget) -> bool:
-    """Every service running and healthy, with no environment override left."""
+    """Every service running and healthy (or, with no healthcheck and no health URL,
+    running with its health unknown), with no environment override left."""
     return all(
-        s.state == "running" and s.health == "healthy" and not s.env_overrides
+        s.state == "running" and s.health in ("healthy", "unknown") and not s.env_overrides
         for s in target.status()
     )
 
@@ -119,6 +157,18 @@ def api_faults(target: LocalTarget) -> dict:
     response = httpx.get(f"{base}/_pagerdrill/faults", headers={"X-Fault-Token": token})
     response.raise_for_status()
     return response.json()
+
+
+def promotions_fail(target: LocalTarget, service: str = "api") -> bool:
+    """Whether the api's promotions route answers 500 where its clients reach it (the
+    http-proxy fault in effect)."""
+    import httpx
+
+    base = target.service_endpoints(service)["http"]
+    try:
+        return httpx.get(f"{base}/api/promotions", timeout=5).status_code == 500
+    except httpx.HTTPError:
+        return False
 
 
 def rejected(target: LocalTarget, reason: str = "throttled") -> float:

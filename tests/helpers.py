@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -11,10 +12,14 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
+import msgspec
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from pagerdrill.journal import JournalRead
+from pagerdrill.journal.summary import Summary, summary_of
 from pagerdrill.targets.local import LocalTarget
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,6 +34,16 @@ TEST_ENV = {
 
 
 PAGERDRILL = [sys.executable, "-m", "pagerdrill"]
+
+
+def summary_from(fields: Mapping[str, Any]) -> Summary:
+    """A drill's typed summary with `fields` (its JSON keys; `hypothesis` a dict of its
+    own keys) over those of a journal with no events: a summary edited by hand, to show
+    one thing."""
+    base = msgspec.to_builtins(summary_of(JournalRead(Path("drill.jsonl"))))
+    merged = base | dict(fields)
+    merged["hypothesis"] = base["hypothesis"] | dict(fields.get("hypothesis") or {})
+    return msgspec.convert(merged, Summary)
 
 
 def cli_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -53,18 +68,36 @@ def pagerdrill_cli(
     preexec_fn: Callable[[], None] | None = None,
 ) -> subprocess.CompletedProcess:
     """The real `pagerdrill` command run to its end in a fresh process, its output
-    captured as text; `env` is added to `cli_env()`."""
-    return subprocess.run(
+    captured as text; `env` is added to `cli_env()`. A command still running after
+    `timeout` is interrupted as Ctrl-C would (a drill reverts its faults on it) before
+    the test fails, so that it does not leave them in for the tests after it."""
+    with subprocess.Popen(
         [*PAGERDRILL, *args],
-        capture_output=True,
+        stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
         cwd=cwd,
         env=cli_env(env),
-        input=input,
-        timeout=timeout,
-        check=check,
         preexec_fn=preexec_fn,
-    )
+    ) as proc:
+        try:
+            out, err = proc.communicate(input, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGINT)
+            try:
+                out, err = proc.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                out, err = proc.communicate()
+            raise AssertionError(
+                f"pagerdrill {' '.join(args)} still running after {timeout:g} s; "
+                f"interrupted.\n{err}{out}"
+            ) from None
+    done = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    if check:
+        done.check_returncode()
+    return done
 
 
 def start_pagerdrill(

@@ -10,8 +10,9 @@ import shutil
 from pathlib import Path
 
 from helpers import REPO, write_workspace
-from pagerdrill.drill.checklist import load_checklist
-from pagerdrill.drill.engine import DrillEngine, Phase, role_bindings
+from pagerdrill.drill.engine import DrillEngine, Phase
+from pagerdrill.drill.factory import DrillFactory
+from pagerdrill.journal import events as ev
 from pagerdrill.scenarios.model import load_scenario
 from pagerdrill.targets.base import ServiceStatus
 from pagerdrill.tui.app import DrillApp
@@ -90,13 +91,13 @@ def workspace(tmp: Path) -> Path:
 
 
 def demo_engine(tmp: Path, name: str = SCENARIO) -> tuple[DrillEngine, Clock]:
-    ws = load_workspace(workspace(tmp))
-    sc = load_scenario(REPO / "scenarios" / f"{name}.yaml", roles=role_bindings(ws))
-    checklist, _ = load_checklist(None)
+    """The engine as the TUI's factory builds it, on the stand-in and the still clock."""
+    factory = DrillFactory(load_workspace(workspace(tmp)), StandIn())  # type: ignore[arg-type]
+    sc = factory.scenario(REPO / "scenarios" / f"{name}.yaml")
     clock = Clock()
-    engine = DrillEngine(sc, ws, StandIn(), "Dana", checklist, clock=clock, mode="tui")
+    engine = factory.engine(sc, "Dana", mode="tui", clock=clock)
     engine.drill_id = DRILL_ID
-    engine.journal_path = ws.root / "drills" / f"{DRILL_ID}.jsonl"
+    engine.journal_path = factory.workspace.root / "drills" / f"{DRILL_ID}.jsonl"
     return engine, clock
 
 
@@ -115,10 +116,11 @@ def sample_values(i: int) -> dict:
     down = i >= 12
     waiting = (i - 12) * 9 if down else 0
     return {
-        "queue": {"value": waiting, "waiting": waiting, "delayed": 3},
-        "api": {"value": 0 if down else 1, "up": 0 if down else 1},
-        "settled": {"value": 100.0 + 5 * min(i, 12), "rate": 0.0 if down else 5.0},
-        "produced": {"value": 100.0 + 5 * i, "rate": 5.0},
+        # the scenario's probes name catalogue signals: one value each, in its unit
+        "waiting": {"value": waiting},
+        "api_up": {"value": 0 if down else 1},
+        "settled": {"value": 0.0 if down else 5.0},
+        "produced": {"value": 5.0},
         "stack.api_5xx": {"value": None if down else 0.0, "rate": None if down else 0.0},
         "stack.traffic_errors": {"value": 0.4 if down else 0.0, "rate": None},
         "stack.traffic_p95": {"value": 0.006 + (i % 3) / 1000, "rate": None},
@@ -130,40 +132,33 @@ def sample_values(i: int) -> dict:
     }
 
 
-def paged_events(engine: DrillEngine) -> list[dict]:
+def paged_events(engine: DrillEngine) -> list[ev.Event]:
     """What the engine sends up to 1:30 into the drill: the quiet, the page, the
     engineer's first steps, the queue's depth climbing."""
     alert = engine.model.alerts[0]
-    out: list[dict] = [
-        {"type": "drill.started", "drill": DRILL_ID},
-        {"type": "state", "to": "steady-state"},
-        {"type": "state", "to": "quiet"},
+    out: list[ev.Event] = [
+        ev.DrillStarted(drill=DRILL_ID),
+        ev.State(from_="scheduled", to="steady-state"),
+        ev.State(from_="steady-state", to="quiet"),
     ]
     for i in range(40):
-        out.append({"type": "probe.sample", "values": sample_values(i)})
+        out.append(ev.ProbeSample(values=sample_values(i)))
     out += [
-        {"type": "alert.firing", "alert": alert.name},
-        {
-            "type": "page",
-            "alert": alert.name,
-            "severity": engine.model.severity,
-            "summary": alert.summary,
-            "symptom": engine.model.symptom,
-            "title": engine.model.title,
-        },
-        {"type": "ack", "drill_s": 12.0},
-        {"type": "step.done", "step": "acknowledge", "title": "Acknowledge", "drill_s": 12.0},
-        {
-            "type": "step.done",
-            "step": "dashboards",
-            "title": "Open the dashboards",
-            "drill_s": 41.0,
-        },
-        {
-            "type": "note",
-            "drill_s": 75.0,
-            "text": "waiting climbs ~9/s since 09:01; api not answering /healthz",
-        },
+        ev.State(from_="quiet", to="fault-injected"),
+        ev.AlertFiring(alert=alert.name),
+        ev.Page(
+            alert=alert.name,
+            severity=engine.model.severity,
+            summary=alert.summary,
+            symptom=engine.model.symptom,
+            title=engine.model.title,
+        ),
+        ev.State(from_="fault-injected", to="paged"),
+        ev.Ack(drill_s=12.0),
+        ev.StepDone(step="acknowledge", title="Acknowledge", drill_s=12.0),
+        ev.State(from_="paged", to="acknowledged"),
+        ev.StepDone(step="dashboards", title="Open the dashboards", drill_s=41.0),
+        ev.Note(drill_s=75.0, text="waiting climbs ~9/s since 09:01; api not answering /healthz"),
     ]
     return out
 
@@ -171,15 +166,20 @@ def paged_events(engine: DrillEngine) -> list[dict]:
 def page(app: DrillApp, clock: Clock | None = None) -> None:
     """Put the engine in the paged, acknowledged state at 1:30 and render its events."""
     engine = app.engine
-    if isinstance(engine.clock, Clock):
-        engine.clock.now = PAGED_AT + 90.0
     engine.page_mono = PAGED_AT
     engine.phase = Phase.ACKNOWLEDGED
     engine.acknowledged = True
     engine.steps_done.update({"acknowledge": 12.0, "dashboards": 41.0})
     for event in paged_events(engine):
+        # the clock reads what it read when the engine sent the event
+        at = getattr(event, "drill_s", None)
+        if isinstance(engine.clock, Clock):
+            engine.clock.now = PAGED_AT + (at or 0.0)
         app.drill_screen.apply_event(event)
+    if isinstance(engine.clock, Clock):
+        engine.clock.now = PAGED_AT + 90.0
     app.drill_screen.refresh_checklist()
+    app.drill_screen.refresh_status()  # the clock's tick
 
 
 def start_app(tmp: Path) -> DrillApp:
