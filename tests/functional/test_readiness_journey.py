@@ -18,7 +18,7 @@ import pytest
 pytest.importorskip("textual", reason="textual is not installed: the TUI is not tested")
 
 from test_readiness_escalation import PEOPLE
-from test_tui import FAST, SIZE, wait_until
+from test_tui import FAST, SIZE, screen_sees_recovery, wait_until
 from textual.widgets import OptionList
 
 from drilling import assert_stack_clean
@@ -85,7 +85,7 @@ def drive_a_p2_drill_in_the_tui(root: Path) -> Path:
             ids = [m.id for m in engine.mitigation_choices]  # the order shown
             app.screen.query_one(OptionList).highlighted = ids.index("start-consumer")
             await pilot.press("enter")
-            await wait_until(pilot, lambda: engine.recovered, "recovery", 90)
+            await wait_until(pilot, lambda: screen_sees_recovery(app), "recovery", 90)
             await pilot.pause(0.2)
             await pilot.press("r")
             await wait_until(pilot, lambda: isinstance(app.screen, SummaryScreen), "the summary")

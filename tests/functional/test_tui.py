@@ -71,6 +71,12 @@ async def wait_until(pilot: Pilot, cond: Callable[[], bool], what: str, timeout:
         await pilot.pause(0.2)
 
 
+def screen_sees_recovery(app: DrillApp) -> bool:
+    """The engine verified recovery and the drill screen has the event: `r` (resolve)
+    is offered by the screen's view, which follows the engine's events a moment later."""
+    return app.engine.recovered and app.drill_screen.view.recovered
+
+
 def new_app(stack, name: str = "api-500-injection") -> DrillApp:
     return make_app(stack.workspace.root, scenario(name), "tui-test", dict(FAST))
 
@@ -181,10 +187,14 @@ async def _search_and_open_a_runbook(pilot: Pilot, app: DrillApp) -> None:
 async def _pause_resume_and_note(pilot: Pilot, app: DrillApp) -> None:
     engine = app.engine
     # the coach pauses the clock and resumes it
+    # the key asks for a pause or a resume by the screen's view of the clock, which
+    # follows the engine's events: press it again once the screen shows the pause, as
+    # the coach would (pressed before, it asks for a second pause, which is refused)
+    view = app.drill_screen.view
     await pilot.press("p")
-    await wait_until(pilot, lambda: engine.paused, "the pause")
+    await wait_until(pilot, lambda: engine.paused and view.paused, "the pause on the screen")
     await pilot.press("p")
-    await wait_until(pilot, lambda: not engine.paused, "the resume")
+    await wait_until(pilot, lambda: not engine.paused and not view.paused, "the resume")
 
     await pilot.press("n")
     assert isinstance(app.screen, NoteInput), f"n opened {app.screen!r}, not a note"
@@ -251,7 +261,7 @@ async def _mitigate_recover_and_close(pilot: Pilot, app: DrillApp) -> None:
     ids = [m.id for m in engine.mitigation_choices]  # the order shown
     app.screen.query_one(OptionList).highlighted = ids.index("disable-fault")
     await pilot.press("enter")
-    await wait_until(pilot, lambda: engine.recovered, "recovery")
+    await wait_until(pilot, lambda: screen_sees_recovery(app), "recovery")
     await pilot.pause(0.2)
 
     await pilot.press("r")
@@ -461,7 +471,7 @@ def test_recovery_made_in_the_engineers_own_shell_is_detected(stack):
             await pilot.press("a")
             assert stack.service_status("api").state != "running"
             stack.start("api")  # what `pagerdrill stack start api` does, outside the app
-            await wait_until(pilot, lambda: engine.recovered, "recovery seen by the probes", 90)
+            await wait_until(pilot, lambda: screen_sees_recovery(app), "the recovery", 90)
             await pilot.press("r")
             await wait_until(pilot, lambda: isinstance(app.screen, SummaryScreen), "the summary")
 
