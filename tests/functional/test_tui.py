@@ -187,9 +187,8 @@ async def _search_and_open_a_runbook(pilot: Pilot, app: DrillApp) -> None:
 async def _pause_resume_and_note(pilot: Pilot, app: DrillApp) -> None:
     engine = app.engine
     # the coach pauses the clock and resumes it
-    # the key asks for a pause or a resume by the screen's view of the clock, which
-    # follows the engine's events: press it again once the screen shows the pause, as
-    # the coach would (pressed before, it asks for a second pause, which is refused)
+    # as the coach would: press it again once the screen shows the pause (a second p
+    # before that is the unit tests' case, tests/unit/test_tui_keys.py)
     view = app.drill_screen.view
     await pilot.press("p")
     await wait_until(pilot, lambda: engine.paused and view.paused, "the pause on the screen")

@@ -16,6 +16,7 @@ import getpass
 import logging
 import random
 import threading
+from collections import deque
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -108,6 +109,8 @@ class DrillApp(App[None]):
         self._recorded: set[tuple[str, str, str]] = set()
         self._stop = threading.Event()
         self._wake = threading.Event()
+        self._asked: deque[Action] = deque()
+        self._acting = threading.Lock()
         if engine is not None:
             self._use(engine)
 
@@ -202,11 +205,19 @@ class DrillApp(App[None]):
         self.post_message(DrillFinished(summary))
 
     def act(self, action: Action) -> None:
-        """Send an action to the engine, off the UI thread."""
-        self._act(action)
+        """Send an action to the engine, off the UI thread. The engine takes them one
+        at a time in the order they were asked: each worker takes the oldest action
+        still waiting, so a worker's thread that starts late runs nobody's action ahead
+        of an earlier one."""
+        self._asked.append(action)
+        self._act()
 
     @work(thread=True, group="act", exit_on_error=False)
-    def _act(self, action: Action) -> None:
+    def _act(self) -> None:
+        with self._acting:
+            self._apply(self._asked.popleft())
+
+    def _apply(self, action: Action) -> None:
         try:
             self.engine.act(action)
         except (ActionRefused, BadInputError) as exc:

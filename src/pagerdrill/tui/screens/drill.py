@@ -113,6 +113,9 @@ class DrillScreen(Screen[None]):
         self.view = DrillView(engine.clock)
         self.feedback = engine.model.hypotheses.feedback
         self._shown: dict[str, tuple] = {}
+        self._clock_asked: bool | None = None
+        """The clock the coach last asked for (True: paused) until its event arrives:
+        a second `p` before then asks for the opposite of the first, not for it again."""
 
     def compose(self) -> ComposeResult:
         yield Static(id="status")
@@ -299,6 +302,8 @@ class DrillScreen(Screen[None]):
                 self.app.notify(recorded(self.feedback, event), timeout=6)
             case ev.RecoveryVerified():
                 self.refresh_bindings()
+            case ev.ClockPaused() | ev.ClockResumed() if self._clock_asked == self.view.paused:
+                self._clock_asked = None
         self.refresh_status()
 
     # ------------------------------------------------------------- actions
@@ -416,7 +421,9 @@ class DrillScreen(Screen[None]):
         self.app.push_screen(RunbookScreen(self.engine.workspace.root, self.record))
 
     def action_pause(self) -> None:
-        self.act(Action("resume" if self.view.paused else "pause", by="coach"))
+        paused = self.view.paused if self._clock_asked is None else self._clock_asked
+        self._clock_asked = not paused
+        self.act(Action("resume" if paused else "pause", by="coach"))
 
     def action_open_step(self) -> None:
         """The highlighted step's link: the team's URL from checklist.yaml, opened in
