@@ -65,6 +65,7 @@ def events(path: Path) -> list[dict]:
 
 
 ENDS = (ev.DrillClosed.TYPE, ev.DrillAborted.TYPE)
+RECOVERED = ev.RecoveryVerified.TYPE
 
 
 def wait_for_event(path: Path, type_: str, timeout: float = 180) -> dict:
@@ -111,13 +112,18 @@ def kill_and_recover(proc: subprocess.Popen, root: Path) -> None:
     assert done.returncode == 0, done.stderr + done.stdout
 
 
-def samples(evs: list[dict], probe: str, field: str, after: str | None = None) -> list:
-    """Values of probe.field in sample order, optionally only after the first `after` event."""
-    start = 0
-    if after is not None:
-        start = next(e["seq"] for e in evs if e["type"] == after)
+def samples(
+    evs: list[dict], probe: str, field: str, after: str | None = None, until: str | None = None
+) -> list:
+    """Values of probe.field in sample order, optionally only after the first `after`
+    event and before the first `until` event (`recovery.verified`: the samples as the
+    recovery check saw them; the stack goes on moving between that and the close)."""
+    start = next(e["seq"] for e in evs if e["type"] == after) if after is not None else 0
+    end = next(e["seq"] for e in evs if e["type"] == until) if until is not None else None
     return [
-        e["values"][probe][field] for e in evs if e["type"] == "probe.sample" and e["seq"] > start
+        e["values"][probe][field]
+        for e in evs
+        if e["type"] == "probe.sample" and e["seq"] > start and (end is None or e["seq"] < end)
     ]
 
 

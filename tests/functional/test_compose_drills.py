@@ -36,6 +36,7 @@ from composing import (
 )
 from drilling import (
     FAST,
+    RECOVERED,
     WAIT_SCRIPT,
     api_faults,
     assert_stack_clean,
@@ -218,10 +219,10 @@ def test_compose_foreign_stack_stop_service_backs_up_its_own_queue(foreign):
     }
     stop = next(e for e in evs if e["type"] == "fault.undo")
     assert stop["undo"] == {"service": "backend", "was": "running"}
-    during = samples(evs, "waiting", "value", after="fault.injected")
+    during = samples(evs, "waiting", "value", after="fault.injected", until=RECOVERED)
     assert max(before_fault(evs, "waiting", "value")) < 10
     assert max(during) > 50  # settlements_v2 grew while backend was stopped
-    assert during[-1] < 10  # and drained once it was started again
+    assert during[-1] < 10  # and drained once it was started again, as recovery saw it
     up = samples(evs, "api_up", "value", after="fault.injected")
     assert 0 in up and up[-1] == 1
     assert next(e for e in evs if e["type"] == "mitigation")["detail"] == {"service": "backend"}
@@ -410,10 +411,10 @@ def test_compose_target_touches_only_containers_of_its_project(foreign):
 def test_compose_reference_bullmq_backpressure_queue_grows_and_drains(ref_runs):
     run = ref_result(ref_runs, "test_compose_reference_bullmq_backpressure_queue_grows_and_drains")
     evs = run.events
-    during = samples(evs, "waiting", "value", after="fault.injected")
+    during = samples(evs, "waiting", "value", after="fault.injected", until=RECOVERED)
     assert max(before_fault(evs, "waiting", "value")) < 10
     assert max(during) > 25  # the page's threshold, lowered for a quicker drill here
-    assert during[-1] < 10
+    assert during[-1] < 10  # as recovery saw it
     api_up = samples(evs, "api_up", "value", after="fault.injected")
     assert 0 in api_up and api_up[-1] == 1
     assert next(e for e in evs if e["type"] == "mitigation")["mitigation"] == "start-consumer"
