@@ -5,7 +5,6 @@ proxy (`targets.base.HttpProxyTarget`)."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from pydantic import Field, field_validator
@@ -13,6 +12,7 @@ from pydantic import Field, field_validator
 from pagerdrill.errors import StackError
 from pagerdrill.faults import Fault, FaultParams
 from pagerdrill.targets.base import HttpProxyTarget
+from pagerdrill.workspace.yamlfile import checked_regex
 
 
 class HttpProxyParams(FaultParams):
@@ -28,12 +28,7 @@ class HttpProxyParams(FaultParams):
     @field_validator("path")
     @classmethod
     def _regex(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"path is not a regular expression: {exc}") from None
-        return value
+        return None if value is None else checked_regex(value, "path")
 
 
 def proxy_script() -> Path:

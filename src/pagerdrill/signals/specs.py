@@ -4,7 +4,6 @@ read them, so they live here, below the scenarios."""
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -19,6 +18,7 @@ from pagerdrill.workspace.sources import (
     ServiceSource,
     SignalSource,
 )
+from pagerdrill.workspace.yamlfile import checked_regex
 
 # the workspace's signal sources are parsed at its layer; the signals layer reads them
 __all__ = [
@@ -112,10 +112,7 @@ class ProbeSpec(Model):
             if self.kind != kind and given:
                 raise ValueError(f"{', '.join(given)}: only a {kind} probe reads it")
         for label, pattern in self.label_patterns.items():
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"label_patterns.{label}: bad regular expression: {exc}") from None
+            checked_regex(pattern, f"label_patterns.{label}")
         return self
 
 

@@ -22,6 +22,7 @@ from pydantic import (
 
 from pagerdrill.workspace.sources import SignalName, SignalSource
 from pagerdrill.workspace.traffic import TrafficProfile
+from pagerdrill.workspace.yamlfile import checked_regex
 
 
 def _env_scalar(value: Any) -> Any:
@@ -212,12 +213,7 @@ class LogFormat(Model):
     @field_validator("pattern", "continuation")
     @classmethod
     def _regex(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"bad regular expression: {exc}") from None
-        return value
+        return None if value is None else checked_regex(value)
 
     @model_validator(mode="after")
     def _text_has_pattern(self) -> LogFormat:

@@ -14,6 +14,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from pagerdrill.workspace.yamlfile import checked_regex
+
 Ident = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=40)]
 
 
@@ -32,14 +34,6 @@ SignalName = Annotated[str, AfterValidator(_signal_name)]
 
 class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-def _regex(value: str, what: str) -> str:
-    try:
-        re.compile(value)
-    except re.error as exc:
-        raise ValueError(f"{what}: bad regular expression: {exc}") from None
-    return value
 
 
 class MetricSource(Model):
@@ -67,7 +61,7 @@ class MetricSource(Model):
     @classmethod
     def _patterns(cls, value: dict[str, str]) -> dict[str, str]:
         for label, pattern in value.items():
-            _regex(pattern, f"label_patterns.{label}")
+            checked_regex(pattern, f"label_patterns.{label}")
         return value
 
 
@@ -99,7 +93,7 @@ class HttpSource(Model):
     @field_validator("body_match")
     @classmethod
     def _body(cls, value: str | None) -> str | None:
-        return None if value is None else _regex(value, "body_match")
+        return None if value is None else checked_regex(value, "body_match")
 
 
 class ServiceSource(Model):

@@ -7,6 +7,7 @@ those lines, and unknown keys get a did-you-mean.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -224,6 +225,17 @@ def parse_yaml(text: str, path: Path) -> tuple[Any, LineMap]:
     if problems:
         raise ConfigError(path, problems)
     return data, lines
+
+
+def checked_regex(value: str, what: str | None = None) -> str:
+    """`value` when it compiles as a regular expression; else a ValueError, which a
+    model's validator turns into a problem at the key's line."""
+    try:
+        re.compile(value)
+    except re.error as exc:
+        said = f"{what}: " if what else ""
+        raise ValueError(f"{said}bad regular expression: {exc}") from None
+    return value
 
 
 def dotted(loc: Loc) -> str:
