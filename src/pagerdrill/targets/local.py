@@ -12,7 +12,6 @@ import contextlib
 import datetime as dt
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import time
@@ -46,15 +45,14 @@ from pagerdrill.targets.localprocs import (
     LOG_TAIL,
     LOOPBACK,
     PASSED_ENV,
-    POLL_S,
     STATE_VERSION,
-    STOP_GRACE_S,
     _free_port,
     _tail,
     entry_problem,
     find_redis_server,
     follow_file,
     run_beside,
+    stop_process_group,
 )
 from pagerdrill.targets.localproxy import LAUNCH_ENV, LocalProxies
 from pagerdrill.targets.state import (
@@ -299,19 +297,9 @@ class LocalTarget(LocalHealth, LocalProxies):
         process group, which it leads) and to nothing else."""
         if not self._alive(pid, start_ticks):
             return
-        for sig, grace in ((signal.SIGTERM, STOP_GRACE_S), (signal.SIGKILL, STOP_GRACE_S)):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                if os.getpgid(pid) == pid:
-                    os.killpg(pid, sig)
-                else:
-                    os.kill(pid, sig)
-            deadline = time.monotonic() + grace
-            while time.monotonic() < deadline:
-                if not self._alive(pid, start_ticks):
-                    self.exit_codes[service] = self._exit_code(pid)
-                    return
-                time.sleep(POLL_S / 2)
-        raise StackError(service, f"process {pid} did not exit after SIGKILL")
+        if not stop_process_group(pid, lambda: self._alive(pid, start_ticks)):
+            raise StackError(service, f"process {pid} did not exit after SIGKILL")
+        self.exit_codes[service] = self._exit_code(pid)
 
     def _stop_entry(self, state: dict[str, Any], service: str) -> None:
         """Stop the service's process, or one whose pid a crash kept unwritten."""

@@ -4,14 +4,16 @@ rotations)."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -200,3 +202,22 @@ def follow_file(path: Path, tail: int) -> Iterator[str]:
     finally:
         if fh is not None:
             fh.close()
+
+
+def stop_process_group(pid: int, alive: Callable[[], bool], grace_s: float = STOP_GRACE_S) -> bool:
+    """SIGTERM, then SIGKILL after `grace_s`, to the process group `pid` leads (to `pid`
+    alone when it leads none); True once `alive()` says it is gone, False when it
+    outlives SIGKILL's grace too. `alive` tells the process we started from a reused
+    pid, so nothing else is waited on."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            if os.getpgid(pid) == pid:
+                os.killpg(pid, sig)
+            else:
+                os.kill(pid, sig)
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline:
+            if not alive():
+                return True
+            time.sleep(POLL_S / 2)
+    return not alive()

@@ -10,11 +10,9 @@ its drill (a `kill -9`) is an orphan that `recover` stops.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -24,6 +22,7 @@ from typing import Any
 
 from pagerdrill.errors import BadInputError, StackError
 from pagerdrill.targets.base import process_start_ticks
+from pagerdrill.targets.localprocs import stop_process_group
 from pagerdrill.targets.roles import RoleResolver
 from pagerdrill.targets.state import ABSENT, bad_state_error, read_state, write_state
 from pagerdrill.workspace import Workspace, bound_hosts
@@ -160,20 +159,8 @@ def stop_traffic(workspace: Workspace, *, owner: str | None = None) -> bool:
         return False
     pid, ticks = state["pid"], state.get("start_ticks")
     was_running = _alive(pid, ticks)
-    if was_running:
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                if os.getpgid(pid) == pid:
-                    os.killpg(pid, sig)
-                else:
-                    os.kill(pid, sig)
-            deadline = time.monotonic() + STOP_GRACE_S
-            while time.monotonic() < deadline and _alive(pid, ticks):
-                time.sleep(POLL_S)
-            if not _alive(pid, ticks):
-                break
-        else:
-            raise StackError(GENERATOR_SERVICE, f"process {pid} did not exit after SIGKILL")
+    if was_running and not stop_process_group(pid, lambda: _alive(pid, ticks), STOP_GRACE_S):
+        raise StackError(GENERATOR_SERVICE, f"process {pid} did not exit after SIGKILL")
     _children.pop(pid, None)
     state_path(workspace).unlink(missing_ok=True)
     return was_running
